@@ -1,0 +1,100 @@
+"""Command line: ``python -m bench {fanout,latency,conns,matrix,report} ...``.
+
+One command per scenario for poking at a single figure, and ``matrix`` for the whole comparison
+that writes docs/bench-results.{md,json} and docs/bench-fanout.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from bench.scenarios import RunSpec, run
+from bench.targets import TARGETS, ensure_peers_installed
+
+DOCS = Path(__file__).resolve().parent.parent / "docs"
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--target", choices=sorted(TARGETS), default="pushwire")
+    p.add_argument("--transport", choices=["ws", "sse", "poll"], default="ws")
+    p.add_argument("--workers", type=int, default=2, help="load-generator processes")
+    p.add_argument("--json", type=Path, help="also write the result as JSON here")
+
+
+def _publisher(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--publisher", choices=["ws", "http"], default="ws",
+        help="pushwire only: pipelined WebSocket or 8 keep-alive HTTP connections",
+    )  # fmt: skip
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the argument parser (one sub-command per scenario)."""
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("fanout", help="deliveries/s and CPU per 1M deliveries, back to back")
+    _common(p)
+    _publisher(p)
+    p.add_argument("--subscribers", type=int, default=1000)
+    p.add_argument("--duration", type=float, default=8.0, help="seconds of publishing")
+    p.add_argument("--max-messages", type=int, default=200_000)
+
+    p = sub.add_parser("latency", help="publish-to-receive latency at a fixed rate")
+    _common(p)
+    _publisher(p)
+    p.add_argument("--subscribers", type=int, default=1000)
+    p.add_argument("--rate", type=float, default=10.0, help="messages per second")
+    p.add_argument("--duration", type=float, default=10.0, help="seconds of publishing")
+
+    p = sub.add_parser("conns", help="accept time, RSS per idle connection, max connections")
+    _common(p)
+    p.add_argument("--connections", type=int, default=10_000)
+    p.add_argument("--max-connections", type=int, default=19_000)
+
+    p = sub.add_parser("matrix", help="run every target and scenario, write the docs/ files")
+    p.add_argument("--quick", action="store_true", help="fewer subscribers, shorter runs")
+    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--repeat", type=int, default=1, help="fan-out runs per configuration")
+    p.add_argument("--only", nargs="*", help="labels to run (default: all)")
+    p.add_argument("--out", type=Path, default=DOCS)
+
+    p = sub.add_parser("report", help="re-render the Markdown table and plot from the JSON")
+    p.add_argument("--out", type=Path, default=DOCS)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point."""
+    args = build_parser().parse_args(argv)
+    if args.command == "report":
+        from bench.report import render_all
+
+        render_all(args.out)
+        return 0
+    if args.command == "matrix":
+        from bench.matrix import run_matrix
+
+        ensure_peers_installed()
+        return run_matrix(args.out, args.quick, args.workers, args.repeat, args.only)
+    if args.target != "pushwire":
+        ensure_peers_installed()
+    spec = RunSpec(scenario=args.command, target=args.target, transport=args.transport)
+    spec.workers = args.workers
+    for name in ("publisher", "subscribers", "duration", "max_messages", "rate",
+                 "connections", "max_connections"):  # fmt: skip
+        if hasattr(args, name):
+            setattr(spec, name, getattr(args, name))
+    result = run(spec)
+    out = result.to_json()
+    print(json.dumps(out, indent=2))
+    if args.json:
+        args.json.write_text(json.dumps(out, indent=2) + "\n")
+    return 1 if result.errors else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,28 @@
+"""pushwire: a real-time push server and library.
+
+Publish to named channels; subscribers receive over WebSocket, SSE or polling
+and recover what they missed after a reconnect. Run ``pushwire serve``, or embed
+a :class:`Server` (or just a :class:`Node`) in your own asyncio program.
+"""
+
+from pushwire.core.channels import ChannelRule
+from pushwire.core.history import Publication, StreamPosition
+from pushwire.core.node import Node
+from pushwire.errors import ClientError, PushwireError, ServerError, UsageError
+from pushwire.server.app import Server
+from pushwire.server.config import Config, load_config
+
+__all__ = [
+    "ChannelRule",
+    "ClientError",
+    "Config",
+    "Node",
+    "Publication",
+    "PushwireError",
+    "Server",
+    "ServerError",
+    "StreamPosition",
+    "UsageError",
+    "load_config",
+]
+__version__ = "0.1.0"

@@ -1,0 +1,54 @@
+"""Channel names and the per-prefix rules that say how a channel behaves.
+
+A rule applies to every channel whose name starts with its prefix; the longest
+matching prefix wins, and the rule with prefix ``""`` is the default.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pushwire.protocol.names import MAX_CHANNEL_LENGTH, validate_channel
+
+__all__ = ["MAX_CHANNEL_LENGTH", "ChannelRule", "ChannelRules", "validate_channel"]
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelRule:
+    """How channels under one prefix behave.
+
+    Attributes:
+        prefix: channel-name prefix this rule covers ("" covers everything).
+        history_size: publications kept per channel (0 keeps none: no recovery).
+        history_ttl_seconds: publications older than this are dropped from history.
+        allow_client_publish: whether WebSocket and browser clients may publish
+            (backends publish through the API key regardless).
+    """
+
+    prefix: str = ""
+    history_size: int = 1000
+    history_ttl_seconds: float = 86400.0
+    allow_client_publish: bool = True
+
+
+class ChannelRules:
+    """Finds the rule for a channel name; caches answers, since names repeat."""
+
+    __slots__ = ("_cache", "_rules")
+
+    def __init__(self, rules: list[ChannelRule]) -> None:
+        by_prefix = {rule.prefix: rule for rule in rules}
+        by_prefix.setdefault("", ChannelRule())
+        # Longest prefix first, so the first match is the most specific rule.
+        self._rules = sorted(by_prefix.values(), key=lambda rule: len(rule.prefix), reverse=True)
+        self._cache: dict[str, ChannelRule] = {}
+
+    def rule_for(self, channel: str) -> ChannelRule:
+        """The most specific rule whose prefix ``channel`` starts with."""
+        rule = self._cache.get(channel)
+        if rule is None:
+            rule = next(r for r in self._rules if channel.startswith(r.prefix))
+            if len(self._cache) > 100_000:
+                self._cache.clear()
+            self._cache[channel] = rule
+        return rule

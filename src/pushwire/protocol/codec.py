@@ -1,0 +1,74 @@
+"""Wire encodings of messages and replies: JSON objects, WebSocket frames, SSE events.
+
+A publication is encoded once per wire format and the same bytes go to every
+subscriber, so these functions take plain values and return bytes, and never
+look at who will receive them.
+"""
+
+from __future__ import annotations
+
+import orjson
+from websockets.frames import Frame, Opcode
+
+__all__ = [
+    "SSE_PING",
+    "WS_PING_FRAME",
+    "error_reply",
+    "message_json",
+    "reply",
+    "sse_event",
+    "sse_retry",
+    "ws_message_frame",
+    "ws_text_frame",
+]
+
+# Server-to-client frames are never masked (RFC 6455 §5.1), so one ping frame's
+# bytes serve every connection.
+WS_PING_FRAME = Frame(Opcode.PING, b"").serialize(mask=False, extensions=[])
+# SSE lines starting with ":" are comments: browsers ignore them, proxies see traffic.
+SSE_PING = b": ping\n\n"
+
+
+def message_json(channel: str, cursor: str, event: str | None, data: bytes) -> bytes:
+    """The message object every transport delivers: channel, id (cursor), event, data."""
+    if event is None:
+        body = {"channel": channel, "id": cursor, "data": orjson.Fragment(data)}
+    else:
+        body = {"channel": channel, "id": cursor, "event": event, "data": orjson.Fragment(data)}
+    return orjson.dumps(body)
+
+
+def ws_text_frame(payload: bytes) -> bytes:
+    """An unmasked, unfragmented text frame carrying ``payload`` (UTF-8 JSON)."""
+    return Frame(Opcode.TEXT, payload).serialize(mask=False, extensions=[])
+
+
+def ws_message_frame(message: bytes) -> bytes:
+    """The ``/ws`` frame for a message object: the same object with ``"type":"message"``."""
+    return ws_text_frame(b'{"type":"message",' + message[1:])
+
+
+def sse_event(message: bytes, event: str | None, stream_cursor: str) -> bytes:
+    """One SSE event. orjson never emits raw newlines, so ``data`` is a single line."""
+    if event is None:
+        return b"id: %s\ndata: %s\n\n" % (stream_cursor.encode(), message)
+    return b"id: %s\nevent: %s\ndata: %s\n\n" % (stream_cursor.encode(), event.encode(), message)
+
+
+def sse_retry(milliseconds: int) -> bytes:
+    """The ``retry:`` line that tells EventSource how long to wait before reconnecting."""
+    return b"retry: %d\n\n" % milliseconds
+
+
+def reply(kind: str, ref: str | int | None, **fields: object) -> bytes:
+    """A reply object; ``ref`` echoes the request's correlation id when it had one."""
+    body: dict[str, object] = {"type": kind}
+    if ref is not None:
+        body["ref"] = ref
+    body.update(fields)
+    return orjson.dumps(body)
+
+
+def error_reply(code: str, message: str, ref: str | int | None = None) -> bytes:
+    """An error object for ``/ws``: ``{"type": "error", "code": ..., "message": ...}``."""
+    return reply("error", ref, code=code, message=message)

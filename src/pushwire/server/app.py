@@ -1,0 +1,242 @@
+"""The pushwire server: one listening socket, routes, and start-up and shutdown.
+
+Also the in-process API: build a :class:`Server` in your own asyncio program,
+``await server.start()``, and ``await server.publish(channel, data)``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from pushwire.brokers.base import Broker
+from pushwire.brokers.memory import MemoryBroker
+from pushwire.brokers.memory_history import MemoryHistoryStore
+from pushwire.brokers.sqlite_history import SqliteHistoryStore
+from pushwire.core.channels import ChannelRules
+from pushwire.core.history import Publication
+from pushwire.core.node import Node
+from pushwire.errors import CLOSE_GOING_AWAY, ClientError
+from pushwire.server import publish_api
+from pushwire.server.auth import ApiKey
+from pushwire.server.config import Config
+from pushwire.server.cors import cors_headers, preflight_headers
+from pushwire.server.http import HttpConnection, Request, error_body
+from pushwire.server.streaming import handle_poll, handle_sse, handle_websocket
+from pushwire.transports.base import ConnectionLimits
+from pushwire.transports.sse import SSEPinger
+from pushwire.transports.websocket import Heartbeat, WebSocketSession
+
+__all__ = ["Server"]
+
+logger = logging.getLogger("pushwire")
+
+Handler = Callable[["Server", Request], Awaitable[tuple[int, object]]]
+StreamHandler = Callable[["Server", Request, HttpConnection], Awaitable[None]]
+
+_API_ROUTES: dict[str, Handler] = {
+    "/api/publish": publish_api.api_publish,
+    "/api/broadcast": publish_api.api_broadcast,
+    "/api/history": publish_api.api_history,
+    "/api/channels": publish_api.api_channels,
+    "/publish": publish_api.client_publish,
+    "/health": publish_api.health,
+}
+_STREAM_ROUTES: dict[str, StreamHandler] = {"/sse": handle_sse, "/poll": handle_poll}
+# Browsers may call these from other origins (the API is for backends).
+_CORS_PATHS = frozenset({"/sse", "/poll", "/publish", "/health"})
+_SHUTDOWN_GRACE_SECONDS = 2.0
+
+
+class Server:
+    """A pushwire node serving WebSocket, SSE, polling and the HTTP API on one port."""
+
+    def __init__(self, config: Config | None = None, *, broker: Broker | None = None) -> None:
+        self.config = config = config or Config()
+        self.api_key = ApiKey(config.api_key)
+        self.limits = ConnectionLimits(
+            max_message_bytes=config.max_message_bytes,
+            max_buffer_bytes=config.max_buffer_bytes,
+            max_channels=config.max_channels_per_connection,
+            close_timeout_seconds=config.close_timeout_seconds,
+            cors_origins=config.cors_origins,
+        )
+        self.node = Node(broker or self._embedded_broker(), ChannelRules(list(config.channels)))
+        self.heartbeat = Heartbeat(config.ws_ping_interval_seconds, config.ws_ping_timeout_seconds)
+        self.sse_pinger = SSEPinger(config.sse_ping_interval_seconds)
+        self.connections: set[HttpConnection] = set()
+        self.websockets: set[WebSocketSession] = set()
+        self._listener: asyncio.Server | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._stopped = asyncio.Event()
+        self._all_closed = asyncio.Event()
+
+    def _embedded_broker(self) -> MemoryBroker:
+        if self.config.history == "memory":
+            return MemoryBroker(MemoryHistoryStore())
+        return MemoryBroker(SqliteHistoryStore(Path(self.config.data_dir) / "history.sqlite3"))
+
+    # Life cycle.
+
+    @property
+    def port(self) -> int:
+        """The port actually bound (useful with ``port=0``)."""
+        if self._listener is None or not self._listener.sockets:
+            return self.config.port
+        return int(self._listener.sockets[0].getsockname()[1])
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.config.host}:{self.port}"
+
+    async def start(self) -> None:
+        """Start the node and listen; returns once the socket accepts connections."""
+        await self.node.start()
+        loop = asyncio.get_running_loop()
+        self._listener = await loop.create_server(
+            lambda: HttpConnection(self, self.config.max_message_bytes),
+            self.config.host,
+            self.config.port,
+            backlog=4096,
+            reuse_address=True,
+        )
+        self.heartbeat.start()
+        self.sse_pinger.start()
+        logger.info("pushwire listening on %s (history %s)", self.url, self._history_label())
+
+    def _history_label(self) -> str:
+        if self.config.history == "memory":
+            return "in memory"
+        return f"sqlite in {os.path.abspath(self.config.data_dir)}"
+
+    async def stop(self) -> None:
+        """Stop accepting, close every client cleanly so it reconnects, then release the broker."""
+        if self._listener is None:
+            return
+        listener, self._listener = self._listener, None
+        # Stop accepting new connections.
+        listener.close()
+        self.heartbeat.stop()
+        self.sse_pinger.stop()
+        # Tell WebSocket clients to go elsewhere, end streams and polls.
+        for session in list(self.websockets):
+            session.close(CLOSE_GOING_AWAY, "server shutting down")
+        for connection in list(self.connections):
+            if connection.upgraded is None:
+                connection.close()
+        # Give closing handshakes a moment, then cut what is left.
+        if self.connections:
+            self._all_closed.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._all_closed.wait(), _SHUTDOWN_GRACE_SECONDS)
+        for connection in list(self.connections):
+            if connection.transport is not None:
+                connection.transport.abort()
+        for task in list(self._tasks):
+            task.cancel()
+        await self.node.close()
+        logger.info("pushwire stopped (%s)", self.url)
+        self._stopped.set()
+
+    async def wait_stopped(self) -> None:
+        await self._stopped.wait()
+
+    async def publish(self, channel: str, data: Any, *, event: str | None = None) -> Publication:
+        """Publish from your own program to every subscriber of ``channel``."""
+        return await self.node.publish(channel, data, event=event)
+
+    # Router protocol, called by HttpConnection.
+
+    def connection_opened(self, connection: HttpConnection) -> None:
+        self.connections.add(connection)
+
+    def connection_closed(self, connection: HttpConnection) -> None:
+        self.connections.discard(connection)
+        if not self.connections:
+            self._all_closed.set()
+
+    def handle(self, request: Request, connection: HttpConnection) -> None:
+        path = request.path
+        origin = request.headers.get("origin")
+        if request.method == "OPTIONS":
+            headers = (
+                preflight_headers(origin, self.limits.cors_origins) if path in _CORS_PATHS else []
+            )
+            connection.respond(204, b"", headers=headers, keep_alive=request.keep_alive)
+            return
+        if path == "/ws" or (path == "/echo" and self.config.echo):
+            self._run_sync(request, connection, handle_websocket)
+            return
+        if request.upgrade:
+            connection.fail(404, "not_found", f"no WebSocket endpoint at {path[:100]}")
+            return
+        stream_handler = _STREAM_ROUTES.get(path)
+        if stream_handler is not None:
+            self._spawn(request, connection, stream_handler(self, request, connection))
+            return
+        api_handler = _API_ROUTES.get(path)
+        if api_handler is None:
+            connection.respond(
+                404,
+                error_body("not_found", f"no endpoint at {path[:100]}"),
+                keep_alive=request.keep_alive,
+            )
+            return
+        self._spawn(request, connection, self._answer(api_handler, request, connection))
+
+    async def _answer(self, handler: Handler, request: Request, connection: HttpConnection) -> None:
+        status, value = await handler(self, request)
+        headers = []
+        if request.path in _CORS_PATHS:
+            headers = cors_headers(request.headers.get("origin"), self.limits.cors_origins)
+        connection.respond(
+            status, orjson.dumps(value), headers=headers, keep_alive=request.keep_alive
+        )
+
+    def _run_sync(
+        self,
+        request: Request,
+        connection: HttpConnection,
+        handler: Callable[[Server, Request, HttpConnection], None],
+    ) -> None:
+        try:
+            handler(self, request, connection)
+        except ClientError as exc:
+            connection.fail(exc.http_status, exc.code, str(exc))
+        except Exception:
+            logger.exception("%s %s failed", request.method, request.path)
+            connection.fail(500, "internal", "internal server error")
+
+    def _spawn(self, request: Request, connection: HttpConnection, work: Awaitable[None]) -> None:
+        task = asyncio.get_running_loop().create_task(self._guard(request, connection, work))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _guard(
+        self, request: Request, connection: HttpConnection, work: Awaitable[None]
+    ) -> None:
+        """Turn a handler's exception into a JSON error; never a stack trace to the client."""
+        try:
+            await work
+        except ClientError as exc:
+            headers = []
+            if request.path in _CORS_PATHS:
+                headers = cors_headers(request.headers.get("origin"), self.limits.cors_origins)
+            connection.respond(
+                exc.http_status,
+                error_body(exc.code, str(exc)),
+                headers=headers,
+                keep_alive=request.keep_alive,
+            )
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            logger.exception("%s %s failed", request.method, request.path)
+            connection.fail(500, "internal", "internal server error")

@@ -1,0 +1,127 @@
+"""Configuration: defaults, then a TOML file, then ``PUSHWIRE_*`` variables, then flags.
+
+Every option is a field of :class:`Config`; its environment variable is its name
+in capitals after ``PUSHWIRE_`` (``max_message_bytes`` -> ``PUSHWIRE_MAX_MESSAGE_BYTES``).
+Channel rules are a list, so they come from the file (``[[channels]]`` tables) or
+from ``PUSHWIRE_CHANNELS`` as JSON.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from pushwire.core.channels import ChannelRule
+from pushwire.errors import UsageError
+
+__all__ = ["Config", "load_config"]
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    """Everything ``pushwire serve`` can be told. See docs/configuration.md."""
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    data_dir: str = "./pushwire-data"
+    history: str = "sqlite"  # "sqlite" (under data_dir) or "memory"
+    api_key: str = ""  # empty: generate one at start and print it
+    echo: bool = False  # serve /echo for WebSocket conformance tests
+    max_message_bytes: int = 64 * 1024
+    max_buffer_bytes: int = 1024 * 1024
+    max_channels_per_connection: int = 256
+    ws_ping_interval_seconds: float = 25.0
+    ws_ping_timeout_seconds: float = 10.0
+    close_timeout_seconds: float = 5.0
+    sse_ping_interval_seconds: float = 15.0
+    sse_retry_ms: int = 2000
+    poll_max_timeout_seconds: float = 60.0
+    cors_origins: tuple[str, ...] = ("*",)
+    log_level: str = "info"
+    channels: tuple[ChannelRule, ...] = field(default_factory=tuple)
+
+    def __post_init__(self) -> None:
+        if self.history not in ("sqlite", "memory"):
+            raise UsageError(f"history must be 'sqlite' or 'memory', not {self.history!r}")
+        if not 0 < self.port < 65536:
+            raise UsageError(f"port must be 1-65535, not {self.port}")
+        if self.max_message_bytes < 125:
+            raise UsageError("max_message_bytes must be at least 125")
+        for name in ("ws_ping_interval_seconds", "ws_ping_timeout_seconds", "sse_retry_ms"):
+            if getattr(self, name) < 0:
+                raise UsageError(f"{name} must not be negative")
+
+    def replace(self, **changes: Any) -> Config:
+        return dataclasses.replace(self, **changes)
+
+
+def load_config(
+    path: str | Path | None = None,
+    *,
+    environ: Mapping[str, str] = os.environ,
+    overrides: Mapping[str, Any] | None = None,
+) -> Config:
+    """Build a :class:`Config` from a TOML file, the environment and explicit overrides.
+
+    Raises:
+        UsageError: naming the file, variable or option that is wrong.
+    """
+    values: dict[str, Any] = {}
+    if path is not None:
+        try:
+            with open(path, "rb") as file:
+                values.update(tomllib.load(file))
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise UsageError(f"cannot read config file {path}: {exc}") from None
+    known = {f.name: f for f in fields(Config)}
+    for name in known:
+        raw = environ.get(f"PUSHWIRE_{name.upper()}")
+        if raw is not None:
+            values[name] = _from_env(name, raw)
+    values.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    unknown = sorted(set(values) - set(known))
+    if unknown:
+        raise UsageError(f"unknown configuration option(s): {', '.join(unknown)}")
+    return Config(
+        **{name: _coerce(name, value, known[name].type) for name, value in values.items()}
+    )
+
+
+def _from_env(name: str, raw: str) -> Any:
+    if name in ("channels", "cors_origins") and raw.lstrip().startswith("["):
+        try:
+            return orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            raise UsageError(f"PUSHWIRE_{name.upper()} is not valid JSON: {exc}") from None
+    if name == "cors_origins":
+        return [origin.strip() for origin in raw.split(",") if origin.strip()]
+    return raw
+
+
+def _coerce(name: str, value: Any, kind: Any) -> Any:
+    """Turn file and environment values into the field's type, or say what is wrong."""
+    try:
+        if name == "channels":
+            return tuple(ChannelRule(**rule) for rule in value)
+        if name == "cors_origins":
+            return tuple(str(origin) for origin in value)
+        if kind == "bool":
+            if isinstance(value, str):
+                if value.lower() not in ("1", "0", "true", "false", "yes", "no", "on", "off"):
+                    raise ValueError(f"not a boolean: {value!r}")
+                return value.lower() in ("1", "true", "yes", "on")
+            return bool(value)
+        if kind == "int":
+            return int(value)
+        if kind == "float":
+            return float(value)
+        return str(value)
+    except (TypeError, ValueError) as exc:
+        raise UsageError(f"bad value for {name}: {exc}") from None

@@ -1,0 +1,289 @@
+"""WebSocket connections: the handshake, frames in and out, closing, keep-alive pings.
+
+The websockets library's sans-I/O ``ServerProtocol`` does the handshake, parses
+and validates every incoming frame and handles control frames and the closing
+handshake. Outgoing messages are whole unmasked text frames, built once per
+publication by the hub and written here as they are.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import codecs
+import logging
+import time
+
+from websockets.datastructures import Headers
+from websockets.frames import Frame, Opcode
+from websockets.http11 import Request
+from websockets.protocol import State
+from websockets.server import ServerProtocol
+
+from pushwire.errors import CLOSE_INTERNAL_ERROR, CLOSE_PING_TIMEOUT, CLOSE_SLOW_CONSUMER
+from pushwire.protocol.codec import WS_PING_FRAME, ws_text_frame
+from pushwire.transports.base import ConnectionLimits
+
+__all__ = ["Handshake", "Heartbeat", "WebSocketSession", "handshake"]
+
+logger = logging.getLogger("pushwire.websocket")
+# The library logs every open and close at INFO; at scale that is noise.
+_protocol_logger = logging.getLogger("pushwire.websocket.protocol")
+_protocol_logger.setLevel(logging.WARNING)
+
+_utf8_decoder = codecs.getincrementaldecoder("utf-8")
+
+
+class Handshake:
+    """The outcome of a handshake: the protocol in OPEN state, or a rejection."""
+
+    __slots__ = ("protocol", "rejection", "response")
+
+    def __init__(self, protocol: ServerProtocol, response: bytes, rejection: str | None) -> None:
+        self.protocol = protocol
+        self.response = response
+        self.rejection = rejection
+
+
+def handshake(raw_url: str, headers: list[tuple[str, str]], max_message_bytes: int) -> Handshake:
+    """Validate an upgrade request and build the 101 response (or the reason to refuse)."""
+    protocol = ServerProtocol(max_size=max_message_bytes, logger=_protocol_logger)
+    request = Request(raw_url, Headers(headers))
+    # Feeding the request through the protocol moves its parser on to frames.
+    protocol.receive_data(request.serialize())
+    events = protocol.events_received()
+    if len(events) != 1 or not isinstance(events[0], Request):
+        return Handshake(protocol, b"", "malformed WebSocket handshake request")
+    response = protocol.accept(events[0])
+    if response.status_code != 101:
+        reason = (response.body or b"").decode("utf-8", "replace").strip().splitlines()
+        return Handshake(protocol, b"", reason[0] if reason else "WebSocket handshake failed")
+    protocol.send_response(response)
+    return Handshake(protocol, b"".join(protocol.data_to_send()), None)
+
+
+class WebSocketSession:
+    """One open WebSocket: reassembles messages, writes frames, closes cleanly.
+
+    Subclasses say what a complete message means (:meth:`on_message`) and what
+    to release when the connection ends (:meth:`on_closed`).
+    """
+
+    __slots__ = (
+        "_abort_handle",
+        "_decoder",
+        "_fragments",
+        "_fragments_opcode",
+        "awaiting_pong",
+        "closed",
+        "heartbeat",
+        "limits",
+        "ping_sent_at",
+        "protocol",
+        "transport",
+    )
+
+    def __init__(
+        self,
+        protocol: ServerProtocol,
+        transport: asyncio.Transport,
+        limits: ConnectionLimits,
+        heartbeat: Heartbeat | None,
+    ) -> None:
+        self.protocol = protocol
+        self.transport = transport
+        self.limits = limits
+        self.heartbeat = heartbeat
+        self.closed = False
+        self.awaiting_pong = False
+        self.ping_sent_at = 0.0
+        self._fragments: list[bytes] = []
+        self._fragments_opcode: Opcode | None = None
+        self._decoder: codecs.IncrementalDecoder | None = None
+        self._abort_handle: asyncio.TimerHandle | None = None
+        if heartbeat is not None:
+            heartbeat.add(self)
+
+    # Incoming bytes.
+
+    def receive_data(self, data: bytes) -> None:
+        self.awaiting_pong = False  # any traffic shows the peer is alive
+        self.protocol.receive_data(data)
+        self._process_events()
+
+    def receive_eof(self) -> None:
+        self.protocol.receive_eof()
+        self._process_events()
+
+    def _process_events(self) -> None:
+        protocol = self.protocol
+        for frame in protocol.events_received():
+            if protocol.state is not State.OPEN or not isinstance(frame, Frame):
+                continue  # after a close frame, data frames are ignored (RFC 6455 §1.4)
+            opcode = frame.opcode
+            if opcode is Opcode.TEXT or opcode is Opcode.BINARY or opcode is Opcode.CONT:
+                self._receive_data_frame(frame)
+        self._flush_protocol()
+
+    def _receive_data_frame(self, frame: Frame) -> None:
+        if frame.opcode is not Opcode.CONT:
+            self._fragments_opcode = frame.opcode
+            self._decoder = _utf8_decoder() if frame.opcode is Opcode.TEXT else None
+        if self._decoder is not None:
+            # Decode as fragments arrive, so invalid UTF-8 fails fast (RFC 6455 §8.1).
+            try:
+                self._decoder.decode(frame.data, final=frame.fin)
+            except UnicodeDecodeError as exc:
+                self._fail(1007, f"invalid UTF-8: {exc.reason}")
+                return
+        if not frame.fin:
+            self._fragments.append(bytes(frame.data))
+            return
+        if self._fragments:
+            self._fragments.append(bytes(frame.data))
+            data = b"".join(self._fragments)
+            self._fragments.clear()
+        else:
+            data = bytes(frame.data)
+        is_text = self._fragments_opcode is Opcode.TEXT
+        self._fragments_opcode = None
+        self._decoder = None
+        try:
+            self.on_message(data, is_text)
+        except Exception:
+            logger.exception("message handler failed")
+            self._fail(CLOSE_INTERNAL_ERROR, "internal error")
+
+    def _fail(self, code: int, reason: str) -> None:
+        self.protocol.fail(code, reason)
+        self._flush_protocol()
+
+    def _flush_protocol(self) -> None:
+        for chunk in self.protocol.data_to_send():
+            if chunk:
+                self.transport.write(chunk)
+            else:
+                # The protocol signals end of stream: after a close handshake a
+                # server closes the TCP connection itself (RFC 6455 §7.1.1).
+                self.transport.close()
+        if self.protocol.state is State.CLOSING or self.protocol.state is State.CLOSED:
+            self._closing()
+
+    # Outgoing.
+
+    def send(self, payload: bytes) -> None:
+        """Send one text frame now (a reply; fan-out uses :meth:`send_batch`)."""
+        if not self.closed:
+            self.transport.write(ws_text_frame(payload))
+
+    def send_batch(self, data: bytes) -> bool:
+        transport = self.transport
+        transport.write(data)
+        return transport.get_write_buffer_size() <= self.limits.max_buffer_bytes
+
+    def overflow(self) -> None:
+        logger.info(
+            "closing a slow consumer (%d bytes unsent)", self.transport.get_write_buffer_size()
+        )
+        self.close(CLOSE_SLOW_CONSUMER, "slow consumer: outgoing buffer full")
+
+    def ping(self, now: float) -> None:
+        self.awaiting_pong = True
+        self.ping_sent_at = now
+        self.transport.write(WS_PING_FRAME)
+
+    def close(self, code: int, reason: str) -> None:
+        """Start the closing handshake; abort the TCP connection if the peer never answers."""
+        if self.protocol.state is State.OPEN:
+            self.protocol.send_close(code, reason)
+            self._flush_protocol()
+
+    # Lifecycle.
+
+    def _closing(self) -> None:
+        """The closing handshake began: stop deliveries, and bound how long it may take."""
+        if not self.closed:
+            self.closed = True
+            if self.heartbeat is not None:
+                self.heartbeat.discard(self)
+            self.on_closed()
+        if self._abort_handle is None and not self.transport.is_closing():
+            loop = asyncio.get_running_loop()
+            self._abort_handle = loop.call_later(
+                self.limits.close_timeout_seconds, self.transport.abort
+            )
+
+    def connection_lost(self) -> None:
+        if self._abort_handle is not None:
+            self._abort_handle.cancel()
+        if not self.closed:
+            self.closed = True
+            if self.heartbeat is not None:
+                self.heartbeat.discard(self)
+            self.on_closed()
+
+    def on_message(self, data: bytes, is_text: bool) -> None:
+        """A complete message arrived (text is valid UTF-8)."""
+        raise NotImplementedError
+
+    def on_closed(self) -> None:
+        """The connection is closing or gone: release subscriptions. Called once."""
+
+
+class Heartbeat:
+    """Pings every open WebSocket on one timer and closes those that don't answer.
+
+    One timer for all connections, not one per connection: at each interval every
+    session not already waiting gets a ping; ``timeout`` later, sessions still
+    waiting are closed (half-open connections are found this way).
+    """
+
+    __slots__ = ("_handle", "_sessions", "interval", "timeout")
+
+    def __init__(self, interval: float, timeout: float) -> None:
+        self.interval = interval
+        self.timeout = timeout
+        self._sessions: set[WebSocketSession] = set()
+        self._handle: asyncio.TimerHandle | None = None
+
+    def add(self, session: WebSocketSession) -> None:
+        self._sessions.add(session)
+
+    def discard(self, session: WebSocketSession) -> None:
+        self._sessions.discard(session)
+
+    def start(self) -> None:
+        if self.interval > 0:
+            self._handle = asyncio.get_running_loop().call_later(self.interval, self._tick)
+
+    def stop(self) -> None:
+        if self._handle is not None:
+            self._handle.cancel()
+
+    def _tick(self) -> None:
+        loop = asyncio.get_running_loop()
+        now = time.monotonic()
+        for session in self._sessions:
+            if not session.awaiting_pong:
+                session.ping(now)
+        loop.call_later(self.timeout, self._expire)
+        self._handle = loop.call_later(self.interval, self._tick)
+
+    def _expire(self) -> None:
+        deadline = time.monotonic() - self.timeout + 0.001
+        expired = [s for s in self._sessions if s.awaiting_pong and s.ping_sent_at <= deadline]
+        for session in expired:
+            logger.info("no pong within %.1f s: closing", self.timeout)
+            session.close(CLOSE_PING_TIMEOUT, "ping timeout")
+
+
+class EchoSession(WebSocketSession):
+    """Echoes messages through the same code paths and limits as ``/ws``."""
+
+    __slots__ = ()
+
+    def on_message(self, data: bytes, is_text: bool) -> None:
+        if is_text:
+            self.protocol.send_text(data)
+        else:
+            self.protocol.send_binary(data)
+        self._flush_protocol()

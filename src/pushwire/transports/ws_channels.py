@@ -1,0 +1,151 @@
+"""``/ws``: the two-way JSON protocol over a WebSocket (docs/protocol.md).
+
+Commands from one connection run in order, by one task that lives only while
+commands are waiting; replies echo the command's ``ref``. Deliveries do not pass
+through here: the hub writes them to :meth:`WebSocketSession.send_batch`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+
+from websockets.server import ServerProtocol
+
+from pushwire.core.history import StreamPosition
+from pushwire.core.hub import ChannelState
+from pushwire.core.node import Node
+from pushwire.errors import (
+    AlreadySubscribedError,
+    ClientError,
+    LimitExceededError,
+)
+from pushwire.protocol.codec import error_reply, message_json, reply, ws_message_frame
+from pushwire.protocol.messages import Command, Ping, Publish, Subscribe, Unsubscribe, parse_command
+from pushwire.transports.base import ConnectionLimits
+from pushwire.transports.websocket import Heartbeat, WebSocketSession
+
+__all__ = ["ChannelSession"]
+
+logger = logging.getLogger("pushwire.websocket")
+
+
+class ChannelSession(WebSocketSession):
+    """A ``/ws`` client: subscribes, unsubscribes, publishes and pings by JSON commands."""
+
+    __slots__ = ("_commands", "_pump", "node", "subscriptions")
+
+    def __init__(
+        self,
+        protocol: ServerProtocol,
+        transport: asyncio.Transport,
+        limits: ConnectionLimits,
+        heartbeat: Heartbeat | None,
+        node: Node,
+    ) -> None:
+        super().__init__(protocol, transport, limits, heartbeat)
+        self.node = node
+        self.subscriptions: dict[str, ChannelState] = {}
+        self._commands: deque[Command] = deque()
+        self._pump: asyncio.Task[None] | None = None
+
+    def subscribe_all(self, channels: list[str]) -> None:
+        """Subscribe to the channels named in the connection URL (``?channel=``)."""
+        for channel in channels:
+            self._enqueue(Subscribe(channel, None))
+
+    def on_message(self, data: bytes, is_text: bool) -> None:
+        if not is_text:
+            self.send(error_reply("bad_request", "binary frames are not supported; send JSON text"))
+            return
+        try:
+            command = parse_command(data)
+        except ClientError as exc:
+            self.send(error_reply(exc.code, str(exc), exc.ref))
+            return
+        if isinstance(command, Ping) and not self._commands:
+            self.send(reply("pong", command.ref))
+            return
+        self._enqueue(command)
+
+    def _enqueue(self, command: Command) -> None:
+        self._commands.append(command)
+        if self._pump is None:
+            self._pump = asyncio.get_running_loop().create_task(self._run_commands())
+
+    async def _run_commands(self) -> None:
+        try:
+            while self._commands and not self.closed:
+                command = self._commands.popleft()
+                try:
+                    await self._execute(command)
+                except ClientError as exc:
+                    self.send(error_reply(exc.code, str(exc), command.ref))
+                except Exception:
+                    logger.exception("command %s failed", type(command).__name__)
+                    self.send(error_reply("internal", "internal server error", command.ref))
+        finally:
+            self._pump = None
+
+    async def _execute(self, command: Command) -> None:
+        if isinstance(command, Subscribe):
+            await self._subscribe(command)
+        elif isinstance(command, Unsubscribe):
+            state = self.subscriptions.pop(command.channel, None)
+            if state is not None:
+                self.node.hub.remove_ws(state, self)
+            self.send(reply("unsubscribed", command.ref, channel=command.channel))
+        elif isinstance(command, Publish):
+            publication = await self.node.publish_json(
+                command.channel, command.data, event=command.event, from_client=True
+            )
+            self.send(
+                reply(
+                    "published",
+                    command.ref,
+                    channel=command.channel,
+                    id=publication.position.cursor,
+                )
+            )
+        else:
+            self.send(reply("pong", command.ref))
+
+    async def _subscribe(self, command: Subscribe) -> None:
+        channel = command.channel
+        if channel in self.subscriptions:
+            raise AlreadySubscribedError(f"already subscribed to {channel!r}")
+        if len(self.subscriptions) >= self.limits.max_channels:
+            raise LimitExceededError(f"at most {self.limits.max_channels} channels per connection")
+        since = None if command.cursor is None else StreamPosition.from_cursor(command.cursor)
+        state = await self.node.open_channel(channel)
+        try:
+            recovery = None if since is None else await self.node.recover(state, since)
+        except BaseException:
+            self.node.hub.release(state)
+            raise
+        if self.closed:
+            self.node.hub.release(state)
+            return
+        # From here to add_ws nothing awaits: live delivery continues after the replay.
+        fields: dict[str, object] = {"channel": channel, "cursor": state.delivered.cursor}
+        if recovery is not None:
+            fields["recovered"] = recovery.recovered
+        self.send(reply("subscribed", command.ref, **fields))
+        if recovery is not None and recovery.publications:
+            frames = b"".join(
+                [
+                    ws_message_frame(message_json(p.channel, p.position.cursor, p.event, p.data))
+                    for p in recovery.publications
+                ]
+            )
+            self.transport.write(frames)
+        self.subscriptions[channel] = state
+        self.node.hub.add_ws(state, self)
+
+    def on_closed(self) -> None:
+        self._commands.clear()
+        hub = self.node.hub
+        for state in self.subscriptions.values():
+            hub.remove_ws(state, self)
+        self.subscriptions.clear()
