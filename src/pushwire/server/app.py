@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 from collections.abc import Awaitable, Callable
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +55,15 @@ _STREAM_ROUTES: dict[str, StreamHandler] = {"/sse": handle_sse, "/poll": handle_
 # Browsers may call these from other origins (the API is for backends).
 _CORS_PATHS = frozenset({"/sse", "/poll", "/publish", "/health"})
 _SHUTDOWN_GRACE_SECONDS = 2.0
+
+
+@functools.cache
+def _client_script() -> bytes | None:
+    resource = resources.files("pushwire") / "static" / "pushwire.js"
+    try:
+        return resource.read_bytes()
+    except OSError:
+        return None
 
 
 class Server:
@@ -177,6 +188,9 @@ class Server:
         if request.upgrade:
             connection.fail(404, "not_found", f"no WebSocket endpoint at {path[:100]}")
             return
+        if path == "/pushwire.js":
+            self._serve_client_script(request, connection)
+            return
         stream_handler = _STREAM_ROUTES.get(path)
         if stream_handler is not None:
             self._spawn(request, connection, stream_handler(self, request, connection))
@@ -190,6 +204,24 @@ class Server:
             )
             return
         self._spawn(request, connection, self._answer(api_handler, request, connection))
+
+    def _serve_client_script(self, request: Request, connection: HttpConnection) -> None:
+        """The browser client, served by the server so pages need no build step."""
+        script = _client_script()
+        if script is None:
+            connection.respond(
+                404,
+                error_body("not_found", "this build has no pushwire.js"),
+                keep_alive=request.keep_alive,
+            )
+            return
+        connection.respond(
+            200,
+            script,
+            content_type=b"text/javascript; charset=utf-8",
+            headers=[(b"Access-Control-Allow-Origin", b"*"), (b"Cache-Control", b"no-cache")],
+            keep_alive=request.keep_alive,
+        )
 
     async def _answer(self, handler: Handler, request: Request, connection: HttpConnection) -> None:
         status, value = await handler(self, request)

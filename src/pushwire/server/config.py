@@ -50,8 +50,8 @@ class Config:
     def __post_init__(self) -> None:
         if self.history not in ("sqlite", "memory"):
             raise UsageError(f"history must be 'sqlite' or 'memory', not {self.history!r}")
-        if not 0 < self.port < 65536:
-            raise UsageError(f"port must be 1-65535, not {self.port}")
+        if not 0 <= self.port < 65536:
+            raise UsageError(f"port must be 0-65535 (0: any free port), not {self.port}")
         if self.max_message_bytes < 125:
             raise UsageError("max_message_bytes must be at least 125")
         for name in ("ws_ping_interval_seconds", "ws_ping_timeout_seconds", "sse_retry_ms"):

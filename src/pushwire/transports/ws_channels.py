@@ -56,9 +56,7 @@ class ChannelSession(WebSocketSession):
             self._enqueue(Subscribe(channel, None))
 
     def on_message(self, data: bytes, is_text: bool) -> None:
-        if not is_text:
-            self.send(error_reply("bad_request", "binary frames are not supported; send JSON text"))
-            return
+        # Binary frames are accepted too: many clients send JSON they encoded to bytes.
         try:
             command = parse_command(data)
         except ClientError as exc:

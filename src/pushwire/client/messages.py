@@ -1,0 +1,147 @@
+"""What the client hands to applications: messages, gap notices and API answers.
+
+Frozen dataclasses built from the wire's JSON objects. The ``from_json``
+functions raise ``ValueError`` on a malformed object, so a caller can log the
+frame and carry on instead of crashing on one bad input.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = [
+    "ChannelInfo",
+    "Gap",
+    "History",
+    "Message",
+    "PublishResult",
+    "channel_info_from_json",
+    "history_from_json",
+    "message_from_json",
+    "publish_result_from_json",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """One publication, as every transport delivers it.
+
+    Attributes:
+        channel: the channel it was published to.
+        id: its cursor: store it and pass it back as ``cursor=`` to resume right
+            after this message. Opaque; compare only for equality.
+        data: the published JSON value, decoded.
+        event: the publisher's event name, or None.
+    """
+
+    channel: str
+    id: str
+    data: Any
+    event: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """The protocol's message object (the shape ``pushwire subscribe`` prints)."""
+        value: dict[str, Any] = {"channel": self.channel, "id": self.id}
+        if self.event is not None:
+            value["event"] = self.event
+        value["data"] = self.data
+        return value
+
+
+@dataclass(frozen=True, slots=True)
+class Gap:
+    """Messages on ``channel`` were lost for good: history no longer held them.
+
+    Delivery goes on with the messages published after ``cursor``. Whatever the
+    application built from earlier messages may be stale: reload it from its
+    own backend.
+
+    Attributes:
+        channel: the channel that lost messages.
+        cursor: where delivery continues from (the new position to store).
+        last_id: the id of the last message delivered before the gap, or the
+            cursor the subscription started from; None if there was neither.
+    """
+
+    channel: str
+    cursor: str
+    last_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class PublishResult:
+    """The server's answer to a publish: the channel and the new message's ``id``."""
+
+    channel: str
+    id: str
+
+
+@dataclass(frozen=True, slots=True)
+class History:
+    """A page of a channel's history, oldest first.
+
+    Attributes:
+        cursor: the newest position of the channel (whether or not in ``messages``).
+        gap: with ``since``, true if some messages after it are no longer in
+            history; always false without ``since``.
+    """
+
+    channel: str
+    messages: tuple[Message, ...]
+    cursor: str
+    gap: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelInfo:
+    """A channel with subscribers on the server, and how many."""
+
+    channel: str
+    subscribers: int
+
+
+def message_from_json(value: object) -> Message:
+    """A :class:`Message` from a message object (extra fields such as ``type`` are ignored)."""
+    if not isinstance(value, dict):
+        raise ValueError("a message must be a JSON object")
+    channel, id_, event = value.get("channel"), value.get("id"), value.get("event")
+    if not isinstance(channel, str) or not isinstance(id_, str) or "data" not in value:
+        raise ValueError("a message needs string channel and id, and data")
+    if event is not None and not isinstance(event, str):
+        raise ValueError("a message's event must be a string")
+    return Message(channel, id_, value["data"], event)
+
+
+def publish_result_from_json(value: object) -> PublishResult:
+    if not isinstance(value, dict):
+        raise ValueError("a publish answer must be a JSON object")
+    channel, id_ = value.get("channel"), value.get("id")
+    if not isinstance(channel, str) or not isinstance(id_, str):
+        raise ValueError("a publish answer needs string channel and id")
+    return PublishResult(channel, id_)
+
+
+def history_from_json(value: object) -> History:
+    if not isinstance(value, dict):
+        raise ValueError("a history answer must be a JSON object")
+    channel, cursor, messages = value.get("channel"), value.get("cursor"), value.get("messages")
+    if not isinstance(channel, str) or not isinstance(cursor, str):
+        raise ValueError("a history answer needs string channel and cursor")
+    if not isinstance(messages, list):
+        raise ValueError("a history answer needs a messages list")
+    return History(
+        channel,
+        tuple(message_from_json(message) for message in messages),
+        cursor,
+        value.get("gap") is True,
+    )
+
+
+def channel_info_from_json(value: object) -> ChannelInfo:
+    if not isinstance(value, dict):
+        raise ValueError("a channel entry must be a JSON object")
+    channel, subscribers = value.get("channel"), value.get("subscribers")
+    if not isinstance(channel, str) or not isinstance(subscribers, int):
+        raise ValueError("a channel entry needs a string channel and integer subscribers")
+    return ChannelInfo(channel, subscribers)

@@ -1,0 +1,155 @@
+"""Shared fixtures: real pushwire servers on 127.0.0.1, in-process or as a subprocess."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+from websockets.asyncio.client import ClientConnection
+
+from pushwire import Config, Server
+
+API_KEY = "test-key"
+ServerFactory = Callable[..., Awaitable[Server]]
+
+
+@pytest.fixture
+async def make_server() -> AsyncIterator[ServerFactory]:
+    """Start in-process servers (real sockets, port 0) with config overrides; stop them after."""
+    servers: list[Server] = []
+
+    async def start(**overrides: Any) -> Server:
+        settings: dict[str, Any] = {"port": 0, "history": "memory", "api_key": API_KEY}
+        settings.update(overrides)
+        server = Server(Config(**settings))
+        await server.start()
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        await server.stop()
+
+
+@pytest.fixture
+async def server(make_server: ServerFactory) -> Server:
+    return await make_server()
+
+
+def ws_url(server: Server, path: str = "/ws") -> str:
+    return f"ws://127.0.0.1:{server.port}{path}"
+
+
+async def recv_json(ws: ClientConnection, wait_seconds: float = 5.0) -> dict[str, Any]:
+    """The next frame as JSON, failing the test if none arrives within ``wait_seconds``."""
+    raw = await asyncio.wait_for(ws.recv(), wait_seconds)
+    value = orjson.loads(raw)
+    assert isinstance(value, dict)
+    return value
+
+
+async def recv_until(ws: ClientConnection, kind: str, wait_seconds: float = 5.0) -> dict[str, Any]:
+    """Skip frames until one of ``type`` ``kind`` arrives."""
+    deadline = time.monotonic() + wait_seconds
+    while True:
+        frame = await recv_json(ws, max(deadline - time.monotonic(), 0.01))
+        if frame["type"] == kind:
+            return frame
+
+
+async def api_publish(
+    client: httpx.AsyncClient, channel: str, data: Any, event: str | None = None
+) -> str:
+    body: dict[str, Any] = {"channel": channel, "data": data}
+    if event is not None:
+        body["event"] = event
+    response = await client.post("/api/publish", json=body, headers={"X-API-Key": API_KEY})
+    assert response.status_code == 200, response.text
+    cursor = response.json()["id"]
+    assert isinstance(cursor, str)
+    return cursor
+
+
+@pytest.fixture
+async def http(server: Server) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=server.url, timeout=10) as client:
+        yield client
+
+
+# Subprocess servers, for what only a real process shows: the CLI, signals, restarts.
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class ServerProcess:
+    """``python -m pushwire serve`` in a subprocess; restartable on the same port."""
+
+    def __init__(self, args: list[str], env: dict[str, str], port: int) -> None:
+        self.args = args
+        self.env = env
+        self.port = port
+        self.url = f"http://127.0.0.1:{port}"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> ServerProcess:
+        command = [sys.executable, "-m", "pushwire", "serve", "--port", str(self.port), *self.args]
+        self.process = subprocess.Popen(
+            command, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        )
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"server exited: {self.process.stderr.read().decode()}")  # type: ignore[union-attr]
+            try:
+                if httpx.get(self.url + "/health", timeout=0.5).status_code == 200:
+                    return self
+            except httpx.TransportError:
+                time.sleep(0.05)
+        raise RuntimeError("server did not become healthy in 15 s")
+
+    def stop(self, sig: int = signal.SIGTERM) -> tuple[int, str]:
+        """Stop with ``sig``; returns the exit code and everything written to stderr."""
+        assert self.process is not None
+        process, self.process = self.process, None
+        if process.poll() is None:
+            process.send_signal(sig)
+        try:
+            _, stderr = process.communicate(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            _, stderr = process.communicate()
+        return process.returncode, stderr.decode()
+
+
+@pytest.fixture
+def server_process(tmp_path: Path) -> Iterator[Callable[..., ServerProcess]]:
+    started: list[ServerProcess] = []
+
+    def launch(*args: str, api_key: str | None = API_KEY) -> ServerProcess:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PUSHWIRE_")}
+        if api_key is not None:
+            env["PUSHWIRE_API_KEY"] = api_key
+        env.setdefault("PUSHWIRE_DATA_DIR", str(tmp_path / "data"))
+        process = ServerProcess(list(args), env, free_port()).start()
+        started.append(process)
+        return process
+
+    yield launch
+    for process in started:
+        if process.process is not None:
+            process.stop(signal.SIGKILL)

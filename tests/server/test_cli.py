@@ -1,0 +1,195 @@
+"""``pushwire serve`` and ``pushwire publish`` as real processes: start, stop, restart."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+import orjson
+import pytest
+from httpx_sse import aconnect_sse
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
+
+from tests.conftest import API_KEY, ServerProcess, free_port
+
+Launch = Callable[..., ServerProcess]
+KEY = {"X-API-Key": API_KEY}
+
+
+def test_start_and_stop_log_one_line_each_with_the_address(server_process: Launch) -> None:
+    process = server_process()
+
+    code, stderr = process.stop(signal.SIGTERM)
+
+    assert code == 0
+    assert f"pushwire listening on http://127.0.0.1:{process.port}" in stderr
+    assert f"pushwire stopped (http://127.0.0.1:{process.port})" in stderr
+    assert "Traceback" not in stderr
+
+
+def test_without_a_key_one_is_generated_printed_and_enforced(server_process: Launch) -> None:
+    process = server_process("--memory", api_key=None)
+
+    wrong = httpx.post(process.url + "/api/publish", json={"channel": "a", "data": 1}, headers=KEY)
+    _, stderr = process.stop()
+
+    line = next(line for line in stderr.splitlines() if "generated one" in line)
+    generated = line.rsplit(" ", 1)[1]
+    assert len(generated) >= 24
+    assert wrong.status_code == 401
+
+
+async def test_sigterm_closes_websockets_with_1001_and_ends_streams(
+    server_process: Launch,
+) -> None:
+    process = server_process("--memory")
+    async with (
+        connect(f"ws://127.0.0.1:{process.port}/ws?channel=a") as ws,
+        httpx.AsyncClient(base_url=process.url, timeout=10) as http,
+        aconnect_sse(http, "GET", "/sse?channel=a") as source,
+    ):
+        await ws.recv()
+        assert process.process is not None
+        process.process.send_signal(signal.SIGTERM)
+        with pytest.raises(ConnectionClosed) as closed:
+            await asyncio.wait_for(ws.recv(), 10)
+        # The event stream ends instead of hanging.
+        events = [event async for event in source.aiter_sse()]
+    assert process.process is not None
+    code = process.process.wait(timeout=10)
+    process.stop()
+
+    assert closed.value.rcvd is not None
+    assert closed.value.rcvd.code == 1001
+    assert all(not event.data for event in events)
+    assert code == 0
+
+
+async def test_history_survives_a_restart_and_recovery_spans_it(
+    server_process: Launch, tmp_path: Path
+) -> None:
+    process = server_process("--data-dir", str(tmp_path / "d"))
+    async with httpx.AsyncClient(base_url=process.url) as http:
+        first = await http.post("/api/publish", json={"channel": "log", "data": 1}, headers=KEY)
+        cursor = first.json()["id"]
+        await http.post("/api/publish", json={"channel": "log", "data": 2}, headers=KEY)
+    process.stop(signal.SIGKILL)  # no goodbye: what was committed must survive a crash
+
+    process.start()
+    async with httpx.AsyncClient(base_url=process.url) as http:
+        third = await http.post("/api/publish", json={"channel": "log", "data": 3}, headers=KEY)
+        answer = (await http.get(f"/poll?channel=log&cursor={cursor}&timeout=0")).json()
+
+    assert [m["data"] for m in answer["messages"]] == [2, 3]
+    assert "gaps" not in answer
+    assert third.json()["id"].split("-")[0] == cursor.split("-")[0]  # same epoch
+
+
+async def test_memory_history_restart_is_reported_as_a_gap(server_process: Launch) -> None:
+    process = server_process("--memory")
+    async with httpx.AsyncClient(base_url=process.url) as http:
+        cursor = (
+            await http.post("/api/publish", json={"channel": "m", "data": 1}, headers=KEY)
+        ).json()["id"]
+    process.stop()
+
+    process.start()
+    async with httpx.AsyncClient(base_url=process.url) as http:
+        await http.post("/api/publish", json={"channel": "m", "data": 2}, headers=KEY)
+        answer = (await http.get(f"/poll?channel=m&cursor={cursor}&timeout=0")).json()
+
+    assert answer["gaps"] == ["m"]
+
+
+def test_config_file_and_environment(tmp_path: Path, server_process: Launch) -> None:
+    config = tmp_path / "pushwire.toml"
+    config.write_text(
+        'history = "memory"\nmax_message_bytes = 2048\n'
+        '[[channels]]\nprefix = "ro:"\nallow_client_publish = false\n'
+    )
+    process = server_process("--config", str(config))
+
+    denied = httpx.post(process.url + "/publish", json={"channel": "ro:x", "data": 1})
+    too_big = httpx.post(process.url + "/publish", json={"channel": "ok", "data": "x" * 4000})
+    process.stop()
+
+    assert denied.status_code == 403
+    assert too_big.status_code == 413
+
+
+def test_bad_configuration_is_a_clear_message_not_a_traceback(tmp_path: Path) -> None:
+    config = tmp_path / "bad.toml"
+    config.write_text("max_message_bytes = 'lots'\n")
+    env = {**os.environ, "PUSHWIRE_PORT": str(free_port())}
+
+    result = subprocess.run(
+        [sys.executable, "-m", "pushwire", "serve", "--config", str(config)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    unknown = subprocess.run(
+        [sys.executable, "-m", "pushwire", "serve", "--memory"],
+        env={**env, "PUSHWIRE_HISTORY": "sqlite", "PUSHWIRE_PING": "x", "PUSHWIRE_PORT": "99999"},
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+
+    assert result.returncode == 2
+    assert "max_message_bytes" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert unknown.returncode == 2
+    assert "port" in unknown.stderr
+
+
+def test_port_in_use_is_a_clear_message(server_process: Launch) -> None:
+    busy = server_process("--memory")
+
+    result = subprocess.run(
+        [sys.executable, "-m", "pushwire", "serve", "--memory", "--port", str(busy.port)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env={**os.environ, "PUSHWIRE_API_KEY": "x"},
+    )
+
+    assert result.returncode == 2
+    assert "cannot listen" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_publish_command(server_process: Launch) -> None:
+    process = server_process("--memory")
+    env = {**os.environ, "PUSHWIRE_API_KEY": API_KEY, "PUSHWIRE_URL": process.url}
+
+    ok = subprocess.run(
+        [sys.executable, "-m", "pushwire", "publish", "news", '{"t": 1}', "--event", "e"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    bad_json = subprocess.run(
+        [sys.executable, "-m", "pushwire", "publish", "news", "{nope"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    history = httpx.get(process.url + "/api/history?channel=news", headers=KEY).json()
+
+    assert ok.returncode == 0
+    assert orjson.loads(ok.stdout)["channel"] == "news"
+    assert bad_json.returncode == 2
+    assert "not valid JSON" in bad_json.stderr
+    assert history["messages"][0]["data"] == {"t": 1}
+    assert history["messages"][0]["event"] == "e"

@@ -1,0 +1,57 @@
+"""Configuration precedence: defaults < TOML file < PUSHWIRE_* variables < flags."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from pushwire import ChannelRule, UsageError, load_config
+
+
+def test_file_then_environment_then_overrides(tmp_path: Path) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text('port = 9000\nhost = "0.0.0.0"\ncors_origins = ["https://a"]\n')
+
+    config = load_config(
+        path, environ={"PUSHWIRE_PORT": "9100", "PUSHWIRE_ECHO": "true"}, overrides={"port": 9200}
+    )
+
+    assert config.port == 9200
+    assert config.host == "0.0.0.0"
+    assert config.echo is True
+    assert config.cors_origins == ("https://a",)
+
+
+def test_channel_rules_from_file_and_environment(tmp_path: Path) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text('[[channels]]\nprefix = "chat:"\nhistory_size = 50\n')
+
+    from_file = load_config(path, environ={})
+    from_env = load_config(environ={"PUSHWIRE_CHANNELS": '[{"prefix": "x:", "history_size": 1}]'})
+
+    assert from_file.channels == (ChannelRule(prefix="chat:", history_size=50),)
+    assert from_env.channels == (ChannelRule(prefix="x:", history_size=1),)
+
+
+@pytest.mark.parametrize(
+    ("environ", "message"),
+    [
+        ({"PUSHWIRE_PORT": "eighty"}, "port"),
+        ({"PUSHWIRE_ECHO": "maybe"}, "echo"),
+        ({"PUSHWIRE_HISTORY": "redis"}, "history"),
+        ({"PUSHWIRE_CHANNELS": "[{"}, "CHANNELS"),
+        ({"PUSHWIRE_CHANNELS": '[{"prefx": "a"}]'}, "channels"),
+    ],
+)
+def test_bad_values_name_the_option(environ: dict[str, str], message: str) -> None:
+    with pytest.raises(UsageError, match=message):
+        load_config(environ=environ)
+
+
+def test_unknown_file_options_are_refused(tmp_path: Path) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text("prot = 1\n")
+
+    with pytest.raises(UsageError, match="prot"):
+        load_config(path, environ={})

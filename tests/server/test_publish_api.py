@@ -1,0 +1,159 @@
+"""The HTTP API: publish, broadcast, history, channels, health; keys and bad bodies."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+from websockets.asyncio.client import connect
+
+from pushwire import ChannelRule, Server
+from tests.conftest import API_KEY, ServerFactory, api_publish, recv_json, ws_url
+
+KEY = {"X-API-Key": API_KEY}
+
+
+async def test_publish_returns_increasing_cursors(http: httpx.AsyncClient) -> None:
+    first = await api_publish(http, "n", 1)
+    second = await api_publish(http, "n", 2)
+
+    assert first != second
+    assert first.split("-")[0] == second.split("-")[0]  # same epoch
+
+
+async def test_broadcast_reaches_every_channel(server: Server, http: httpx.AsyncClient) -> None:
+    async with connect(ws_url(server) + "?channel=a&channel=b") as ws:
+        await recv_json(ws), await recv_json(ws)
+        response = await http.post(
+            "/api/broadcast", json={"channels": ["a", "b"], "data": "hi"}, headers=KEY
+        )
+        received = {(await recv_json(ws))["channel"], (await recv_json(ws))["channel"]}
+
+    assert response.status_code == 200
+    assert [r["channel"] for r in response.json()["results"]] == ["a", "b"]
+    assert received == {"a", "b"}
+
+
+async def test_history_newest_and_since(http: httpx.AsyncClient) -> None:
+    ids = [await api_publish(http, "h", n) for n in range(5)]
+
+    newest = (await http.get("/api/history?channel=h&limit=2", headers=KEY)).json()
+    since = (await http.get(f"/api/history?channel=h&since={ids[1]}", headers=KEY)).json()
+
+    assert [m["data"] for m in newest["messages"]] == [3, 4]
+    assert newest["cursor"] == ids[-1]
+    assert [m["id"] for m in since["messages"]] == ids[2:]
+    assert since["gap"] is False
+
+
+async def test_history_reports_a_gap_when_trimmed(make_server: ServerFactory) -> None:
+    server = await make_server(channels=(ChannelRule(history_size=2),))
+    async with httpx.AsyncClient(base_url=server.url) as http:
+        ids = [await api_publish(http, "t", n) for n in range(5)]
+        page = (await http.get(f"/api/history?channel=t&since={ids[0]}", headers=KEY)).json()
+
+    assert page["gap"] is True
+    assert [m["data"] for m in page["messages"]] == [3, 4]
+
+
+async def test_channels_lists_subscriber_counts(server: Server, http: httpx.AsyncClient) -> None:
+    async with (
+        connect(ws_url(server) + "?channel=busy") as one,
+        connect(ws_url(server) + "?channel=busy") as two,
+    ):
+        await recv_json(one), await recv_json(two)
+        listing = (await http.get("/api/channels", headers=KEY)).json()
+
+    assert listing == {"channels": [{"channel": "busy", "subscribers": 2}]}
+
+
+async def test_health_needs_no_key(http: httpx.AsyncClient) -> None:
+    response = await http.get("/health")
+
+    assert response.json()["status"] == "ok"
+
+
+@pytest.mark.parametrize(
+    ("headers", "code"), [({}, "unauthorized"), ({"X-API-Key": "wrong"}, "unauthorized")]
+)
+async def test_api_needs_the_right_key(
+    http: httpx.AsyncClient, headers: dict[str, str], code: str
+) -> None:
+    for method, url in [
+        ("POST", "/api/publish"),
+        ("GET", "/api/history?channel=a"),
+        ("GET", "/api/channels"),
+        ("POST", "/api/broadcast"),
+    ]:
+        response = await http.request(
+            method, url, json={"channel": "a", "data": 1}, headers=headers
+        )
+        assert response.status_code == 401, url
+        assert response.json()["error"] == code
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "code"),
+    [
+        (b"{not json", 400, "invalid_json"),
+        (b"[1]", 400, "bad_request"),
+        (b'{"channel":"a"}', 400, "bad_request"),
+        (b'{"channel":"","data":1}', 400, "invalid_channel"),
+        (b'{"channel":"a b","data":1}', 400, "invalid_channel"),
+        (b'{"channel":"a","data":1,"event":7}', 400, "bad_request"),
+        (b'{"channel":"' + b"x" * 300 + b'","data":1}', 400, "invalid_channel"),
+    ],
+)
+async def test_bad_publish_bodies_are_named(
+    http: httpx.AsyncClient, body: bytes, status: int, code: str
+) -> None:
+    response = await http.post("/api/publish", content=body, headers=KEY)
+
+    assert response.status_code == status
+    assert response.json()["error"] == code
+    assert "Traceback" not in response.text
+
+
+async def test_oversize_body_is_413(make_server: ServerFactory) -> None:
+    server = await make_server(max_message_bytes=1000)
+    async with httpx.AsyncClient(base_url=server.url) as http:
+        response = await http.post(
+            "/api/publish", json={"channel": "a", "data": "x" * 5000}, headers=KEY
+        )
+        still_fine = await http.get("/health")
+
+    assert response.status_code == 413
+    assert response.json()["error"] == "message_too_large"
+    assert still_fine.status_code == 200
+
+
+async def test_client_publish_endpoint_follows_channel_rules(make_server: ServerFactory) -> None:
+    server = await make_server(channels=(ChannelRule(prefix="ro:", allow_client_publish=False),))
+    async with httpx.AsyncClient(base_url=server.url) as http:
+        allowed = await http.post("/publish", json={"channel": "chat", "data": 1})
+        denied = await http.post("/publish", json={"channel": "ro:news", "data": 1})
+        backend = await http.post(
+            "/api/publish", json={"channel": "ro:news", "data": 1}, headers=KEY
+        )
+
+    assert allowed.status_code == 200
+    assert allowed.json()["channel"] == "chat"
+    assert denied.status_code == 403
+    assert denied.json()["error"] == "permission_denied"
+    assert backend.status_code == 200
+
+
+async def test_unknown_paths_are_404_json(http: httpx.AsyncClient) -> None:
+    response = await http.get("/nope")
+
+    assert response.status_code == 404
+    assert response.json()["error"] == "not_found"
+
+
+async def test_in_process_publish_reaches_websocket_subscribers(server: Server) -> None:
+    async with connect(ws_url(server) + "?channel=embedded") as ws:
+        await recv_json(ws)
+        publication = await server.publish("embedded", {"from": "python"}, event="note")
+        message = await recv_json(ws)
+
+    assert message["id"] == publication.position.cursor
+    assert message["event"] == "note"

@@ -1,0 +1,126 @@
+"""/poll end to end: long and short polling with cursors, over httpx."""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+
+from pushwire import ChannelRule, Server
+from tests.conftest import ServerFactory, api_publish
+
+
+async def _wait_for_waiter(server: Server, channel: str) -> None:
+    for _ in range(200):
+        state = server.node.hub.channel(channel)
+        if state is not None and any(group.pollers for group in state.groups):
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("the poll never started waiting")
+
+
+async def test_long_poll_answers_as_soon_as_a_publication_arrives(
+    server: Server, http: httpx.AsyncClient
+) -> None:
+    poll = asyncio.create_task(http.get("/poll?channel=news&timeout=30"))
+    await _wait_for_waiter(server, "news")
+
+    published = await api_publish(http, "news", {"n": 1})
+    response = await asyncio.wait_for(poll, 5)
+
+    assert response.status_code == 200
+    assert response.json() == {
+        "messages": [{"channel": "news", "id": published, "data": {"n": 1}}],
+        "cursor": published,
+    }
+
+
+async def test_polling_with_the_returned_cursor_misses_nothing(
+    server: Server, http: httpx.AsyncClient
+) -> None:
+    start = (await http.get("/poll?channel=c&timeout=0")).json()
+    sent = [await api_publish(http, "c", n) for n in range(5)]
+
+    first = (await http.get(f"/poll?channel=c&cursor={start['cursor']}&timeout=0")).json()
+    more = [await api_publish(http, "c", n) for n in range(5, 7)]
+    second = (await http.get(f"/poll?channel=c&cursor={first['cursor']}&timeout=5")).json()
+
+    assert start["messages"] == []
+    assert [m["id"] for m in first["messages"]] == sent
+    assert [m["id"] for m in second["messages"]] == more
+
+
+async def test_timeout_answers_empty_with_the_same_cursor(
+    server: Server, http: httpx.AsyncClient
+) -> None:
+    cursor = await api_publish(http, "quiet", 1)
+
+    response = await http.get(f"/poll?channel=quiet&cursor={cursor}&timeout=0.2")
+
+    assert response.json() == {"messages": [], "cursor": cursor}
+    assert server.node.hub.channel("quiet") is None
+
+
+async def test_one_poll_over_several_channels(server: Server, http: httpx.AsyncClient) -> None:
+    start = (await http.get("/poll?channel=x&channel=y&timeout=0")).json()
+    await api_publish(http, "y", "y1")
+    await api_publish(http, "x", "x1")
+
+    answer = (
+        await http.get(f"/poll?channel=y&channel=x&cursor={start['cursor']}&timeout=0")
+    ).json()
+
+    assert sorted(m["data"] for m in answer["messages"]) == ["x1", "y1"]
+    assert answer["cursor"].count(".") == 1
+
+
+async def test_lost_history_is_reported_as_gaps(make_server: ServerFactory) -> None:
+    server = await make_server(channels=(ChannelRule(prefix="", history_size=1),))
+    async with httpx.AsyncClient(base_url=server.url) as http:
+        first = await api_publish(http, "g", 1)
+        await api_publish(http, "g", 2)
+        await api_publish(http, "g", 3)
+
+        answer = (await http.get(f"/poll?channel=g&cursor={first}&timeout=0")).json()
+
+    assert answer["gaps"] == ["g"]
+    assert answer["messages"] == []
+
+
+async def test_bad_poll_parameters_are_400_with_json(
+    server: Server, http: httpx.AsyncClient
+) -> None:
+    cases = {
+        "/poll": "bad_request",
+        "/poll?channel=a&timeout=soon": "bad_request",
+        "/poll?channel=a&timeout=-1": "bad_request",
+        "/poll?channel=a&timeout=99999": "bad_request",
+        "/poll?channel=a&cursor=zzz": "invalid_cursor",
+        "/poll?channel=%00": "invalid_channel",
+    }
+    for url, code in cases.items():
+        response = await http.get(url)
+        assert response.status_code == 400, url
+        assert response.json()["error"] == code, url
+
+
+async def test_a_poll_whose_client_leaves_is_forgotten(server: Server) -> None:
+    async with httpx.AsyncClient(base_url=server.url) as http:
+        poll = asyncio.create_task(http.get("/poll?channel=left&timeout=30"))
+        await _wait_for_waiter(server, "left")
+        poll.cancel()
+    for _ in range(200):
+        if server.node.hub.channel("left") is None:
+            break
+        await asyncio.sleep(0.01)
+
+    assert server.node.hub.channel("left") is None
+
+
+async def test_cors_headers_on_poll_answers(server: Server, http: httpx.AsyncClient) -> None:
+    response = await http.get("/poll?channel=a&timeout=0", headers={"Origin": "http://page"})
+    preflight = await http.options("/poll", headers={"Origin": "http://page"})
+
+    assert response.headers["access-control-allow-origin"] == "http://page"
+    assert preflight.status_code == 204
+    assert "GET" in preflight.headers["access-control-allow-methods"]

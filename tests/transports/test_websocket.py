@@ -1,0 +1,305 @@
+"""/ws end to end: the websockets client against a real server on 127.0.0.1."""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+import orjson
+import pytest
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
+
+from pushwire import ChannelRule, Server
+from tests.conftest import ServerFactory, api_publish, recv_json, recv_until, ws_url
+
+
+async def test_url_channels_are_subscribed_and_receive_publications(
+    server: Server, http: httpx.AsyncClient
+) -> None:
+    async with connect(ws_url(server) + "?channel=news&channel=alerts") as ws:
+        replies = {(await recv_json(ws))["channel"], (await recv_json(ws))["channel"]}
+        news_id = await api_publish(http, "news", {"title": "hello"})
+        alert_id = await api_publish(http, "alerts", [1, 2], event="siren")
+
+        first, second = await recv_json(ws), await recv_json(ws)
+
+    assert replies == {"news", "alerts"}
+    assert first == {
+        "type": "message",
+        "channel": "news",
+        "id": news_id,
+        "data": {"title": "hello"},
+    }
+    assert second == {
+        "type": "message",
+        "channel": "alerts",
+        "id": alert_id,
+        "event": "siren",
+        "data": [1, 2],
+    }
+
+
+async def test_subscribe_publish_unsubscribe_and_ping_echo_their_ref(server: Server) -> None:
+    async with connect(ws_url(server)) as ws:
+        await ws.send('{"type":"subscribe","channel":"room","ref":1}')
+        subscribed = await recv_json(ws)
+        await ws.send('{"type":"publish","channel":"room","data":{"n":1},"ref":"two"}')
+        published = await recv_until(ws, "published")
+        message = await recv_until(ws, "message")
+        await ws.send('{"type":"ping","ref":3}')
+        pong = await recv_json(ws)
+        await ws.send('{"type":"unsubscribe","channel":"room","ref":4}')
+        unsubscribed = await recv_json(ws)
+
+    assert subscribed["type"] == "subscribed"
+    assert subscribed["ref"] == 1
+    assert "recovered" not in subscribed
+    assert published["ref"] == "two"
+    assert published["id"] == message["id"]
+    assert message["data"] == {"n": 1}
+    assert pong == {"type": "pong", "ref": 3}
+    assert unsubscribed == {"type": "unsubscribed", "ref": 4, "channel": "room"}
+
+
+async def test_unsubscribed_connection_no_longer_receives(
+    server: Server, http: httpx.AsyncClient
+) -> None:
+    async with connect(ws_url(server) + "?channel=a&channel=b") as ws:
+        await recv_json(ws), await recv_json(ws)
+        await ws.send('{"type":"unsubscribe","channel":"a"}')
+        await recv_until(ws, "unsubscribed")
+
+        await api_publish(http, "a", "not for me")
+        b_id = await api_publish(http, "b", "for me")
+
+        assert (await recv_json(ws))["id"] == b_id
+
+
+async def test_resubscribing_with_a_cursor_recovers_exactly_what_was_missed(
+    server: Server, http: httpx.AsyncClient
+) -> None:
+    async with connect(ws_url(server) + "?channel=feed") as ws:
+        await recv_json(ws)
+        await api_publish(http, "feed", 1)
+        last_seen = (await recv_json(ws))["id"]
+    missed = [await api_publish(http, "feed", n) for n in (2, 3, 4)]
+
+    async with connect(ws_url(server)) as ws:
+        await ws.send(orjson.dumps({"type": "subscribe", "channel": "feed", "cursor": last_seen}))
+        subscribed = await recv_json(ws)
+        replayed = [await recv_json(ws) for _ in missed]
+        live_id = await api_publish(http, "feed", 5)
+        live = await recv_json(ws)
+
+    assert subscribed["recovered"] is True
+    assert subscribed["cursor"] == missed[-1]
+    assert [m["id"] for m in replayed] == missed
+    assert [m["data"] for m in replayed] == [2, 3, 4]
+    assert live["id"] == live_id
+
+
+async def test_cursor_older_than_history_reports_a_gap_instead_of_replaying(
+    make_server: ServerFactory,
+) -> None:
+    server = await make_server(channels=(ChannelRule(prefix="short:", history_size=2),))
+    async with httpx.AsyncClient(base_url=server.url) as http:
+        first = await api_publish(http, "short:x", 1)
+        for n in (2, 3, 4):
+            await api_publish(http, "short:x", n)
+
+        async with connect(ws_url(server)) as ws:
+            await ws.send(
+                orjson.dumps({"type": "subscribe", "channel": "short:x", "cursor": first})
+            )
+            subscribed = await recv_json(ws)
+            live_id = await api_publish(http, "short:x", 5)
+            after = await recv_json(ws)
+
+    assert subscribed["recovered"] is False
+    assert after["id"] == live_id  # nothing replayed: the next frame is live
+
+
+async def test_cursor_from_another_epoch_is_a_gap(server: Server) -> None:
+    async with connect(ws_url(server)) as ws:
+        await ws.send('{"type":"subscribe","channel":"e","cursor":"deadbeef-3"}')
+        subscribed = await recv_json(ws)
+
+    assert subscribed["recovered"] is False
+
+
+@pytest.mark.parametrize(
+    ("frame", "code"),
+    [
+        ("not json", "invalid_json"),
+        ("[1,2]", "bad_request"),
+        ('{"type":"dance","ref":9}', "unknown_type"),
+        ('{"type":"subscribe","channel":"bad channel!","ref":9}', "invalid_channel"),
+        ('{"type":"subscribe","channel":"ok","cursor":"nope","ref":9}', "invalid_cursor"),
+        ('{"type":"subscribe","channel":"ok","cursor":5,"ref":9}', "bad_request"),
+        ('{"type":"publish","channel":"ok","ref":9}', "bad_request"),
+        ('{"type":"publish","channel":"ok","data":1,"event":"a\\nb","ref":9}', "bad_request"),
+        ('{"type":"ping","ref":[1]}', "bad_request"),
+    ],
+)
+async def test_bad_frames_get_an_error_and_the_connection_stays_open(
+    server: Server, frame: str, code: str
+) -> None:
+    async with connect(ws_url(server)) as ws:
+        await ws.send(frame)
+        error = await recv_json(ws)
+        await ws.send('{"type":"ping","ref":"still-open"}')
+        pong = await recv_json(ws)
+
+    assert error["type"] == "error"
+    assert error["code"] == code
+    assert error["message"]
+    if '"ref":9' in frame:
+        assert error["ref"] == 9
+    assert pong == {"type": "pong", "ref": "still-open"}
+
+
+async def test_binary_frames_carrying_json_are_commands_too(server: Server) -> None:
+    async with connect(ws_url(server)) as ws:
+        await ws.send(b'{"type":"ping","ref":1}')
+        pong = await recv_json(ws)
+        await ws.send(b"\x00\x01")
+        error = await recv_json(ws)
+
+    assert pong == {"type": "pong", "ref": 1}
+    assert error["code"] == "invalid_json"
+
+
+async def test_subscribing_twice_is_an_error(server: Server) -> None:
+    async with connect(ws_url(server) + "?channel=dup") as ws:
+        await recv_json(ws)
+        await ws.send('{"type":"subscribe","channel":"dup","ref":2}')
+        error = await recv_json(ws)
+
+    assert error["code"] == "already_subscribed"
+    assert error["ref"] == 2
+
+
+async def test_channel_limit_per_connection(make_server: ServerFactory) -> None:
+    server = await make_server(max_channels_per_connection=2)
+    async with connect(ws_url(server) + "?channel=a&channel=b") as ws:
+        await recv_json(ws), await recv_json(ws)
+        await ws.send('{"type":"subscribe","channel":"c"}')
+        error = await recv_json(ws)
+
+    assert error["code"] == "limit_exceeded"
+
+
+async def test_client_publish_can_be_forbidden_per_prefix(make_server: ServerFactory) -> None:
+    rules = (ChannelRule(prefix="announce:", allow_client_publish=False),)
+    server = await make_server(channels=rules)
+    async with connect(ws_url(server)) as ws:
+        await ws.send('{"type":"publish","channel":"announce:all","data":1,"ref":1}')
+        denied = await recv_json(ws)
+        await ws.send('{"type":"publish","channel":"chat:all","data":1,"ref":2}')
+        allowed = await recv_json(ws)
+
+    assert denied["code"] == "permission_denied"
+    assert allowed["type"] == "published"
+
+
+async def test_oversize_message_closes_with_1009_and_others_are_unharmed(
+    make_server: ServerFactory,
+) -> None:
+    server = await make_server(max_message_bytes=1024)
+    async with connect(ws_url(server) + "?channel=calm") as bystander:
+        await recv_json(bystander)
+        async with connect(ws_url(server)) as offender:
+            await offender.send('{"type":"publish","channel":"x","data":"' + "a" * 2000 + '"}')
+            with pytest.raises(ConnectionClosed) as closed:
+                await asyncio.wait_for(offender.recv(), 5)
+        await bystander.send('{"type":"ping"}')
+        pong = await recv_json(bystander)
+
+    assert closed.value.rcvd is not None
+    assert closed.value.rcvd.code == 1009
+    assert pong["type"] == "pong"
+
+
+async def test_invalid_utf8_closes_with_1007(server: Server) -> None:
+    async with connect(ws_url(server)) as ws:
+        # Send a text frame with invalid UTF-8 through the protocol layer directly.
+        from websockets.frames import Frame, Opcode
+
+        ws.protocol.send_frame(Frame(Opcode.TEXT, b"\xff\xfe"))
+        ws.send_data()
+        with pytest.raises(ConnectionClosed) as closed:
+            await asyncio.wait_for(ws.recv(), 5)
+
+    assert closed.value.rcvd is not None
+    assert closed.value.rcvd.code == 1007
+
+
+async def test_server_pings_and_closes_a_connection_that_never_pongs(
+    make_server: ServerFactory,
+) -> None:
+    server = await make_server(ws_ping_interval_seconds=0.2, ws_ping_timeout_seconds=0.2)
+    # A client that answers pings (the websockets default) stays connected...
+    async with connect(ws_url(server), ping_interval=None) as healthy:
+        # ...while one whose pongs never leave is closed by the server with 4001.
+        async with connect(ws_url(server), ping_interval=None) as silent:
+            silent.protocol.send_pong = lambda data: None  # type: ignore[method-assign]
+            silent.protocol.recv_frame = _swallow_pings(silent.protocol.recv_frame)  # type: ignore[method-assign]
+            with pytest.raises(ConnectionClosed) as closed:
+                await asyncio.wait_for(silent.recv(), 5)
+        await healthy.send('{"type":"ping"}')
+        pong = await recv_json(healthy)
+
+    assert closed.value.rcvd is not None
+    assert closed.value.rcvd.code == 4001
+    assert pong["type"] == "pong"
+
+
+def _swallow_pings(recv_frame):  # type: ignore[no-untyped-def]
+    """Wrap a client protocol's recv_frame so that ping frames get no pong."""
+    from websockets.frames import Opcode
+
+    def receive(frame):  # type: ignore[no-untyped-def]
+        if frame.opcode is Opcode.PING:
+            return None
+        return recv_frame(frame)
+
+    return receive
+
+
+async def test_slow_consumer_is_cut_off_while_fast_ones_get_everything(
+    make_server: ServerFactory,
+) -> None:
+    server = await make_server(max_buffer_bytes=64 * 1024)
+    async with (
+        connect(ws_url(server) + "?channel=flood") as slow,
+        connect(ws_url(server) + "?channel=flood", max_size=None) as fast,
+    ):
+        await recv_json(slow), await recv_json(fast)
+        state = server.node.hub.channel("flood")
+        assert state is not None
+        assert len(state.ws) == 2
+        # The slow client stops reading: its kernel buffers fill, then the server's.
+        slow.transport.pause_reading()
+        received: list[str] = []
+
+        async def drain() -> None:
+            while True:
+                received.append((await recv_json(fast))["id"])
+
+        reader = asyncio.create_task(drain())
+        published = 0
+        for _ in range(5000):  # bounded: ~40 MB at most
+            await server.publish("flood", "x" * 8000)
+            published += 1
+            await asyncio.sleep(0)
+            if len(state.ws) == 1:
+                break
+        for _ in range(500):
+            if len(received) == published:
+                break
+            await asyncio.sleep(0.01)
+        reader.cancel()
+
+    assert len(state.ws) <= 1, "the slow consumer was never cut off"
+    assert len(received) == published  # the fast subscriber lost nothing
