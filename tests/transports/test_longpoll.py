@@ -124,3 +124,16 @@ async def test_cors_headers_on_poll_answers(server: Server, http: httpx.AsyncCli
     assert response.headers["access-control-allow-origin"] == "http://page"
     assert preflight.status_code == 204
     assert "GET" in preflight.headers["access-control-allow-methods"]
+
+
+async def test_shutdown_answers_waiting_polls_with_their_cursor(make_server: ServerFactory) -> None:
+    server = await make_server()
+    async with httpx.AsyncClient(base_url=server.url) as http:
+        cursor = await api_publish(http, "bye", 1)
+        poll = asyncio.create_task(http.get(f"/poll?channel=bye&cursor={cursor}&timeout=30"))
+        await _wait_for_waiter(server, "bye")
+
+        await server.stop()
+        response = await asyncio.wait_for(poll, 5)
+
+    assert response.json() == {"messages": [], "cursor": cursor}

@@ -184,3 +184,33 @@ async def test_closed_streams_leave_nothing_behind(server: Server, http: httpx.A
 
     assert server.node.hub.channel("gone") is None
     assert not server.sse_pinger.streams
+
+
+async def test_a_stream_that_is_not_read_is_cut_off_and_others_keep_everything(
+    make_server: ServerFactory,
+) -> None:
+    server = await make_server(max_buffer_bytes=64 * 1024)
+    # A raw socket that never reads: the slow consumer.
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    writer.transport.pause_reading()  # type: ignore[attr-defined]
+    writer.write(b"GET /sse?channel=flood HTTP/1.1\r\nHost: x\r\n\r\n")
+    async with httpx.AsyncClient(base_url=server.url, timeout=10) as http:
+        for _ in range(200):
+            state = server.node.hub.channel("flood")
+            if state is not None and state.groups:
+                break
+            await asyncio.sleep(0.01)
+        reader_task = await _collect(http, "/sse?channel=flood", 400)
+        (group,) = server.node.hub.channel("flood").groups  # type: ignore[union-attr]
+        for _ in range(200):
+            if len(group.sse) == 2:
+                break
+            await asyncio.sleep(0.01)
+        for n in range(400):
+            await server.publish("flood", {"n": n, "pad": "x" * 8000})
+            await asyncio.sleep(0)
+        events = await asyncio.wait_for(reader_task, 30)
+    writer.close()
+
+    assert len(group.sse) <= 1, "the stalled stream was never cut off"
+    assert [orjson.loads(e.data)["data"]["n"] for e in events] == list(range(400))

@@ -172,6 +172,10 @@ class Hub:
     def channel_names(self) -> Iterable[str]:
         return self._channels.keys()
 
+    def groups(self) -> list[StreamGroup]:
+        """Every stream group (SSE streams and polls over one channel set)."""
+        return list(self._groups.values())
+
     # Fan-out.
 
     def deliver(self, publication: Publication) -> None:

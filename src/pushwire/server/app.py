@@ -33,6 +33,7 @@ from pushwire.server.cors import cors_headers, preflight_headers
 from pushwire.server.http import HttpConnection, Request, error_body
 from pushwire.server.streaming import handle_poll, handle_sse, handle_websocket
 from pushwire.transports.base import ConnectionLimits
+from pushwire.transports.longpoll import LongPollWaiter
 from pushwire.transports.sse import SSEPinger
 from pushwire.transports.websocket import Heartbeat, WebSocketSession
 
@@ -136,9 +137,13 @@ class Server:
         listener.close()
         self.heartbeat.stop()
         self.sse_pinger.stop()
-        # Tell WebSocket clients to go elsewhere, end streams and polls.
+        # Tell WebSocket clients to go elsewhere, answer waiting polls, end streams.
         for session in list(self.websockets):
             session.close(CLOSE_GOING_AWAY, "server shutting down")
+        for group in self.node.hub.groups():
+            for poller in list(group.pollers):
+                if isinstance(poller, LongPollWaiter):
+                    poller.expire()
         for connection in list(self.connections):
             if connection.upgraded is None:
                 connection.close()

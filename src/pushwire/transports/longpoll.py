@@ -50,6 +50,10 @@ class LongPollWaiter:
         if respond is not None:
             respond(body)
 
+    def expire(self) -> None:
+        """Answer now with no messages and the current cursor (timeout, or shutdown)."""
+        self._time_out()
+
     def _time_out(self) -> None:
         self.group.pollers.discard(self)
         self.answer(orjson.dumps({"messages": [], "cursor": self.group.cursor()}))
