@@ -66,10 +66,6 @@ if ! cmp -s "$reqs" "$AUTOBAHN_VENV/.requirements-installed" 2>/dev/null; then
 fi
 
 # --- 2. start the server under test ---
-out="$HERE/reports/$mode$subset"
-rm -rf "$out"
-mkdir -p "$out"
-
 health() { curl -fsS -o /dev/null --max-time 2 "http://$HOST:$PORT/health" 2>/dev/null; }
 
 # Refuse to run if something already answers on the port: we would otherwise
@@ -78,6 +74,11 @@ if health; then
     echo "something is already serving on $HOST:$PORT; stop it first" >&2
     exit 1
 fi
+
+# Only now clear the previous report (a refused run must not destroy it).
+out="$HERE/reports/$mode$subset"
+rm -rf "$out"
+mkdir -p "$out"
 
 # PYTHONPATH: test the working tree's src/ even if the package isn't installed
 # into the venv yet (an editable install resolves to the same files anyway).

@@ -303,3 +303,28 @@ async def test_slow_consumer_is_cut_off_while_fast_ones_get_everything(
 
     assert len(state.ws) <= 1, "the slow consumer was never cut off"
     assert len(received) == published  # the fast subscriber lost nothing
+
+
+async def test_a_close_between_fragments_closes_normally(make_server: ServerFactory) -> None:
+    from websockets.frames import Frame, Opcode
+
+    server = await make_server(echo=True)
+    async with connect(ws_url(server, "/echo")) as ws:
+        ws.protocol.send_frame(Frame(Opcode.TEXT, b"frag", fin=False))
+        ws.send_data()
+        await ws.close()
+
+    assert ws.protocol.close_rcvd is not None
+    assert ws.protocol.close_rcvd.code == 1000
+
+
+async def test_echo_endpoint_echoes_text_and_binary(make_server: ServerFactory) -> None:
+    server = await make_server(echo=True)
+    async with connect(ws_url(server, "/echo")) as ws:
+        await ws.send("héllo")
+        text = await ws.recv()
+        await ws.send(b"\x00\xff")
+        binary = await ws.recv()
+
+    assert text == "héllo"
+    assert binary == b"\x00\xff"

@@ -33,6 +33,19 @@ _protocol_logger.setLevel(logging.WARNING)
 _utf8_decoder = codecs.getincrementaldecoder("utf-8")
 
 
+class _ServerProtocol(ServerProtocol):
+    """The library's protocol, accepting a Close in the middle of a fragmented message.
+
+    RFC 6455 §5.4 lets control frames, Close included, arrive between fragments; the
+    library fails such a connection with 1002 instead of closing it normally.
+    """
+
+    def recv_frame(self, frame: Frame) -> None:
+        if frame.opcode is Opcode.CLOSE:
+            self.current_size = None  # the unfinished message is abandoned, not an error
+        super().recv_frame(frame)
+
+
 class Handshake:
     """The outcome of a handshake: the protocol in OPEN state, or a rejection."""
 
@@ -46,7 +59,7 @@ class Handshake:
 
 def handshake(raw_url: str, headers: list[tuple[str, str]], max_message_bytes: int) -> Handshake:
     """Validate an upgrade request and build the 101 response (or the reason to refuse)."""
-    protocol = ServerProtocol(max_size=max_message_bytes, logger=_protocol_logger)
+    protocol = _ServerProtocol(max_size=max_message_bytes, logger=_protocol_logger)
     request = Request(raw_url, Headers(headers))
     # Feeding the request through the protocol moves its parser on to frames.
     protocol.receive_data(request.serialize())
