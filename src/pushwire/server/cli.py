@@ -1,15 +1,15 @@
-"""The ``pushwire`` command: ``serve`` runs a server, ``publish`` sends one message."""
+"""The ``pushwire`` command: ``serve`` runs a server, ``publish`` sends one message,
+``subscribe`` prints a channel's messages as they arrive."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import os
 import signal
 import sys
-import urllib.error
-import urllib.request
 from collections.abc import Sequence
 
 import orjson
@@ -30,6 +30,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "serve":
             return _serve(args)
+        if args.command == "subscribe":
+            return _subscribe(args)
         return _publish(args)
     except UsageError as exc:
         print(f"pushwire: {exc}", file=sys.stderr)
@@ -56,6 +58,14 @@ def _parser() -> argparse.ArgumentParser:
     publish.add_argument("--event", help="event name (SSE event:)")
     publish.add_argument("--url", default=os.environ.get("PUSHWIRE_URL", "http://127.0.0.1:8000"))
     publish.add_argument("--api-key", default=os.environ.get("PUSHWIRE_API_KEY"))
+    subscribe = commands.add_parser(
+        "subscribe",
+        help="print messages as JSON lines as they arrive (status on stderr)",
+        description="Print each message on the channels as one JSON line on stdout, "
+        "reconnecting and recovering missed messages until Ctrl-C or SIGTERM.",
+    )
+    subscribe.add_argument("channels", nargs="+", metavar="CHANNEL")
+    subscribe.add_argument("--url", default=os.environ.get("PUSHWIRE_URL", "http://127.0.0.1:8000"))
     return parser
 
 
@@ -73,6 +83,7 @@ def _serve(args: argparse.Namespace) -> int:
     logging.basicConfig(
         level=config.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    _raise_open_files_limit()
     server = Server(config)
     if server.api_key.generated:
         print(
@@ -86,6 +97,18 @@ def _serve(args: argparse.Namespace) -> int:
     except ImportError:
         asyncio.run(_run_until_signal(server))
     return 0
+
+
+def _raise_open_files_limit() -> None:
+    """Every client is an open file: lift the soft limit (often 1024) to the hard one."""
+    try:
+        import resource
+    except ImportError:  # not on Windows
+        return
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
 async def _run_until_signal(server: Server) -> None:
@@ -103,27 +126,27 @@ async def _run_until_signal(server: Server) -> None:
 
 
 def _publish(args: argparse.Namespace) -> int:
+    # Imported here: `pushwire serve` must not need the client's dependencies (httpx).
+    from pushwire.client.api import ApiClient
+
     try:
         data = orjson.loads(args.data)
     except orjson.JSONDecodeError as exc:
         raise UsageError(f"data is not valid JSON: {exc}") from None
-    if not args.api_key:
-        raise UsageError("set PUSHWIRE_API_KEY or pass --api-key")
-    body: dict[str, object] = {"channel": args.channel, "data": data}
-    if args.event:
-        body["event"] = args.event
-    request = urllib.request.Request(
-        args.url.rstrip("/") + "/api/publish",
-        data=orjson.dumps(body),
-        headers={"Content-Type": "application/json", "X-API-Key": args.api_key},
-        method="POST",
-    )
+    with ApiClient(args.url, args.api_key) as api:
+        try:
+            result = api.publish(args.channel, data, event=args.event)
+        except PushwireError as exc:  # refused (with the server's code), unreachable, no answer
+            print(f"pushwire: {exc}", file=sys.stderr)
+            return 1
+    print(orjson.dumps({"channel": result.channel, "id": result.id}).decode())
+    return 0
+
+
+def _subscribe(args: argparse.Namespace) -> int:
+    from pushwire.client.command import follow
+
     try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            print(response.read().decode())
-            return 0
-    except urllib.error.HTTPError as exc:
-        print(f"pushwire: {exc.code} {exc.read().decode(errors='replace')}", file=sys.stderr)
-        return 1
-    except (urllib.error.URLError, OSError) as exc:
-        raise PushwireError(f"cannot reach {args.url}: {exc}") from None
+        return asyncio.run(follow(args.url, args.channels))
+    except KeyboardInterrupt:  # Ctrl-C before the signal handlers were installed
+        return 130
