@@ -191,7 +191,7 @@ async def test_a_stream_that_is_not_read_is_cut_off_and_others_keep_everything(
 ) -> None:
     server = await make_server(max_buffer_bytes=64 * 1024)
     # A raw socket that never reads: the slow consumer.
-    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    _reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
     writer.transport.pause_reading()  # type: ignore[attr-defined]
     writer.write(b"GET /sse?channel=flood HTTP/1.1\r\nHost: x\r\n\r\n")
     async with httpx.AsyncClient(base_url=server.url, timeout=10) as http:
