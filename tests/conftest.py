@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
@@ -105,16 +106,18 @@ class ServerProcess:
         self.port = port
         self.url = f"http://127.0.0.1:{port}"
         self.process: subprocess.Popen[bytes] | None = None
+        # Output goes to a file, not a pipe: an unread pipe would block a chatty server.
+        self.log = tempfile.TemporaryFile()  # noqa: SIM115 (closed by the fixture)
 
     def start(self) -> ServerProcess:
         command = [sys.executable, "-m", "pushwire", "serve", "--port", str(self.port), *self.args]
         self.process = subprocess.Popen(
-            command, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+            command, env=self.env, stdout=self.log, stderr=subprocess.STDOUT
         )
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"server exited: {self.process.stderr.read().decode()}")  # type: ignore[union-attr]
+                raise RuntimeError(f"server exited: {self._output()}")
             try:
                 if httpx.get(self.url + "/health", timeout=0.5).status_code == 200:
                     return self
@@ -129,11 +132,15 @@ class ServerProcess:
         if process.poll() is None:
             process.send_signal(sig)
         try:
-            _, stderr = process.communicate(timeout=15)
+            process.wait(timeout=15)
         except subprocess.TimeoutExpired:
             process.kill()
-            _, stderr = process.communicate()
-        return process.returncode, stderr.decode()
+            process.wait()
+        return process.returncode, self._output()
+
+    def _output(self) -> str:
+        self.log.seek(0)
+        return self.log.read().decode(errors="replace")
 
 
 @pytest.fixture
@@ -153,3 +160,4 @@ def server_process(tmp_path: Path) -> Iterator[Callable[..., ServerProcess]]:
     for process in started:
         if process.process is not None:
             process.stop(signal.SIGKILL)
+        process.log.close()

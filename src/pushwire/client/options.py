@@ -12,8 +12,10 @@ from urllib.parse import urlsplit, urlunsplit
 from pushwire.client.backoff import Backoff
 from pushwire.errors import UsageError
 
-__all__ = ["TRANSPORTS", "ClientOptions", "http_base_url", "websocket_url"]
+__all__ = ["DEFAULT_URL", "TRANSPORTS", "ClientOptions", "http_base_url", "websocket_url"]
 
+#: Where clients look for a server when neither an argument nor PUSHWIRE_URL says.
+DEFAULT_URL = "http://127.0.0.1:8000"
 #: Transports the client speaks, in its default order of preference.
 TRANSPORTS = ("websocket", "sse")
 
@@ -69,6 +71,8 @@ class ClientOptions:
                 raise UsageError(f"{name} must not be negative")
         if self.duplicate_window < 0:
             raise UsageError("duplicate_window must not be negative")
+        if self.ws_url is not None and urlsplit(self.ws_url).scheme not in ("ws", "wss"):
+            raise UsageError(f"ws_url must be a ws:// or wss:// address, not {self.ws_url!r}")
 
 
 def http_base_url(url: str) -> str:

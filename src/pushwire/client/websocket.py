@@ -124,7 +124,7 @@ class WebSocketConnection:
                 try:
                     self._route(raw)
                 except Exception:
-                    logger.exception("pushwire: could not handle frame %.200r", raw)
+                    logger.exception("could not handle frame %.200r", raw)
         except ConnectionClosed:
             pass
         finally:
@@ -138,22 +138,22 @@ class WebSocketConnection:
 
     def _route(self, raw: str | bytes) -> None:
         if isinstance(raw, bytes):
-            logger.warning("pushwire: ignoring a binary frame (%d bytes)", len(raw))
+            logger.warning("ignoring a binary frame (%d bytes)", len(raw))
             return
         try:
             frame = orjson.loads(raw)
         except orjson.JSONDecodeError:
-            logger.warning("pushwire: ignoring a frame that is not JSON: %.200r", raw)
+            logger.warning("ignoring a frame that is not JSON: %.200r", raw)
             return
         if not isinstance(frame, dict):
-            logger.warning("pushwire: ignoring a frame that is not an object: %.200r", raw)
+            logger.warning("ignoring a frame that is not an object: %.200r", raw)
             return
         kind = frame.get("type")
         if kind == "message":
             try:
                 message = message_from_json(frame)
             except ValueError as exc:
-                logger.warning("pushwire: ignoring a malformed message (%s): %.200r", exc, raw)
+                logger.warning("ignoring a malformed message (%s): %.200r", exc, raw)
                 return
             self._events.on_message(message, message.id)
         elif kind == "subscribed":
@@ -163,7 +163,7 @@ class WebSocketConnection:
         elif kind in ("published", "pong", "unsubscribed"):
             self._reply(frame)
         else:
-            logger.warning("pushwire: ignoring a frame of unknown type: %.200r", raw)
+            logger.warning("ignoring a frame of unknown type: %.200r", raw)
 
     def _subscribed(self, frame: dict[str, Any], raw: str) -> None:
         ref = frame.get("ref")
@@ -175,7 +175,7 @@ class WebSocketConnection:
             or not isinstance(cursor, str | None)
             or not isinstance(recovered, bool | None)
         ):
-            logger.warning("pushwire: ignoring a malformed subscribed reply: %.200r", raw)
+            logger.warning("ignoring a malformed subscribed reply: %.200r", raw)
             return
         self._events.on_subscribed(channel, cursor, recovered)
 
@@ -187,7 +187,7 @@ class WebSocketConnection:
             return
         future = self._requests.get(ref) if isinstance(ref, int) else None
         if future is None or future.done():
-            logger.warning("pushwire: the server reported an error: %.200r", raw)
+            logger.warning("the server reported an error: %.200r", raw)
             return
         future.set_exception(error)
 
@@ -210,7 +210,7 @@ class WebSocketConnection:
                     await self._request({"type": "ping"})
             except TimeoutError:
                 self._lost_reason = f"no pong within {timeout:g} s"
-                logger.warning("pushwire: %s; reconnecting", self._lost_reason)
+                logger.warning("%s; reconnecting", self._lost_reason)
                 # A frozen peer would never finish a closing handshake: cut the TCP
                 # connection, and the reader ends at once.
                 self._ws.transport.abort()
@@ -233,8 +233,7 @@ class WebSocketConnection:
                 await self._ws.close()
         except TimeoutError:
             self._ws.transport.abort()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._reader
+        await self._reader
 
 
 def _encode(frame: dict[str, Any]) -> str:
@@ -246,7 +245,7 @@ def _encode(frame: dict[str, Any]) -> str:
 
 def _close_reason(ws: ClientConnection) -> str:
     code = ws.close_code
-    if code is None:
+    if code is None or code == 1006:  # 1006: the TCP connection ended without a close frame
         return "connection lost"
     reason = ws.close_reason
     return f"closed by the server ({code}{' ' + reason if reason else ''})"
