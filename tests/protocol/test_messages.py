@@ -30,6 +30,7 @@ def test_commands_parse_into_dataclasses() -> None:
         ('{"type":"subscribe","channel":"' + "a" * 256 + '"}', "invalid_channel", None),
         ('{"type":"publish","channel":"a","data":1,"event":""}', "bad_request", None),
         ('{"type":"ping","ref":true}', "bad_request", None),
+        ('{"type":"publish","channel":"a","data":1,"event":"pushwire.gap"}', "bad_request", None),
     ],
 )
 def test_bad_commands_name_the_problem_and_keep_the_ref(frame: str, code: str, ref: object) -> None:

@@ -122,7 +122,7 @@ async def test_a_lost_stretch_of_history_is_an_explicit_gap_event(
         gap, live = await asyncio.wait_for(reader, 5)
 
     assert gap.event == "pushwire.gap"
-    assert orjson.loads(gap.data)["recovered"] is False
+    assert orjson.loads(gap.data) == {"channel": "g", "cursor": gap.id, "recovered": False}
     assert gap.id  # moves the browser's cursor on, so the gap is reported once
     assert live.id == live_id
 

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 import httpx
 import orjson
 import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
+from websockets.frames import Frame, Opcode
 
 from pushwire import ChannelRule, Server
 from tests.conftest import ServerFactory, api_publish, recv_json, recv_until, ws_url
@@ -224,8 +226,6 @@ async def test_oversize_message_closes_with_1009_and_others_are_unharmed(
 async def test_invalid_utf8_closes_with_1007(server: Server) -> None:
     async with connect(ws_url(server)) as ws:
         # Send a text frame with invalid UTF-8 through the protocol layer directly.
-        from websockets.frames import Frame, Opcode
-
         ws.protocol.send_frame(Frame(Opcode.TEXT, b"\xff\xfe"))
         ws.send_data()
         with pytest.raises(ConnectionClosed) as closed:
@@ -244,7 +244,7 @@ async def test_server_pings_and_closes_a_connection_that_never_pongs(
         # ...while one whose pongs never leave is closed by the server with 4001.
         async with connect(ws_url(server), ping_interval=None) as silent:
             silent.protocol.send_pong = lambda data: None  # type: ignore[method-assign]
-            silent.protocol.recv_frame = _swallow_pings(silent.protocol.recv_frame)  # type: ignore[method-assign]
+            silent.protocol.recv_frame = _swallow_pings(silent.protocol.recv_frame)  # type: ignore[method-assign,assignment]
             with pytest.raises(ConnectionClosed) as closed:
                 await asyncio.wait_for(silent.recv(), 5)
         await healthy.send('{"type":"ping"}')
@@ -255,14 +255,12 @@ async def test_server_pings_and_closes_a_connection_that_never_pongs(
     assert pong["type"] == "pong"
 
 
-def _swallow_pings(recv_frame):  # type: ignore[no-untyped-def]
+def _swallow_pings(recv_frame: Callable[[Frame], None]) -> Callable[[Frame], None]:
     """Wrap a client protocol's recv_frame so that ping frames get no pong."""
-    from websockets.frames import Opcode
 
-    def receive(frame):  # type: ignore[no-untyped-def]
-        if frame.opcode is Opcode.PING:
-            return None
-        return recv_frame(frame)
+    def receive(frame: Frame) -> None:
+        if frame.opcode is not Opcode.PING:
+            recv_frame(frame)
 
     return receive
 
@@ -306,8 +304,6 @@ async def test_slow_consumer_is_cut_off_while_fast_ones_get_everything(
 
 
 async def test_a_close_between_fragments_closes_normally(make_server: ServerFactory) -> None:
-    from websockets.frames import Frame, Opcode
-
     server = await make_server(echo=True)
     async with connect(ws_url(server, "/echo")) as ws:
         ws.protocol.send_frame(Frame(Opcode.TEXT, b"frag", fin=False))

@@ -32,6 +32,7 @@ class ReplayStep:
     channel: str
     publication: Publication | None
     cursor: str  # the stream cursor once the client has this step
+    position: StreamPosition  # the channel's own position once the client has this step
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,7 +97,7 @@ def _merge(
     for index, (state, recovery) in enumerate(zip(states, recoveries, strict=True)):
         if not recovery.recovered:
             positions[index] = state.delivered
-            steps.append(ReplayStep(state.name, None, _cursor(positions)))
+            steps.append(ReplayStep(state.name, None, _cursor(positions), state.delivered))
     replay = sorted(
         (publication.time, index, publication.position.offset, publication)
         for index, recovery in enumerate(recoveries)
@@ -104,5 +105,7 @@ def _merge(
     )
     for _, index, _, publication in replay:
         positions[index] = publication.position
-        steps.append(ReplayStep(publication.channel, publication, _cursor(positions)))
+        steps.append(
+            ReplayStep(publication.channel, publication, _cursor(positions), publication.position)
+        )
     return tuple(steps)

@@ -14,6 +14,8 @@ __all__ = ["MAX_CHANNEL_LENGTH", "MAX_EVENT_LENGTH", "validate_channel", "valida
 
 MAX_CHANNEL_LENGTH = 255
 MAX_EVENT_LENGTH = 64
+# Events pushwire itself sends on SSE (``pushwire.gap``): a publication must not fake one.
+RESERVED_EVENT_PREFIX = "pushwire."
 # Namespaces use ":" ("chat:lobby"), user channels "#" ("dialog#42,43"); no spaces,
 # quotes or control characters, so a name is safe in URLs, logs and JSON alike.
 _CHANNEL = re.compile(rf"[A-Za-z0-9_.:@/#,=+\-]{{1,{MAX_CHANNEL_LENGTH}}}")
@@ -46,4 +48,6 @@ def validate_event(event: object) -> str | None:
         raise BadRequestError(f"event must be a non-empty string of at most {MAX_EVENT_LENGTH}")
     if any(c in event for c in "\r\n\x00"):
         raise BadRequestError("event must not contain line breaks or NUL")
+    if event.startswith(RESERVED_EVENT_PREFIX):
+        raise BadRequestError(f"event names starting with {RESERVED_EVENT_PREFIX!r} are reserved")
     return event

@@ -59,12 +59,16 @@ _SHUTDOWN_GRACE_SECONDS = 2.0
 
 
 @functools.cache
-def _client_script() -> bytes | None:
+def _client_script(*, module: bool) -> bytes | None:
+    """pushwire.js as a classic script, or (``module``) with an ES module export added."""
     resource = resources.files("pushwire") / "static" / "pushwire.js"
     try:
-        return resource.read_bytes()
+        script = resource.read_bytes()
     except OSError:
         return None
+    if module:
+        script += b"\nexport const Pushwire = globalThis.Pushwire;\nexport default Pushwire;\n"
+    return script
 
 
 class Server:
@@ -193,7 +197,7 @@ class Server:
         if request.upgrade:
             connection.fail(404, "not_found", f"no WebSocket endpoint at {path[:100]}")
             return
-        if path == "/pushwire.js":
+        if path in ("/pushwire.js", "/pushwire.mjs"):
             self._serve_client_script(request, connection)
             return
         stream_handler = _STREAM_ROUTES.get(path)
@@ -212,7 +216,7 @@ class Server:
 
     def _serve_client_script(self, request: Request, connection: HttpConnection) -> None:
         """The browser client, served by the server so pages need no build step."""
-        script = _client_script()
+        script = _client_script(module=request.path.endswith(".mjs"))
         if script is None:
             connection.respond(
                 404,

@@ -35,7 +35,7 @@ def opening_bytes(start: StreamStart, retry_ms: int) -> bytes:
         publication = step.publication
         if publication is None:
             data = orjson.dumps(
-                {"channel": step.channel, "cursor": step.cursor, "recovered": False}
+                {"channel": step.channel, "cursor": step.position.cursor, "recovered": False}
             )
             parts.append(
                 b"id: %s\nevent: %s\ndata: %s\n\n"
