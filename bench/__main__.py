@@ -11,6 +11,7 @@ import json
 import sys
 from pathlib import Path
 
+from bench.affinity import set_enabled as set_pinning
 from bench.scenarios import RunSpec, run
 from bench.targets import TARGETS, ensure_peers_installed
 
@@ -22,6 +23,7 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--transport", choices=["ws", "sse", "poll"], default="ws")
     p.add_argument("--workers", type=int, default=2, help="load-generator processes")
     p.add_argument("--json", type=Path, help="also write the result as JSON here")
+    p.add_argument("--no-pin", action="store_true", help="do not pin server/load-gen CPUs")
 
 
 def _publisher(p: argparse.ArgumentParser) -> None:
@@ -42,6 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--subscribers", type=int, default=1000)
     p.add_argument("--duration", type=float, default=8.0, help="seconds of publishing")
     p.add_argument("--max-messages", type=int, default=200_000)
+    p.add_argument("--window", type=int, default=0, help="fixed publisher window; 0: adaptive")
 
     p = sub.add_parser("latency", help="publish-to-receive latency at a fixed rate")
     _common(p)
@@ -59,33 +62,47 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true", help="fewer subscribers, shorter runs")
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--repeat", type=int, default=1, help="fan-out runs per configuration")
-    p.add_argument("--only", nargs="*", help="labels to run (default: all)")
+    p.add_argument("--only", nargs="*", help="labels or targets to run (default: all)")
+    p.add_argument("--scenario", nargs="*", choices=["fanout", "latency", "conns"],
+                   help="scenarios to run (default: all)")  # fmt: skip
+    p.add_argument(
+        "--merge", action="store_true",
+        help="add to the runs already in bench-results.json instead of replacing them",
+    )  # fmt: skip
     p.add_argument("--out", type=Path, default=DOCS)
+    p.add_argument("--no-pin", action="store_true", help="do not pin server/load-gen CPUs")
 
     p = sub.add_parser("report", help="re-render the Markdown table and plot from the JSON")
     p.add_argument("--out", type=Path, default=DOCS)
+
+    sub.add_parser("selftest", help="check the readers' counting on synthetic streams")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point."""
     args = build_parser().parse_args(argv)
+    if args.command == "selftest":
+        from bench.selftest import selftest
+
+        return selftest()
     if args.command == "report":
         from bench.report import render_all
 
         render_all(args.out)
         return 0
+    set_pinning(not args.no_pin)
     if args.command == "matrix":
         from bench.matrix import run_matrix
 
         ensure_peers_installed()
-        return run_matrix(args.out, args.quick, args.workers, args.repeat, args.only)
+        return run_matrix(args.out, args.quick, args.workers, args.repeat, args.only, args.merge)
     if args.target != "pushwire":
         ensure_peers_installed()
     spec = RunSpec(scenario=args.command, target=args.target, transport=args.transport)
     spec.workers = args.workers
     for name in ("publisher", "subscribers", "duration", "max_messages", "rate",
-                 "connections", "max_connections"):  # fmt: skip
+                 "connections", "max_connections", "window"):  # fmt: skip
         if hasattr(args, name):
             setattr(spec, name, getattr(args, name))
     result = run(spec)

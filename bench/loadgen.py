@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import itertools
 import multiprocessing as mp
+import os
 import time
 from array import array
 from dataclasses import dataclass, field
@@ -39,6 +40,7 @@ class Stats:
     last_rx_ns: int = 0
     cpu: float = 0.0
     http_errors: int = 0
+    gaps: int = 0
     errors: dict[str, int] = field(default_factory=dict)
 
 
@@ -50,6 +52,8 @@ class ConnectResult:
     failed: int
     elapsed: float
     errors: dict[str, int]
+    #: Longest single connect+handshake; ~1 s or more means SYNs were dropped and retried.
+    slowest: float = 0.0
 
 
 class LoadGen:
@@ -74,6 +78,8 @@ class LoadGen:
             self._procs.append(proc)
             self._conns.append(parent)
             self._loop.add_reader(parent.fileno(), self._on_reply, parent)
+            # Keep the pipe blocking so a multi-megabyte reply is read whole (see worker.py).
+            os.set_blocking(parent.fileno(), True)
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -92,15 +98,15 @@ class LoadGen:
     def _on_reply(self, conn: Connection) -> None:
         try:
             reply: dict[str, Any] = conn.recv()
-        except EOFError:
+        except (EOFError, OSError):
             assert self._loop is not None
             self._loop.remove_reader(conn.fileno())
             for fut in self._pending.values():
                 if not fut.done():
                     fut.set_exception(EOFError("a load-generator worker died"))
             return
-        fut = self._pending.pop(reply.pop("id"), None)
-        if fut is not None and not fut.done():
+        fut = self._pending.pop(reply.pop("id"))
+        if not fut.done():
             fut.set_result(reply)
 
     async def call(self, index: int, cmd: dict[str, Any]) -> dict[str, Any]:
@@ -153,6 +159,7 @@ class LoadGen:
             failed=sum(r["failed"] for r in replies),
             elapsed=elapsed,
             errors=errors,
+            slowest=max(r["slowest"] for r in replies),
         )
 
     async def stats(self) -> Stats:
@@ -167,6 +174,7 @@ class LoadGen:
             s.total += r["total"]
             s.cpu += r["cpu"]
             s.http_errors += r["http_errors"]
+            s.gaps += r["gaps"]
             s.last_rx_ns = max(s.last_rx_ns, r["last_rx_ns"])
             for k, v in r["errors"].items():
                 s.errors[k] = s.errors.get(k, 0) + v
@@ -174,10 +182,15 @@ class LoadGen:
         s.max = max((r["max"] for r in with_subs), default=0)
         return s
 
-    async def total(self) -> tuple[int, int]:
-        """Return (deliveries since reset, newest delivery time in ns) over all workers."""
+    async def total(self) -> tuple[int, int, int]:
+        """Return (deliveries since reset, newest delivery ns, slowest subscriber's count)."""
         replies = await self.broadcast({"op": "total"})
-        return sum(r["total"] for r in replies), max(r["last_rx_ns"] for r in replies)
+        mins = [r["min"] for r in replies if r["min"] is not None]
+        return (
+            sum(r["total"] for r in replies),
+            max(r["last_rx_ns"] for r in replies),
+            min(mins, default=0),
+        )
 
     async def reset(self, record_latency: bool = False) -> None:
         """Zero every counter; turn per-message latency recording on or off."""

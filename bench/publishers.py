@@ -8,6 +8,7 @@ come so neither side's buffers fill, and every non-success reply is kept as evid
 from __future__ import annotations
 
 import asyncio
+from typing import cast
 
 from bench.wire import (
     API_KEY,
@@ -38,7 +39,11 @@ class Publisher:
         self.paused = False
 
     def publish(self, body: bytes) -> None:
-        """Queue one message (the JSON value to publish) for sending."""
+        """Send one message (the JSON value to publish)."""
+        self.publish_batch([body])
+
+    def publish_batch(self, bodies: list[bytes]) -> None:
+        """Send several messages back to back in as few writes as possible (pipelining)."""
         raise NotImplementedError
 
     async def close(self) -> None:
@@ -63,9 +68,9 @@ class _WsPubProtocol(asyncio.Protocol):
         self._parser = FrameParser()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
-        transport.write(self.request)
+        # uvloop's transports are not asyncio.Transport subclasses, only duck-typed alike.
+        self.transport = cast(asyncio.Transport, transport)
+        self.transport.write(self.request)
 
     def data_received(self, data: bytes) -> None:
         if not self.ready.done():
@@ -118,13 +123,16 @@ class WsPublisher(Publisher):
         self._proto = proto
         await asyncio.wait_for(proto.ready, 10)
 
-    def publish(self, body: bytes) -> None:
+    def publish_batch(self, bodies: list[bytes]) -> None:
         assert self._proto is not None
         assert self._proto.transport is not None
-        if self.style == "pushwire":
-            body = self._prefix + body + b',"ref":%d}' % self.sent
-        self._proto.transport.write(ws_frame(body))
-        self.sent += 1
+        frames = []
+        for body in bodies:
+            if self.style == "pushwire":
+                body = self._prefix + body + b',"ref":%d}' % self.sent
+            frames.append(ws_frame(body))
+            self.sent += 1
+        self._proto.transport.write(b"".join(frames))
 
     def on_frame(self, opcode: int, payload: bytes) -> None:
         """Count acknowledgements; keep anything unexpected as evidence."""
@@ -151,8 +159,8 @@ class _HttpPubProtocol(asyncio.Protocol):
         self._buf = b""
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # uvloop's transports are not asyncio.Transport subclasses, only duck-typed alike.
+        self.transport = cast(asyncio.Transport, transport)
 
     def data_received(self, data: bytes) -> None:
         buf = self._buf + data if self._buf else data
@@ -213,13 +221,20 @@ class HttpPublisher(Publisher):
             _, proto = await loop.create_connection(lambda: _HttpPubProtocol(self), host, port)
             self._protos.append(proto)
 
-    def publish(self, body: bytes) -> None:
-        payload = self._prefix + body + b"}"
-        proto = min(self._protos, key=lambda p: p.outstanding)
-        assert proto.transport is not None
-        proto.transport.write(self._head + b"Content-Length: %d\r\n\r\n" % len(payload) + payload)
-        proto.outstanding += 1
-        self.sent += 1
+    def publish_batch(self, bodies: list[bytes]) -> None:
+        # Spread the batch over the connections, least busy first, one write per connection.
+        protos = sorted(self._protos, key=lambda p: p.outstanding)
+        per_conn: list[list[bytes]] = [[] for _ in protos]
+        for i, body in enumerate(bodies):
+            payload = self._prefix + body + b"}"
+            per_conn[i % len(protos)].append(
+                self._head + b"Content-Length: %d\r\n\r\n" % len(payload) + payload
+            )
+        for proto, reqs in zip(protos, per_conn, strict=True):
+            if reqs and proto.transport is not None:
+                proto.transport.write(b"".join(reqs))
+                proto.outstanding += len(reqs)
+        self.sent += len(bodies)
 
     async def close(self) -> None:
         for proto in self._protos:

@@ -13,6 +13,7 @@ import asyncio
 import json
 import time
 from array import array
+from typing import cast
 from urllib.parse import quote
 
 from bench.wire import (
@@ -57,9 +58,9 @@ class Subscriber(asyncio.Protocol):
 
     # -- lifecycle -------------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
-        transport.write(self.request())
+        # uvloop's transports are not asyncio.Transport subclasses, only duck-typed alike.
+        self.transport = cast(asyncio.Transport, transport)
+        self.transport.write(self.request())
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
@@ -277,6 +278,8 @@ class PollSubscriber(_HttpStream):
         self.cursor: str | None = None
         self.running = True
         self.http_errors = 0
+        #: Answers in which the server reported a history gap (messages it could not replay).
+        self.gaps = 0
         self._consecutive_errors = 0
 
     def request(self) -> bytes:
@@ -321,15 +324,19 @@ class PollSubscriber(_HttpStream):
         if head.startswith(b"HTTP/1.1 200"):
             self._consecutive_errors = 0
             self._deliver(body, len(body))
+            if b'"gaps"' in body:
+                self.gaps += 1
             cursor = _extract_cursor(body)
             if cursor is not None:
                 self.cursor = cursor
         else:
             self.http_errors += 1
             self._consecutive_errors += 1
-            self.error = head.split(b"\r\n", 1)[0].decode(errors="replace") + " " + body[
-                :120
-            ].decode(errors="replace")
+            self.error = (
+                head.split(b"\r\n", 1)[0].decode(errors="replace")
+                + " "
+                + body[:120].decode(errors="replace")
+            )
             if self._consecutive_errors >= self.MAX_ERRORS:
                 self.close()
                 return

@@ -8,14 +8,23 @@ has seen one), then measures. All loops are bounded by a message count and/or a 
 from __future__ import annotations
 
 import asyncio
+import math
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bench.affinity import loadgen_cpus, pin_self
 from bench.loadgen import LoadGen
-from bench.procstat import cpu_seconds, open_fds, rss_bytes
+from bench.procstat import (
+    cpu_seconds,
+    open_fds,
+    rss_bytes,
+    runqueue_wait_seconds,
+    system_cpu,
+    tcp_counters,
+)
 from bench.progress import Progress
 from bench.publishers import HttpPublisher, Publisher, WsPublisher, unacked
 from bench.targets import HOST, TARGETS, ServerProcess, Target
@@ -44,6 +53,7 @@ class RunSpec:
     connections: int = 10_000
     max_connections: int = 19_000
     workers: int = 2
+    window: int = 0  # fan-out: fixed publisher window in messages; 0 = adaptive (window_for)
     log_dir: str = "bench/.logs"
 
     @property
@@ -72,14 +82,74 @@ class RunResult:
         return d
 
 
-def window_for(subscribers: int) -> int:
-    """Messages a publisher may run ahead of the average subscriber.
+#: Upper bound of the publisher window, in messages: well inside pushwire's default history
+#: (1,000 publications per channel), so a lagging long-poll subscriber can always catch up.
+MAX_WINDOW = 500
+#: Lower bound: a publisher pipelines at least this many messages, whatever the rate. Without
+#: it a slow target gets a window of 1-2 messages, which starves transports that batch per
+#: round trip (a long-poll answer carries everything since the cursor).
+MIN_WINDOW = 10
 
-    Big enough that the server never runs out of work between two polls of the delivery
-    counters, small enough that the in-flight backlog (window x subscribers messages) stays in
-    the hundreds of MB at worst.
+
+def window_for(msgs_per_s: float) -> int:
+    """Messages a publisher may run ahead of the slowest subscriber.
+
+    About 1 s of work at the rate measured so far: far more than one poll interval, so the
+    server never idles waiting for the publisher, yet the backlog left to drain when publishing
+    stops (and the memory it holds in the server) stays small for slow and fast targets alike.
     """
-    return max(32, min(500, 2_000_000 // max(subscribers, 1)))
+    return int(max(MIN_WINDOW, min(MAX_WINDOW, msgs_per_s * 1.0)))
+
+
+@dataclass
+class _Snap:
+    """CPU counters of everyone involved, at one instant."""
+
+    t: float
+    server: float
+    wait: float
+    machine: tuple[float, float, float]
+    own: float
+    loadgen: float
+
+
+async def _snap(lg: LoadGen, pid: int) -> _Snap:
+    loadgen = (await lg.stats()).cpu
+    return _Snap(
+        time.monotonic(),
+        cpu_seconds(pid),
+        runqueue_wait_seconds(pid),
+        system_cpu(),
+        time.process_time(),
+        loadgen,
+    )
+
+
+def _utilization(a: _Snap, b: _Snap) -> dict[str, float]:
+    """CPU-seconds per wall-second of server, load generator, publisher and everyone else.
+
+    ``foreign_cpu`` is what other processes on the (shared) machine used meanwhile: busy time
+    minus softirq (loopback TCP work, charged to nobody) minus our own processes. A run with
+    a high figure was disturbed and its throughput understates the target.
+    """
+    wall = max(b.t - a.t, 1e-9)
+    total = max(b.machine[2] - a.machine[2], 1e-9)
+    ncpu = total / wall
+    busy = (b.machine[0] - a.machine[0]) / total
+    softirq = (b.machine[1] - a.machine[1]) / total
+    server = (b.server - a.server) / wall
+    loadgen = (b.loadgen - a.loadgen) / wall
+    own = (b.own - a.own) / wall
+    foreign = (busy - softirq) * ncpu - server - loadgen - own
+    return {
+        "server_cpu_util": round(server, 3),
+        "server_runq_wait": round((b.wait - a.wait) / wall, 3),
+        "loadgen_cpu_util": round(loadgen, 3),
+        "publisher_cpu_util": round(own, 3),
+        "machine_busy": round(busy, 3),
+        "machine_softirq": round(softirq, 3),
+        "foreign_cpu": round(max(foreign, 0.0), 3),
+    }
 
 
 async def _open_publisher(spec: RunSpec, target: Target, port: int) -> Publisher:
@@ -114,12 +184,10 @@ async def _sync(lg: LoadGen, pub: Publisher, expected: int, progress: Progress) 
     return synced
 
 
-async def _drain(
-    lg: LoadGen, pub: Publisher, expected: int, progress: Progress
-) -> tuple[int, int]:
+async def _drain(lg: LoadGen, pub: Publisher, expected: int, progress: Progress) -> tuple[int, int]:
     """Wait until ``expected`` deliveries arrived or progress stalled; return (total, last_rx)."""
     last_change = time.monotonic()
-    total, last_rx = await lg.total()
+    total, last_rx, _ = await lg.total()
     prev = -1
     while total < expected or unacked(pub) > 0:
         if total != prev:
@@ -129,7 +197,7 @@ async def _drain(
             break
         progress.update(f"drain {total:,}/{expected:,}")
         await asyncio.sleep(POLL_INTERVAL_S)
-        total, last_rx = await lg.total()
+        total, last_rx, _ = await lg.total()
     return total, last_rx
 
 
@@ -186,33 +254,33 @@ async def run_fanout(spec: RunSpec) -> RunResult:
         if not subs:
             raise RuntimeError("no subscriber is receiving")
         await lg.reset()
-        window = window_for(subs)
-        lg_cpu0 = (await lg.stats()).cpu
-        cpu0 = cpu_seconds(server.pid)
-        own0 = time.process_time()
+        # Until the rate is known: ~50k deliveries ahead.
+        window = spec.window or window_for(50_000 / subs)
+        snap0 = await _snap(lg, server.pid)
         t_start_ns = time.time_ns()
         t_end = time.monotonic() + spec.duration
-        total, seq = 0, 0
+        total, slowest, seq = 0, 0, 0
         next_poll = 0.0
         while seq < spec.max_messages and time.monotonic() < t_end:
             now = time.monotonic()
             if now >= next_poll:
-                total, _ = await lg.total()
+                total, _, slowest = await lg.total()
                 next_poll = now + POLL_INTERVAL_S
                 rate = total / max((time.time_ns() - t_start_ns) / 1e9, 1e-9)
+                if not spec.window and now > t_end - spec.duration + 0.5:
+                    window = window_for(rate / subs)
                 pr.update(f"sent {seq:,}  delivered {total:,}  {rate / 1e3:,.0f}k/s")
-            room = min(window - (seq - total // subs), window - unacked(pub))
+            room = min(window - (seq - slowest), window - unacked(pub))
             if room <= 0 or pub.paused:
                 await asyncio.sleep(0.001)
                 continue
-            for _ in range(min(room, 64, spec.max_messages - seq)):
-                pub.publish(make_message(seq))
-                seq += 1
+            batch = min(room, 64, spec.max_messages - seq)
+            pub.publish_batch([make_message(seq + i) for i in range(batch)])
+            seq += batch
             await asyncio.sleep(0)
         expected = seq * subs
         total, last_rx = await _drain(lg, pub, expected, pr)
-        cpu1 = cpu_seconds(server.pid)
-        own1 = time.process_time()
+        snap1 = await _snap(lg, server.pid)
         st = await lg.stats()
         wall = max((last_rx - t_start_ns) / 1e9, 1e-9)
         await pub.close()
@@ -226,17 +294,17 @@ async def run_fanout(spec: RunSpec) -> RunResult:
             window=window,
             seconds=round(wall, 3),
             deliveries_per_s=round(total / wall),
-            server_cpu_s=round(cpu1 - cpu0, 3),
-            server_cpu_util=round((cpu1 - cpu0) / wall, 3),
-            cpu_s_per_1m=round((cpu1 - cpu0) / total * 1e6, 3) if total else None,
-            loadgen_cpu_util=round((st.cpu - lg_cpu0) / wall, 3),
-            publisher_cpu_util=round((own1 - own0) / wall, 3),
+            server_cpu_s=round(snap1.server - snap0.server, 3),
+            cpu_s_per_1m=round((snap1.server - snap0.server) / total * 1e6, 3) if total else None,
+            **_utilization(snap0, snap1),
             publish_errors=pub.errors,
             publish_failed=pub.failed,
             server_rss_mb=round(rss_bytes(server.pid) / 2**20, 1),
         )
         if st.http_errors:
             res.errors.append(f"{st.http_errors} long-poll error answers: {st.errors}")
+        if st.gaps:
+            res.errors.append(f"{st.gaps} long-poll answers reported history gaps")
         if pub.failed:
             res.errors.append(f"{pub.failed} publish errors: {pub.errors}")
         if expected != total:
@@ -249,7 +317,7 @@ def percentile(sorted_values: list[int], q: float) -> int:
     """Nearest-rank percentile of an ascending list (q in 0..100)."""
     if not sorted_values:
         return 0
-    k = max(0, min(len(sorted_values) - 1, round(q / 100 * len(sorted_values) + 0.5) - 1))
+    k = max(0, min(len(sorted_values) - 1, math.ceil(q / 100 * len(sorted_values)) - 1))
     return sorted_values[k]
 
 
@@ -264,7 +332,7 @@ async def run_latency(spec: RunSpec) -> RunResult:
         await lg.reset(record_latency=True)
         n = max(1, int(spec.duration * spec.rate))
         interval = 1.0 / spec.rate
-        cpu0 = cpu_seconds(server.pid)
+        snap0 = await _snap(lg, server.pid)
         t0 = time.monotonic()
         for seq in range(n):
             delay = t0 + seq * interval - time.monotonic()
@@ -272,11 +340,11 @@ async def run_latency(spec: RunSpec) -> RunResult:
                 await asyncio.sleep(delay)
             pub.publish(make_message(seq))
             if seq % 5 == 0:
-                total, _ = await lg.total()
+                total, _, _ = await lg.total()
                 pr.update(f"sent {seq + 1}/{n}  delivered {total:,}")
         expected = n * subs
         total, _ = await _drain(lg, pub, expected, pr)
-        cpu1 = cpu_seconds(server.pid)
+        snap1 = await _snap(lg, server.pid)
         lat = sorted((await lg.latencies()).tolist())
         await pub.close()
         res.metrics.update(
@@ -290,7 +358,8 @@ async def run_latency(spec: RunSpec) -> RunResult:
             p90_ms=round(percentile(lat, 90) / 1e6, 3),
             p99_ms=round(percentile(lat, 99) / 1e6, 3),
             max_ms=round((lat[-1] if lat else 0) / 1e6, 3),
-            server_cpu_s=round(cpu1 - cpu0, 3),
+            server_cpu_s=round(snap1.server - snap0.server, 3),
+            **_utilization(snap0, snap1),
             publish_errors=pub.errors,
         )
         if expected != total:
@@ -309,13 +378,21 @@ async def run_conns(spec: RunSpec) -> RunResult:
         await asyncio.sleep(0.5)
         base = rss_bytes(server.pid)
         pr.update(f"connecting {spec.connections:,}", force=True)
+        tcp0 = tcp_counters()
+        snap0 = await _snap(lg, server.pid)
         first = await lg.connect(spec.transport, HOST, server.port, path, spec.connections)
+        snap1 = await _snap(lg, server.pid)
+        tcp1 = tcp_counters()
         await asyncio.sleep(2.0)  # let lazy per-connection setup finish before sampling RSS
         rss = rss_bytes(server.pid)
         res.metrics.update(
             connections=first.ready,
             accept_s=round(first.elapsed, 3),
             accept_per_s=round(first.ready / first.elapsed) if first.elapsed else None,
+            slowest_connect_s=round(first.slowest, 3),
+            accept_server_cpu_s=round(snap1.server - snap0.server, 3),
+            accept_util=_utilization(snap0, snap1),
+            tcp_during_accept={k: tcp1[k] - tcp0.get(k, 0) for k in tcp1},
             rss_base_mb=round(base / 2**20, 1),
             rss_mb=round(rss / 2**20, 1),
             rss_per_conn_kib=round((rss - base) / max(first.ready, 1) / 1024, 2),
@@ -345,7 +422,7 @@ async def run_conns(spec: RunSpec) -> RunResult:
     return await _with_subscribers(spec, body)
 
 
-SCENARIOS: dict[str, Callable[[RunSpec], Awaitable[RunResult]]] = {
+SCENARIOS: dict[str, Callable[[RunSpec], Coroutine[Any, Any, RunResult]]] = {
     "fanout": run_fanout,
     "latency": run_latency,
     "conns": run_conns,
@@ -354,6 +431,7 @@ SCENARIOS: dict[str, Callable[[RunSpec], Awaitable[RunResult]]] = {
 
 def run(spec: RunSpec) -> RunResult:
     """Run one scenario in a fresh event loop (uvloop when available)."""
+    pin_self(loadgen_cpus())  # workers started from here inherit it
     coro = SCENARIOS[spec.scenario](spec)
     try:
         import uvloop

@@ -16,6 +16,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench.affinity import pin_self, server_cpus
 from bench.wire import API_KEY, CHANNEL
 
 BENCH_DIR = Path(__file__).resolve().parent
@@ -134,6 +135,7 @@ class ServerProcess:
     def __enter__(self) -> ServerProcess:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log = self.log_path.open("wb")
+        cpus = server_cpus()
         self.proc = subprocess.Popen(
             self.target.command(self.port),
             cwd=PEERS_DIR if self.target.name != "pushwire" else BENCH_DIR.parent,
@@ -141,6 +143,8 @@ class ServerProcess:
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
+            # Runs in the child before exec, so every thread the server starts inherits it.
+            preexec_fn=(lambda: pin_self(cpus)) if cpus else None,
         )
         log.close()
         try:

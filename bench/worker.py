@@ -9,6 +9,7 @@ watches the pipe with ``add_reader`` so commands never block the readers.
 from __future__ import annotations
 
 import asyncio
+import os
 import resource
 import time
 from collections import Counter
@@ -70,10 +71,12 @@ class Worker:
         timeout = cmd.get("timeout", 30.0)
         errors: Counter[str] = Counter()
         ready = 0
+        slowest = 0.0
 
         async def one() -> None:
-            nonlocal ready
+            nonlocal ready, slowest
             async with sem:
+                t = time.perf_counter()
                 sub = cls(host, port, path, self.rec)
                 try:
                     await asyncio.wait_for(
@@ -86,6 +89,7 @@ class Worker:
                     return
                 self.subs.append(sub)
                 ready += 1
+                slowest = max(slowest, time.perf_counter() - t)
 
         t0 = time.perf_counter()
         await asyncio.gather(*(one() for _ in range(cmd["count"])))
@@ -94,11 +98,16 @@ class Worker:
             "failed": sum(errors.values()),
             "errors": dict(errors.most_common(5)),
             "elapsed": time.perf_counter() - t0,
+            "slowest": slowest,
         }
 
     async def op_total(self, cmd: Command) -> dict[str, Any]:
-        """Report the delivery total only: O(1), polled every few tens of milliseconds."""
-        return {"total": self.rec.total, "last_rx_ns": self.rec.last_rx_ns}
+        """Report the delivery total and the slowest subscriber's count (polled often)."""
+        return {
+            "total": self.rec.total,
+            "last_rx_ns": self.rec.last_rx_ns,
+            "min": min((s.count for s in self.subs if not s.closed), default=None),
+        }
 
     async def op_stats(self, cmd: Command) -> dict[str, Any]:
         """Report per-subscriber counters (walks every subscriber: not for tight loops)."""
@@ -115,6 +124,7 @@ class Worker:
             "last_rx_ns": max((s.last_rx_ns for s in self.subs), default=0),
             "cpu": time.process_time(),
             "http_errors": sum(s.http_errors for s in self.subs if isinstance(s, PollSubscriber)),
+            "gaps": sum(s.gaps for s in self.subs if isinstance(s, PollSubscriber)),
             "errors": dict(errors.most_common(3)),
         }
 
@@ -150,6 +160,9 @@ class Worker:
 async def _amain(conn: Connection) -> None:
     worker = Worker(conn)
     worker.loop.add_reader(conn.fileno(), worker.on_readable)
+    # add_reader made the pipe non-blocking; pickled replies (latency samples: megabytes) must
+    # be written whole, so switch it back. Reads only happen when data is there.
+    os.set_blocking(conn.fileno(), True)
     try:
         await worker.done
     finally:

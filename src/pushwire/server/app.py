@@ -35,7 +35,7 @@ from pushwire.server.streaming import handle_poll, handle_sse, handle_websocket
 from pushwire.transports.base import ConnectionLimits
 from pushwire.transports.longpoll import LongPollWaiter
 from pushwire.transports.sse import SSEPinger
-from pushwire.transports.websocket import Heartbeat, WebSocketSession
+from pushwire.transports.websocket import Heartbeat
 
 __all__ = ["Server"]
 
@@ -88,7 +88,6 @@ class Server:
         self.heartbeat = Heartbeat(config.ws_ping_interval_seconds, config.ws_ping_timeout_seconds)
         self.sse_pinger = SSEPinger(config.sse_ping_interval_seconds)
         self.connections: set[HttpConnection] = set()
-        self.websockets: set[WebSocketSession] = set()
         self._listener: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._stopped = asyncio.Event()
@@ -142,7 +141,7 @@ class Server:
         self.heartbeat.stop()
         self.sse_pinger.stop()
         # Tell WebSocket clients to go elsewhere, answer waiting polls, end streams.
-        for session in list(self.websockets):
+        for session in self.heartbeat.sessions():
             session.close(CLOSE_GOING_AWAY, "server shutting down")
         for group in self.node.hub.groups():
             for poller in list(group.pollers):

@@ -9,8 +9,6 @@ requests are queued and answered in order; reading pauses if too many pile up.
 from __future__ import annotations
 
 import asyncio
-import socket
-from collections import deque
 from collections.abc import Callable, Iterable
 from typing import Protocol, cast
 from urllib.parse import parse_qs
@@ -39,6 +37,11 @@ _REASONS = {
 }
 
 
+_NO_REQUESTS: list[Request] = []
+_NO_HEADERS: dict[str, str] = {}
+_NO_BODY: list[bytes] = []
+
+
 def error_body(code: str, message: str) -> bytes:
     """The JSON body of every HTTP error: ``{"error": code, "message": ...}``."""
     return orjson.dumps({"error": code, "message": message})
@@ -47,7 +50,7 @@ def error_body(code: str, message: str) -> bytes:
 class Request:
     """A parsed request: method, path, query parameters, headers (lower-case) and body."""
 
-    __slots__ = ("body", "headers", "keep_alive", "method", "path", "query", "raw_url", "upgrade")
+    __slots__ = ("_query", "body", "headers", "keep_alive", "method", "path", "raw_url", "upgrade")
 
     def __init__(
         self,
@@ -61,13 +64,21 @@ class Request:
     ) -> None:
         self.method = method
         self.raw_url = raw_url
-        path, _, query = raw_url.partition(b"?")
+        path, _, _ = raw_url.partition(b"?")
         self.path = path.decode("latin-1")
-        self.query = parse_qs(query.decode("latin-1"), keep_blank_values=True)
+        self._query: dict[str, list[str]] | None = None
         self.headers = headers
         self.body = body
         self.keep_alive = keep_alive
         self.upgrade = upgrade
+
+    @property
+    def query(self) -> dict[str, list[str]]:
+        """Query parameters, parsed on first use (many requests never look)."""
+        if self._query is None:
+            query = self.raw_url.partition(b"?")[2].decode("latin-1")
+            self._query = _parse_query(query)
+        return self._query
 
     def param(self, name: str) -> str | None:
         """The last value of query parameter ``name``, if present."""
@@ -76,6 +87,19 @@ class Request:
 
     def params(self, name: str) -> list[str]:
         return self.query.get(name, [])
+
+
+def _parse_query(query: str) -> dict[str, list[str]]:
+    """``parse_qs``, with a fast path for the plain ``channel=a&cursor=b`` queries
+    subscribers send thousands of times a second (nothing to unescape)."""
+    if "%" in query or "+" in query:
+        return parse_qs(query, keep_blank_values=True)
+    params: dict[str, list[str]] = {}
+    for pair in query.split("&"):
+        if pair:
+            name, _, value = pair.partition("=")
+            params.setdefault(name, []).append(value)
+    return params
 
 
 class Router(Protocol):
@@ -124,8 +148,8 @@ class HttpConnection(asyncio.Protocol):
     def __init__(self, router: Router, max_body_bytes: int) -> None:
         self._router = router
         self._max_body_bytes = max_body_bytes
-        self._parser = httptools.HttpRequestParser(self)
-        self._queue: deque[Request] = deque()
+        self._parser: httptools.HttpRequestParser | None = httptools.HttpRequestParser(self)
+        self._queue: list[Request] = []  # pipelined requests; a list: it is short
         self._busy = False
         self._processing = False
         self._paused = False
@@ -149,11 +173,9 @@ class HttpConnection(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports are not asyncio.Transport subclasses, but quack alike.
+        # Both asyncio and uvloop set TCP_NODELAY on TCP connections already, so
+        # small pushes leave at once rather than waiting for Nagle's algorithm.
         self.transport = cast(asyncio.Transport, transport)
-        sock = transport.get_extra_info("socket")
-        if sock is not None:
-            # Small pushes must leave at once, not wait for Nagle's algorithm.
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self._router.connection_opened(self)
 
     def data_received(self, data: bytes) -> None:
@@ -162,6 +184,8 @@ class HttpConnection(asyncio.Protocol):
             return
         if self.streaming:
             return  # an event stream's client has nothing more to say
+        if self._parser is None:
+            return
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserUpgrade as exc:
@@ -226,6 +250,7 @@ class HttpConnection(asyncio.Protocol):
 
     def on_message_complete(self) -> None:
         parser = self._parser
+        assert parser is not None  # only the parser calls this
         request = Request(
             parser.get_method().decode("latin-1"),
             self._url,
@@ -248,7 +273,7 @@ class HttpConnection(asyncio.Protocol):
         self._processing = True
         try:
             while self._queue and not self._busy and not self.is_closed:
-                request = self._queue.popleft()
+                request = self._queue.pop(0)
                 self._busy = True
                 self._router.handle(request, self)
         finally:
@@ -298,8 +323,20 @@ class HttpConnection(asyncio.Protocol):
         """Write a streaming response's head; from now on the client's bytes are ignored."""
         assert self.transport is not None
         self.streaming = True
-        self._queue.clear()
+        self.release_http_state()
         self.transport.write(head)
+
+    def release_http_state(self) -> None:
+        """The connection is a WebSocket or an event stream for good: free the parser.
+
+        Thousands of idle subscribers each hold a connection, so what they no
+        longer need is dropped rather than kept for a request that never comes.
+        """
+        self._parser = None
+        # Shared empty containers: with no parser, nothing is ever added to them.
+        self._queue = _NO_REQUESTS
+        self._headers = _NO_HEADERS
+        self._body = _NO_BODY
 
     def close(self) -> None:
         if self.transport is not None and not self.transport.is_closing():

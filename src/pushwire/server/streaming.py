@@ -63,7 +63,6 @@ def handle_websocket(server: Server, request: Request, connection: HttpConnectio
     if result.rejection is not None or transport is None:
         connection.respond(400, error_body("bad_request", result.rejection or ""), keep_alive=False)
         return
-    transport.write(result.response)
     session: WebSocketSession
     if echo:
         session = EchoSession(result.protocol, transport, server.limits, server.heartbeat)
@@ -71,10 +70,12 @@ def handle_websocket(server: Server, request: Request, connection: HttpConnectio
         session = ChannelSession(
             result.protocol, transport, server.limits, server.heartbeat, server.node
         )
+    session.cork(result.response)
+    if isinstance(session, ChannelSession):
         session.subscribe_all(channels)
+    session.uncork()
     connection.upgraded = session
-    server.websockets.add(session)
-    connection.on_lost = lambda: server.websockets.discard(session)
+    connection.release_http_state()
     if connection.upgrade_tail:
         session.receive_data(connection.upgrade_tail)
 

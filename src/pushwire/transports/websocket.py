@@ -58,20 +58,20 @@ class Handshake:
 
 
 def handshake(raw_url: str, headers: list[tuple[str, str]], max_message_bytes: int) -> Handshake:
-    """Validate an upgrade request and build the 101 response (or the reason to refuse)."""
-    protocol = _ServerProtocol(max_size=max_message_bytes, logger=_protocol_logger)
-    request = Request(raw_url, Headers(headers))
-    # Feeding the request through the protocol moves its parser on to frames.
-    protocol.receive_data(request.serialize())
-    events = protocol.events_received()
-    if len(events) != 1 or not isinstance(events[0], Request):
-        return Handshake(protocol, b"", "malformed WebSocket handshake request")
-    response = protocol.accept(events[0])
+    """Validate an upgrade request and build the 101 response (or the reason to refuse).
+
+    httptools has already parsed the request, so the protocol starts in the OPEN
+    state (its parser expecting frames, not a request) and ``accept`` only
+    validates the headers and computes the response.
+    """
+    protocol = _ServerProtocol(
+        state=State.OPEN, max_size=max_message_bytes, logger=_protocol_logger
+    )
+    response = protocol.accept(Request(raw_url, Headers(headers)))
     if response.status_code != 101:
         reason = (response.body or b"").decode("utf-8", "replace").strip().splitlines()
         return Handshake(protocol, b"", reason[0] if reason else "WebSocket handshake failed")
-    protocol.send_response(response)
-    return Handshake(protocol, b"".join(protocol.data_to_send()), None)
+    return Handshake(protocol, response.serialize(), None)
 
 
 class WebSocketSession:
@@ -83,6 +83,7 @@ class WebSocketSession:
 
     __slots__ = (
         "_abort_handle",
+        "_corked",
         "_decoder",
         "_fragments",
         "_fragments_opcode",
@@ -109,10 +110,11 @@ class WebSocketSession:
         self.closed = False
         self.awaiting_pong = False
         self.ping_sent_at = 0.0
-        self._fragments: list[bytes] = []
+        self._fragments: list[bytes] | None = None  # only while a message is fragmented
         self._fragments_opcode: Opcode | None = None
         self._decoder: codecs.IncrementalDecoder | None = None
         self._abort_handle: asyncio.TimerHandle | None = None
+        self._corked: list[bytes] | None = None
         if heartbeat is not None:
             heartbeat.add(self)
 
@@ -149,12 +151,14 @@ class WebSocketSession:
                 self._fail(1007, f"invalid UTF-8: {exc.reason}")
                 return
         if not frame.fin:
+            if self._fragments is None:
+                self._fragments = []
             self._fragments.append(bytes(frame.data))
             return
-        if self._fragments:
+        if self._fragments is not None:
             self._fragments.append(bytes(frame.data))
             data = b"".join(self._fragments)
-            self._fragments.clear()
+            self._fragments = None
         else:
             data = bytes(frame.data)
         is_text = self._fragments_opcode is Opcode.TEXT
@@ -186,7 +190,23 @@ class WebSocketSession:
     def send(self, payload: bytes) -> None:
         """Send one text frame now (a reply; fan-out uses :meth:`send_batch`)."""
         if not self.closed:
-            self.transport.write(ws_text_frame(payload))
+            if self._corked is not None:
+                self._corked.append(ws_text_frame(payload))
+            else:
+                self.transport.write(ws_text_frame(payload))
+
+    def cork(self, first: bytes) -> None:
+        """Hold replies back, after ``first``, until :meth:`uncork` writes them in one go.
+
+        A new connection's handshake response and its first replies then cost one
+        system call instead of several: accepting is mostly system calls.
+        """
+        self._corked = [first]
+
+    def uncork(self) -> None:
+        corked, self._corked = self._corked, None
+        if corked:
+            self.transport.write(b"".join(corked))
 
     def send_batch(self, data: bytes) -> bool:
         transport = self.transport
@@ -263,6 +283,10 @@ class Heartbeat:
 
     def discard(self, session: WebSocketSession) -> None:
         self._sessions.discard(session)
+
+    def sessions(self) -> list[WebSocketSession]:
+        """Every open WebSocket (a session leaves once its closing handshake starts)."""
+        return list(self._sessions)
 
     def start(self) -> None:
         if self.interval > 0:

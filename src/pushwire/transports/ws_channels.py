@@ -9,20 +9,28 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import deque
 
 from websockets.server import ServerProtocol
 
 from pushwire.core.history import StreamPosition
 from pushwire.core.hub import ChannelState
 from pushwire.core.node import Node
+from pushwire.core.recovery import Recovery
 from pushwire.errors import (
     AlreadySubscribedError,
     ClientError,
     LimitExceededError,
 )
 from pushwire.protocol.codec import error_reply, message_json, reply, ws_message_frame
-from pushwire.protocol.messages import Command, Ping, Publish, Subscribe, Unsubscribe, parse_command
+from pushwire.protocol.messages import (
+    Command,
+    Ping,
+    Publish,
+    Ref,
+    Subscribe,
+    Unsubscribe,
+    parse_command,
+)
 from pushwire.transports.base import ConnectionLimits
 from pushwire.transports.websocket import Heartbeat, WebSocketSession
 
@@ -47,13 +55,22 @@ class ChannelSession(WebSocketSession):
         super().__init__(protocol, transport, limits, heartbeat)
         self.node = node
         self.subscriptions: dict[str, ChannelState] = {}
-        self._commands: deque[Command] = deque()
+        self._commands: list[Command] | None = None  # only while commands wait
         self._pump: asyncio.Task[None] | None = None
 
     def subscribe_all(self, channels: list[str]) -> None:
-        """Subscribe to the channels named in the connection URL (``?channel=``)."""
+        """Subscribe to the channels named in the connection URL (``?channel=``).
+
+        A channel this node already serves is joined at once, without a task:
+        thousands of clients connecting to one busy channel is the common case.
+        """
+        hub = self.node.hub
         for channel in channels:
-            self._enqueue(Subscribe(channel, None))
+            state = hub.channel(channel)
+            if state is None or self._commands is not None:
+                self._enqueue(Subscribe(channel, None))
+            else:
+                self._join(state, None, None)
 
     def on_message(self, data: bytes, is_text: bool) -> None:
         # Binary frames are accepted too: many clients send JSON they encoded to bytes.
@@ -62,12 +79,14 @@ class ChannelSession(WebSocketSession):
         except ClientError as exc:
             self.send(error_reply(exc.code, str(exc), exc.ref))
             return
-        if isinstance(command, Ping) and not self._commands:
+        if isinstance(command, Ping) and self._commands is None:
             self.send(reply("pong", command.ref))
             return
         self._enqueue(command)
 
     def _enqueue(self, command: Command) -> None:
+        if self._commands is None:
+            self._commands = []
         self._commands.append(command)
         if self._pump is None:
             self._pump = asyncio.get_running_loop().create_task(self._run_commands())
@@ -75,7 +94,9 @@ class ChannelSession(WebSocketSession):
     async def _run_commands(self) -> None:
         try:
             while self._commands and not self.closed:
-                command = self._commands.popleft()
+                command = self._commands.pop(0)
+                if not self._commands:
+                    self._commands = None
                 try:
                     await self._execute(command)
                 except ClientError as exc:
@@ -85,6 +106,7 @@ class ChannelSession(WebSocketSession):
                     self.send(error_reply("internal", "internal server error", command.ref))
         finally:
             self._pump = None
+            self._commands = None
 
     async def _execute(self, command: Command) -> None:
         if isinstance(command, Subscribe):
@@ -125,11 +147,18 @@ class ChannelSession(WebSocketSession):
         if self.closed:
             self.node.hub.release(state)
             return
-        # From here to add_ws nothing awaits: live delivery continues after the replay.
+        self._join(state, recovery, command.ref)
+
+    def _join(self, state: ChannelState, recovery: Recovery | None, ref: Ref) -> None:
+        """Reply, replay what was recovered, and register for live delivery.
+
+        Nothing here awaits, so live delivery continues exactly after the replay.
+        """
+        channel = state.name
         fields: dict[str, object] = {"channel": channel, "cursor": state.delivered.cursor}
         if recovery is not None:
             fields["recovered"] = recovery.recovered
-        self.send(reply("subscribed", command.ref, **fields))
+        self.send(reply("subscribed", ref, **fields))
         if recovery is not None and recovery.publications:
             frames = b"".join(
                 [
@@ -142,7 +171,7 @@ class ChannelSession(WebSocketSession):
         self.node.hub.add_ws(state, self)
 
     def on_closed(self) -> None:
-        self._commands.clear()
+        self._commands = None
         hub = self.node.hub
         for state in self.subscriptions.values():
             hub.remove_ws(state, self)
