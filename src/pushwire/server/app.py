@@ -30,6 +30,7 @@ from pushwire.server import publish_api
 from pushwire.server.auth import ApiKey
 from pushwire.server.config import Config
 from pushwire.server.cors import cors_headers, preflight_headers
+from pushwire.server.eager import start_eagerly
 from pushwire.server.http import HttpConnection, Request, error_body
 from pushwire.server.streaming import handle_poll, handle_sse, handle_websocket
 from pushwire.transports.base import ConnectionLimits
@@ -255,9 +256,10 @@ class Server:
             connection.fail(500, "internal", "internal server error")
 
     def _spawn(self, request: Request, connection: HttpConnection, work: Awaitable[None]) -> None:
-        task = asyncio.get_running_loop().create_task(self._guard(request, connection, work))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        task = start_eagerly(self._guard(request, connection, work))
+        if task is not None:
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
 
     async def _guard(
         self, request: Request, connection: HttpConnection, work: Awaitable[None]
