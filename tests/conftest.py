@@ -4,11 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import signal
-import socket
-import subprocess
-import sys
-import tempfile
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
@@ -20,6 +15,7 @@ import pytest
 from websockets.asyncio.client import ClientConnection
 
 from pushwire import Config, Server
+from tests.server_process import ServerProcess
 
 API_KEY = "test-key"
 ServerFactory = Callable[..., Awaitable[Server]]
@@ -91,58 +87,6 @@ async def http(server: Server) -> AsyncIterator[httpx.AsyncClient]:
 # Subprocess servers, for what only a real process shows: the CLI, signals, restarts.
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-class ServerProcess:
-    """``python -m pushwire serve`` in a subprocess; restartable on the same port."""
-
-    def __init__(self, args: list[str], env: dict[str, str], port: int) -> None:
-        self.args = args
-        self.env = env
-        self.port = port
-        self.url = f"http://127.0.0.1:{port}"
-        self.process: subprocess.Popen[bytes] | None = None
-        # Output goes to a file, not a pipe: an unread pipe would block a chatty server.
-        self.log = tempfile.TemporaryFile()  # noqa: SIM115 (closed by the fixture)
-
-    def start(self) -> ServerProcess:
-        command = [sys.executable, "-m", "pushwire", "serve", "--port", str(self.port), *self.args]
-        self.process = subprocess.Popen(
-            command, env=self.env, stdout=self.log, stderr=subprocess.STDOUT
-        )
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"server exited: {self._output()}")
-            try:
-                if httpx.get(self.url + "/health", timeout=0.5).status_code == 200:
-                    return self
-            except httpx.TransportError:
-                time.sleep(0.05)
-        raise RuntimeError("server did not become healthy in 15 s")
-
-    def stop(self, sig: int = signal.SIGTERM) -> tuple[int, str]:
-        """Stop with ``sig``; returns the exit code and everything written to stderr."""
-        assert self.process is not None
-        process, self.process = self.process, None
-        if process.poll() is None:
-            process.send_signal(sig)
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        return process.returncode, self._output()
-
-    def _output(self) -> str:
-        self.log.seek(0)
-        return self.log.read().decode(errors="replace")
-
-
 @pytest.fixture
 def server_process(tmp_path: Path) -> Iterator[Callable[..., ServerProcess]]:
     started: list[ServerProcess] = []
@@ -152,12 +96,10 @@ def server_process(tmp_path: Path) -> Iterator[Callable[..., ServerProcess]]:
         if api_key is not None:
             env["PUSHWIRE_API_KEY"] = api_key
         env.setdefault("PUSHWIRE_DATA_DIR", str(tmp_path / "data"))
-        process = ServerProcess(list(args), env, free_port()).start()
-        started.append(process)
+        process = ServerProcess(list(args), env, tmp_path / f"server-{len(started)}.log")
+        started.append(process.start())
         return process
 
     yield launch
     for process in started:
-        if process.process is not None:
-            process.stop(signal.SIGKILL)
-        process.log.close()
+        process.kill()

@@ -14,8 +14,9 @@ from pushwire.client import (
     UnreachableError,
 )
 from pushwire.errors import BadRequestError, InvalidChannelError, UnauthorizedError, UsageError
+from tests.server_process import free_port
 
-from .conftest import API_KEY, ServerLauncher, fast_options, free_port
+from .conftest import API_KEY, ServerLauncher, fast_options
 
 SHORT_HISTORY = {"PUSHWIRE_CHANNELS": '[{"prefix": "short:", "history_size": 2}]'}
 

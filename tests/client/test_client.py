@@ -17,8 +17,9 @@ from pushwire.client import (
     UnreachableError,
 )
 from pushwire.errors import InvalidChannelError, PermissionDeniedError, UsageError
+from tests.server_process import free_port
 
-from .conftest import API_KEY, ServerLauncher, fast_options, free_port, wait_until
+from .conftest import API_KEY, ServerLauncher, fast_options, wait_until
 
 TRANSPORTS = ["websocket", "sse"]
 

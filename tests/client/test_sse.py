@@ -9,8 +9,9 @@ from contextlib import asynccontextmanager
 import pytest
 
 from pushwire.client import AsyncApiClient, Client, Message
+from tests.server_process import free_port
 
-from .conftest import API_KEY, ServerLauncher, fast_options, free_port, wait_until
+from .conftest import API_KEY, ServerLauncher, fast_options, wait_until
 
 
 @pytest.mark.parametrize("ws_path", ["/not-a-websocket", "closed-port"])

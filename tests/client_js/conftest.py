@@ -14,11 +14,11 @@ from tests.client_js.support import (
     CHROMIUM,
     CHROMIUM_ARGS,
     Harness,
-    PushwireProcess,
     StaticSite,
 )
+from tests.server_process import ServerProcess
 
-ServerLauncher = Callable[..., PushwireProcess]
+ServerLauncher = Callable[..., ServerProcess]
 
 
 @pytest.fixture(scope="package")
@@ -66,16 +66,16 @@ def pushwire_server(tmp_path: Path) -> Iterator[ServerLauncher]:
     Without ``--memory`` history is SQLite under this test's ``tmp_path``, so a restart
     on the same port (``.kill()`` then ``.start()``) finds it again.
     """
-    started: list[PushwireProcess] = []
+    started: list[ServerProcess] = []
 
-    def launch(*args: str, **env_overrides: str) -> PushwireProcess:
+    def launch(*args: str, **env_overrides: str) -> ServerProcess:
         env = {k: v for k, v in os.environ.items() if not k.startswith("PUSHWIRE_")}
         env["PUSHWIRE_API_KEY"] = API_KEY
         env["PUSHWIRE_LOG_LEVEL"] = "warning"
         env.update(env_overrides)
         if "--memory" not in args:
             args = ("--data-dir", str(tmp_path / f"data-{len(started)}"), *args)
-        process = PushwireProcess(args, env, tmp_path / f"server-{len(started)}.log")
+        process = ServerProcess(args, env, tmp_path / f"server-{len(started)}.log")
         started.append(process.start())
         return process
 

@@ -9,19 +9,13 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import socket
-import subprocess
-import sys
 import threading
-import time
 from collections.abc import Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-import httpx
 import pytest
 from playwright.sync_api import Page
 
@@ -46,97 +40,6 @@ TRANSPORTS = ("ws", "sse", "poll")
 HERE = Path(__file__).parent
 REPO = HERE.parent.parent
 EXAMPLE_DIR = REPO / "examples" / "js-client"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-class PushwireProcess:
-    """``pushwire serve`` in a subprocess on a fixed port: killable, restartable, pausable."""
-
-    def __init__(self, args: Sequence[str], env: dict[str, str], log_path: Path) -> None:
-        self.args = list(args)
-        self.env = env
-        self.log_path = log_path
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> PushwireProcess:
-        command = [sys.executable, "-m", "pushwire", "serve", "--port", str(self.port), *self.args]
-        # The log goes to a file: a pipe nobody reads would block a chatty server.
-        with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen(
-                command, env=self.env, stdout=log, stderr=subprocess.STDOUT
-            )
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"pushwire exited early:\n{self.log_path.read_text()}")
-            try:
-                if httpx.get(self.url + "/health", timeout=0.5).status_code == 200:
-                    return self
-            except httpx.TransportError:
-                time.sleep(0.05)
-        raise RuntimeError(f"pushwire did not become healthy in 15 s:\n{self.log_path.read_text()}")
-
-    def kill(self) -> None:
-        """SIGKILL: no goodbye to clients, nothing flushed beyond what is already on disk."""
-        self._end(signal.SIGKILL)
-
-    def stop(self) -> None:
-        self._end(signal.SIGTERM)
-
-    def _end(self, sig: int) -> None:
-        process, self.process = self.process, None
-        if process is None:
-            return
-        if process.poll() is None:
-            process.send_signal(signal.SIGCONT)  # a paused process cannot act on SIGTERM
-            process.send_signal(sig)
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-    def pause(self) -> None:
-        """SIGSTOP: sockets stay open but nothing answers, like a hung server or a dead link."""
-        assert self.process is not None
-        self.process.send_signal(signal.SIGSTOP)
-
-    def resume(self) -> None:
-        assert self.process is not None
-        self.process.send_signal(signal.SIGCONT)
-
-    def publish(self, channel: str, data: Any, event: str | None = None) -> str:
-        """Publish with the backend API (``POST /api/publish``); returns the message id."""
-        body: dict[str, Any] = {"channel": channel, "data": data}
-        if event is not None:
-            body["event"] = event
-        response = httpx.post(
-            self.url + "/api/publish", json=body, headers={"X-API-Key": API_KEY}, timeout=5
-        )
-        assert response.status_code == 200, response.text
-        cursor = response.json()["id"]
-        assert isinstance(cursor, str)
-        return cursor
-
-    def wait_for_subscriber(self, channel: str, timeout_seconds: float = 10) -> None:
-        """Poll ``GET /api/channels`` until ``channel`` has a subscriber."""
-        deadline = time.monotonic() + timeout_seconds
-        while time.monotonic() < deadline:
-            response = httpx.get(
-                self.url + "/api/channels", headers={"X-API-Key": API_KEY}, timeout=5
-            )
-            counts = {c["channel"]: c["subscribers"] for c in response.json()["channels"]}
-            if counts.get(channel, 0) > 0:
-                return
-            time.sleep(0.02)
-        raise AssertionError(f"no subscriber on {channel!r} after {timeout_seconds} s")
 
 
 class StaticSite:

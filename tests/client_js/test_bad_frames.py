@@ -17,7 +17,8 @@ import pytest
 from websockets.sync.server import Server, ServerConnection, serve
 
 from tests.client_js.conftest import ServerLauncher
-from tests.client_js.support import Harness, free_port, needs_chromium
+from tests.client_js.support import Harness, needs_chromium
+from tests.server_process import free_port
 
 pytestmark = needs_chromium
 

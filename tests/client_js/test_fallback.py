@@ -5,7 +5,8 @@ from __future__ import annotations
 from playwright.sync_api import Route
 
 from tests.client_js.conftest import ServerLauncher
-from tests.client_js.support import Harness, free_port, needs_chromium
+from tests.client_js.support import Harness, needs_chromium
+from tests.server_process import free_port
 
 pytestmark = needs_chromium
 

@@ -17,7 +17,8 @@ from httpx_sse import aconnect_sse
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
-from tests.conftest import API_KEY, ServerProcess, free_port
+from tests.conftest import API_KEY
+from tests.server_process import ServerProcess, free_port
 
 Launch = Callable[..., ServerProcess]
 KEY = {"X-API-Key": API_KEY}
