@@ -15,6 +15,7 @@ import orjson
 from pushwire.core.hub import StreamGroup
 from pushwire.core.streams import StreamStart
 from pushwire.protocol.codec import SSE_PING, message_json, sse_event, sse_retry
+from pushwire.transports.base import Ticker
 
 __all__ = ["GAP_EVENT", "SSEPinger", "SSEStream", "opening_bytes"]
 
@@ -76,22 +77,18 @@ class SSEStream:
 class SSEPinger:
     """Writes a comment to every open stream on one timer, so proxies keep them open."""
 
-    __slots__ = ("_handle", "interval", "streams")
+    __slots__ = ("_ticker", "streams")
 
     def __init__(self, interval: float) -> None:
-        self.interval = interval
         self.streams: set[SSEStream] = set()
-        self._handle: asyncio.TimerHandle | None = None
+        self._ticker = Ticker(interval, self._ping_all)
 
     def start(self) -> None:
-        if self.interval > 0:
-            self._handle = asyncio.get_running_loop().call_later(self.interval, self._tick)
+        self._ticker.start()
 
     def stop(self) -> None:
-        if self._handle is not None:
-            self._handle.cancel()
+        self._ticker.stop()
 
-    def _tick(self) -> None:
+    def _ping_all(self) -> None:
         for stream in self.streams:
             stream.transport.write(SSE_PING)
-        self._handle = asyncio.get_running_loop().call_later(self.interval, self._tick)

@@ -21,7 +21,7 @@ from websockets.server import ServerProtocol
 
 from pushwire.errors import CLOSE_INTERNAL_ERROR, CLOSE_PING_TIMEOUT, CLOSE_SLOW_CONSUMER
 from pushwire.protocol.codec import WS_PING_FRAME, ws_text_frame
-from pushwire.transports.base import ConnectionLimits
+from pushwire.transports.base import ConnectionLimits, Ticker
 
 __all__ = ["Handshake", "Heartbeat", "WebSocketSession", "handshake"]
 
@@ -270,13 +270,12 @@ class Heartbeat:
     waiting are closed (half-open connections are found this way).
     """
 
-    __slots__ = ("_handle", "_sessions", "interval", "timeout")
+    __slots__ = ("_sessions", "_ticker", "timeout")
 
     def __init__(self, interval: float, timeout: float) -> None:
-        self.interval = interval
         self.timeout = timeout
         self._sessions: set[WebSocketSession] = set()
-        self._handle: asyncio.TimerHandle | None = None
+        self._ticker = Ticker(interval, self._ping_all)
 
     def add(self, session: WebSocketSession) -> None:
         self._sessions.add(session)
@@ -289,21 +288,17 @@ class Heartbeat:
         return list(self._sessions)
 
     def start(self) -> None:
-        if self.interval > 0:
-            self._handle = asyncio.get_running_loop().call_later(self.interval, self._tick)
+        self._ticker.start()
 
     def stop(self) -> None:
-        if self._handle is not None:
-            self._handle.cancel()
+        self._ticker.stop()
 
-    def _tick(self) -> None:
-        loop = asyncio.get_running_loop()
+    def _ping_all(self) -> None:
         now = time.monotonic()
         for session in self._sessions:
             if not session.awaiting_pong:
                 session.ping(now)
-        loop.call_later(self.timeout, self._expire)
-        self._handle = loop.call_later(self.interval, self._tick)
+        asyncio.get_running_loop().call_later(self.timeout, self._expire)
 
     def _expire(self) -> None:
         deadline = time.monotonic() - self.timeout + 0.001
