@@ -61,7 +61,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("matrix", help="run every target and scenario, write the docs/ files")
     p.add_argument("--quick", action="store_true", help="fewer subscribers, shorter runs")
     p.add_argument("--workers", type=int, default=2)
-    p.add_argument("--repeat", type=int, default=1, help="fan-out runs per configuration")
+    p.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="runs per configuration (fan-out: fastest kept; latency, accept: median)",
+    )
     p.add_argument("--only", nargs="*", help="labels or targets to run (default: all)")
     p.add_argument("--scenario", nargs="*", choices=["fanout", "latency", "conns"],
                    help="scenarios to run (default: all)")  # fmt: skip

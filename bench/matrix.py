@@ -84,17 +84,23 @@ def build_specs(plan: Plan, workers: int, repeat: int) -> list[RunSpec]:
                     RunSpec("fanout", target, transport, pub, subs, duration=plan.fanout_s,
                             workers=workers)
                 )  # fmt: skip
-    for subs in SUBSCRIBERS:
-        for target, transport, pub in LATENCY_CONFIGS:
+    # Latency and accept runs are repeated too (the report takes their medians),
+    # alternating the target order so that a drift in load hits every target alike.
+    for rnd in range(repeat):
+        for subs in SUBSCRIBERS:
+            latency_order = LATENCY_CONFIGS if rnd % 2 == 0 else LATENCY_CONFIGS[::-1]
+            for target, transport, pub in latency_order:
+                specs.append(
+                    RunSpec("latency", target, transport, pub, subs, duration=plan.latency_s,
+                            rate=10.0, workers=workers)
+                )  # fmt: skip
+    for rnd in range(repeat):
+        conns_order = CONNS_CONFIGS if rnd % 2 == 0 else CONNS_CONFIGS[::-1]
+        for target, transport in conns_order:
             specs.append(
-                RunSpec("latency", target, transport, pub, subs, duration=plan.latency_s,
-                        rate=10.0, workers=workers)
+                RunSpec("conns", target, transport, connections=plan.connections,
+                        max_connections=plan.max_connections, workers=workers)
             )  # fmt: skip
-    for target, transport in CONNS_CONFIGS:
-        specs.append(
-            RunSpec("conns", target, transport, connections=plan.connections,
-                    max_connections=plan.max_connections, workers=workers)
-        )  # fmt: skip
     return specs
 
 
