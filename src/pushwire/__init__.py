@@ -5,6 +5,8 @@ and recover what they missed after a reconnect. Run ``pushwire serve``, or embed
 a :class:`Server` (or just a :class:`Node`) in your own asyncio program.
 """
 
+from typing import TYPE_CHECKING
+
 from pushwire.core.channels import ChannelRule
 from pushwire.core.history import Publication, StreamPosition
 from pushwire.core.node import Node
@@ -12,7 +14,20 @@ from pushwire.errors import ClientError, PushwireError, ServerError, UsageError
 from pushwire.server.app import Server
 from pushwire.server.config import Config, load_config
 
-__all__ = [  # noqa: RUF022 (server first, then the lazily loaded client names)
+# The client pulls in httpx; load it only when asked, so ``pushwire serve`` stays lean.
+_CLIENT_NAMES = (
+    "ApiClient",
+    "AsyncApiClient",
+    "Backoff",
+    "Client",
+    "ClientOptions",
+    "Gap",
+    "Message",
+    "PublishResult",
+    "Subscription",
+)
+
+__all__ = [
     "ChannelRule",
     "ClientError",
     "Config",
@@ -24,32 +39,22 @@ __all__ = [  # noqa: RUF022 (server first, then the lazily loaded client names)
     "StreamPosition",
     "UsageError",
     "load_config",
-    "ApiClient",
-    "AsyncApiClient",
-    "Backoff",
-    "Client",
-    "ClientOptions",
-    "Gap",
-    "Message",
-    "PublishResult",
-    "Subscription",
+    *_CLIENT_NAMES,
 ]
 __version__ = "0.1.0"
 
-# The client pulls in httpx; load it only when asked, so ``pushwire serve`` stays lean.
-_CLIENT_NAMES = frozenset(
-    {
-        "ApiClient",
-        "AsyncApiClient",
-        "Backoff",
-        "Client",
-        "ClientOptions",
-        "Gap",
-        "Message",
-        "PublishResult",
-        "Subscription",
-    }
-)
+if TYPE_CHECKING:  # what the lazy names are, for type checkers and editors
+    from pushwire.client import (
+        ApiClient as ApiClient,
+        AsyncApiClient as AsyncApiClient,
+        Backoff as Backoff,
+        Client as Client,
+        ClientOptions as ClientOptions,
+        Gap as Gap,
+        Message as Message,
+        PublishResult as PublishResult,
+        Subscription as Subscription,
+    )
 
 
 def __getattr__(name: str) -> object:
