@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import datetime
+import email.utils
 import re
 
 import orjson
@@ -123,3 +125,43 @@ async def test_garbage_after_a_websocket_upgrade_closes_only_that_connection(
     assert received.startswith(b"HTTP/1.1 101")
     assert b"\x88" in received  # a close frame came back before the connection ended
     assert message["data"] == "still here"
+
+
+async def test_the_handshake_answers_with_a_complete_101(server: Server) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    writer.write(
+        b"GET /ws?channel=news HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+        b"Connection: keep-alive, Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+        b"Sec-WebSocket-Version: 13\r\n\r\n"
+    )
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+    first_frame = await asyncio.wait_for(reader.read(2), 5)
+    writer.close()
+
+    status_line, *lines = head.decode("latin-1").rstrip("\r\n").split("\r\n")
+    headers = {name.lower(): value for name, _, value in (ln.partition(": ") for ln in lines)}
+    assert status_line == "HTTP/1.1 101 Switching Protocols"
+    assert headers["upgrade"] == "websocket"
+    assert headers["connection"] == "Upgrade"
+    # The worked example of RFC 6455 §1.3.
+    assert headers["sec-websocket-accept"] == "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
+    sent_at = email.utils.parsedate_to_datetime(headers["date"])
+    assert abs((sent_at - datetime.datetime.now(datetime.UTC)).total_seconds()) < 60
+    assert first_frame[0] == 0x81  # the "subscribed" reply follows at once, as a text frame
+
+
+async def test_http_goes_on_after_an_upgrade_request_that_did_not_upgrade(
+    server: Server,
+) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    writer.write(
+        b"OPTIONS /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+        b"Connection: keep-alive, Upgrade\r\nOrigin: http://example.com\r\n\r\n"
+    )
+    preflight = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+    writer.write(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    health = await asyncio.wait_for(reader.read(), 5)
+    writer.close()
+
+    assert preflight.startswith(b"HTTP/1.1 204 ")
+    assert health.startswith(b"HTTP/1.1 200 ")

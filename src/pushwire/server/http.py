@@ -135,6 +135,7 @@ class HttpConnection(asyncio.Protocol):
         "_paused",
         "_processing",
         "_queue",
+        "_released",
         "_router",
         "_url",
         "is_closed",
@@ -153,6 +154,7 @@ class HttpConnection(asyncio.Protocol):
         self._busy = False
         self._processing = False
         self._paused = False
+        self._released = False
         self._reset_message()
         self.transport: asyncio.Transport | None = None
         self.upgraded: Upgraded | None = None
@@ -184,14 +186,19 @@ class HttpConnection(asyncio.Protocol):
             return
         if self.streaming:
             return  # an event stream's client has nothing more to say
-        if self._parser is None:
-            return
+        parser = self._parser
+        if parser is None:
+            if self._released:
+                return
+            # After an upgrade request that was refused, HTTP goes on with a new parser.
+            parser = self._parser = httptools.HttpRequestParser(self)
         try:
-            self._parser.feed_data(data)
+            parser.feed_data(data)
         except httptools.HttpParserUpgrade as exc:
-            # Bytes after the upgrade request already belong to the WebSocket.
+            # Bytes after the upgrade request already belong to the WebSocket. The
+            # parser is spent; a new one is made only if the upgrade is refused.
             self.upgrade_tail = data[exc.args[0] :]
-            self._parser = httptools.HttpRequestParser(self)
+            self._parser = None
         except httptools.HttpParserError as exc:
             # Errors raised in our callbacks arrive wrapped, the original as context.
             cause = exc.__context__
@@ -333,6 +340,7 @@ class HttpConnection(asyncio.Protocol):
         longer need is dropped rather than kept for a request that never comes.
         """
         self._parser = None
+        self._released = True
         # Shared empty containers: with no parser, nothing is ever added to them.
         self._queue = _NO_REQUESTS
         self._headers = _NO_HEADERS

@@ -69,7 +69,6 @@ def handle_websocket(server: Server, request: Request, connection: HttpConnectio
         request.raw_url.decode("latin-1"),
         # Only what the handshake reads: browsers send a dozen more (cookies, agent).
         [(name, value) for name, value in request.headers.items() if name in _HANDSHAKE_HEADERS],
-        server.limits.max_message_bytes,
     )
     transport = connection.transport
     if result.rejection is not None or transport is None:
@@ -77,11 +76,9 @@ def handle_websocket(server: Server, request: Request, connection: HttpConnectio
         return
     session: WebSocketSession
     if echo:
-        session = EchoSession(result.protocol, transport, server.limits, server.heartbeat)
+        session = EchoSession(transport, server.limits, server.heartbeat)
     else:
-        session = ChannelSession(
-            result.protocol, transport, server.limits, server.heartbeat, server.node
-        )
+        session = ChannelSession(transport, server.limits, server.heartbeat, server.node)
     session.cork(result.response)
     if isinstance(session, ChannelSession):
         session.subscribe_all(channels)

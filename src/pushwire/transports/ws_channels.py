@@ -10,8 +10,6 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from websockets.server import ServerProtocol
-
 from pushwire.core.history import StreamPosition
 from pushwire.core.hub import ChannelState
 from pushwire.core.node import Node
@@ -46,13 +44,12 @@ class ChannelSession(WebSocketSession):
 
     def __init__(
         self,
-        protocol: ServerProtocol,
         transport: asyncio.Transport,
         limits: ConnectionLimits,
         heartbeat: Heartbeat | None,
         node: Node,
     ) -> None:
-        super().__init__(protocol, transport, limits, heartbeat)
+        super().__init__(transport, limits, heartbeat)
         self.node = node
         self.subscriptions: dict[str, ChannelState] = {}
         self._commands: list[Command] | None = None  # only while commands wait
