@@ -39,8 +39,19 @@ def message_json(channel: str, cursor: str, event: str | None, data: bytes) -> b
 
 
 def ws_text_frame(payload: bytes) -> bytes:
-    """An unmasked, unfragmented text frame carrying ``payload`` (UTF-8 JSON)."""
-    return Frame(Opcode.TEXT, payload).serialize(mask=False, extensions=[])
+    """An unmasked, unfragmented text frame carrying ``payload`` (UTF-8 JSON).
+
+    The header alone is written here (RFC 6455 §5.2: FIN and opcode, then a 7-,
+    16- or 64-bit length); every new connection gets one of these as its first
+    reply, and ``Frame.serialize``, which handles masking, extensions and every
+    opcode, costs five times as much. Tests check it byte for byte against it.
+    """
+    length = len(payload)
+    if length < 126:
+        return bytes((0x81, length)) + payload
+    if length < 65536:
+        return b"\x81\x7e" + length.to_bytes(2, "big") + payload
+    return b"\x81\x7f" + length.to_bytes(8, "big") + payload
 
 
 def ws_message_frame(message: bytes) -> bytes:
