@@ -203,6 +203,10 @@ class LoadGen:
             out.frombytes(r["lat_ns"])
         return out
 
+    async def ping_all(self) -> int:
+        """Make every WebSocket subscriber send one ping frame; return how many did."""
+        return sum(r["sent"] for r in await self.broadcast({"op": "ping"}))
+
     async def close_all(self) -> None:
         """Close every subscriber in every worker."""
         await self.broadcast({"op": "close"})

@@ -397,6 +397,15 @@ async def run_conns(spec: RunSpec) -> RunResult:
             rss_mb=round(rss / 2**20, 1),
             rss_per_conn_kib=round((rss - base) / max(first.ready, 1) / 1024, 2),
         )
+        if spec.transport == "ws":
+            # Idle need not mean silent: heartbeats make every client send frames. A server
+            # may allocate per-connection state on a client's first frame (pushwire makes its
+            # frame parser then), so RSS is measured again once each client has sent one.
+            await lg.ping_all()
+            await asyncio.sleep(2.0)
+            res.metrics["rss_after_ping_kib"] = round(
+                (rss_bytes(server.pid) - base) / max(first.ready, 1) / 1024, 2
+            )
         if first.failed:
             res.errors.append(f"{first.failed} of {spec.connections} failed: {first.errors}")
         extra = spec.max_connections - spec.connections

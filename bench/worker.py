@@ -16,7 +16,8 @@ from collections import Counter
 from multiprocessing.connection import Connection
 from typing import Any
 
-from bench.readers import SUBSCRIBERS, PollSubscriber, Recorder, Subscriber
+from bench.readers import SUBSCRIBERS, PollSubscriber, Recorder, Subscriber, WsSubscriber
+from bench.wire import ws_frame
 
 Command = dict[str, Any]
 
@@ -141,6 +142,15 @@ class Worker:
     async def op_latencies(self, cmd: Command) -> dict[str, Any]:
         """Hand over the recorded publish-to-receive latencies (int64 ns, raw bytes)."""
         return {"lat_ns": self.rec.lat_ns.tobytes()}
+
+    async def op_ping(self, cmd: Command) -> dict[str, Any]:
+        """Send one ping frame from every open WebSocket subscriber (their first frame)."""
+        sent = 0
+        for sub in self.subs:
+            if isinstance(sub, WsSubscriber) and not sub.closed and sub.transport is not None:
+                sub.transport.write(ws_frame(b"", opcode=0x9))
+                sent += 1
+        return {"sent": sent}
 
     async def op_close(self, cmd: Command) -> dict[str, Any]:
         """Close every subscriber and forget them."""
