@@ -71,7 +71,7 @@ def handshake(raw_url: str, headers: list[tuple[str, str]]) -> Handshake:
     the 101 are written here, with a ``Date`` formatted once a second. Accepting
     is what a reconnect storm costs: with a response object, its ``Headers``,
     the date and the protocol object (see :class:`WebSocketSession`) built for
-    every connection, a handshake took 49 microseconds; without them, 17.
+    every connection, a handshake took 49 microseconds; without them, 10.
     """
     request = Request(raw_url, _parsed_headers(headers))
     try:
