@@ -48,8 +48,9 @@ def channels_of(request: Request, max_channels: int, *, required: bool) -> list[
     if required and not names:
         raise BadRequestError("name at least one channel: ?channel=NAME")
     if len(names) == 1:  # the common case, without building a set to sort
-        return [validate_channel(names[0])]
-    channels = sorted({validate_channel(name) for name in names})
+        channels = [validate_channel(names[0])]
+    else:
+        channels = sorted({validate_channel(name) for name in names})
     if len(channels) > max_channels:
         raise LimitExceededError(f"at most {max_channels} channels per connection")
     return channels
