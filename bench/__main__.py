@@ -80,6 +80,16 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("report", help="re-render the Markdown table and plot from the JSON")
     p.add_argument("--out", type=Path, default=DOCS)
 
+    p = sub.add_parser(
+        "accept-probe",
+        help="pushwire's Python cost per WebSocket accept, and a bare uvloop server's floor",
+    )
+    p.add_argument("--connections", type=int, default=10_000)
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--workers", type=int, default=2, help="load-generator processes")
+    p.add_argument("--json", type=Path, help="also write the result as JSON here")
+    p.add_argument("--no-pin", action="store_true", help="do not pin server/load-gen CPUs")
+
     sub.add_parser("selftest", help="check the readers' counting on synthetic streams")
     return parser
 
@@ -97,6 +107,14 @@ def main(argv: list[str] | None = None) -> int:
         render_all(args.out)
         return 0
     set_pinning(not args.no_pin)
+    if args.command == "accept-probe":
+        from bench.accept_probe import probe
+
+        found = probe(args.connections, args.workers, args.rounds)
+        print(json.dumps(found, indent=2))
+        if args.json:
+            args.json.write_text(json.dumps(found, indent=2) + "\n")
+        return 0
     if args.command == "matrix":
         from bench.matrix import run_matrix
 
