@@ -78,6 +78,12 @@ async def api_publish(
     return cursor
 
 
+def subscriber_count(server: Server, channel: str) -> int:
+    """Local subscribers of ``channel`` on ``server`` (every transport), as the API counts them."""
+    counts = {stats.channel: stats.subscribers for stats in server.node.hub.statistics()}
+    return counts.get(channel, 0)
+
+
 @pytest.fixture
 async def http(server: Server) -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(base_url=server.url, timeout=10) as client:

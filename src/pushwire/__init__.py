@@ -3,44 +3,38 @@
 Publish to named channels; subscribers receive over WebSocket, SSE or polling
 and recover what they missed after a reconnect. Run ``pushwire serve``, or embed
 a :class:`Server` (or just a :class:`Node`) in your own asyncio program.
+
+Every name here is loaded on first use: ``from pushwire import Client`` loads
+the client (httpx, websockets' client) and none of the server (httptools,
+uvloop), and ``from pushwire import Server`` none of the client.
 """
 
+from importlib import import_module
 from typing import TYPE_CHECKING
 
-from pushwire.core.channels import ChannelRule
-from pushwire.core.history import Publication, StreamPosition
-from pushwire.core.node import Node
 from pushwire.errors import ClientError, PushwireError, ServerError, UsageError
-from pushwire.server.app import Server
-from pushwire.server.config import Config, load_config
 
-# The client pulls in httpx; load it only when asked, so ``pushwire serve`` stays lean.
-_CLIENT_NAMES = (
-    "ApiClient",
-    "AsyncApiClient",
-    "Backoff",
-    "Client",
-    "ClientOptions",
-    "Gap",
-    "Message",
-    "PublishResult",
-    "Subscription",
-)
+# Each public name, and the module it lives in.
+_LAZY_NAMES = {
+    "ChannelRule": "pushwire.core.channels",
+    "Publication": "pushwire.core.history",
+    "StreamPosition": "pushwire.core.history",
+    "Node": "pushwire.core.node",
+    "Server": "pushwire.server.app",
+    "Config": "pushwire.server.config",
+    "load_config": "pushwire.server.config",
+    "ApiClient": "pushwire.client",
+    "AsyncApiClient": "pushwire.client",
+    "Backoff": "pushwire.client",
+    "Client": "pushwire.client",
+    "ClientOptions": "pushwire.client",
+    "Gap": "pushwire.client",
+    "Message": "pushwire.client",
+    "PublishResult": "pushwire.client",
+    "Subscription": "pushwire.client",
+}
 
-__all__ = [
-    "ChannelRule",
-    "ClientError",
-    "Config",
-    "Node",
-    "Publication",
-    "PushwireError",
-    "Server",
-    "ServerError",
-    "StreamPosition",
-    "UsageError",
-    "load_config",
-    *_CLIENT_NAMES,
-]
+__all__ = ["ClientError", "PushwireError", "ServerError", "UsageError", *_LAZY_NAMES]
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:  # what the lazy names are, for type checkers and editors
@@ -55,11 +49,17 @@ if TYPE_CHECKING:  # what the lazy names are, for type checkers and editors
         PublishResult as PublishResult,
         Subscription as Subscription,
     )
+    from pushwire.core.channels import ChannelRule as ChannelRule
+    from pushwire.core.history import Publication as Publication, StreamPosition as StreamPosition
+    from pushwire.core.node import Node as Node
+    from pushwire.server.app import Server as Server
+    from pushwire.server.config import Config as Config, load_config as load_config
 
 
 def __getattr__(name: str) -> object:
-    if name in _CLIENT_NAMES:
-        from pushwire import client
-
-        return getattr(client, name)
-    raise AttributeError(f"module 'pushwire' has no attribute {name!r}")
+    module = _LAZY_NAMES.get(name)
+    if module is None:
+        raise AttributeError(f"module 'pushwire' has no attribute {name!r}")
+    value = getattr(import_module(module), name)
+    globals()[name] = value  # once loaded, an ordinary attribute
+    return value

@@ -1,23 +1,27 @@
 """The PushwireError hierarchy and the wire codes that clients see.
 
 Every error a client can receive is named here, once: the string ``code`` that
-appears in WebSocket error frames and HTTP error bodies, and the WebSocket close
-codes pushwire uses. ``docs/protocol.md`` lists the same table for readers.
+appears in WebSocket error frames and HTTP error bodies, and the reasons
+(:class:`Disconnect`) for which pushwire ends a connection. ``docs/protocol.md``
+lists the same tables for readers. How an error is written on each wire is
+decided in one place, :mod:`pushwire.protocol.error_mapping`.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 __all__ = [
-    "CLOSE_GOING_AWAY",
-    "CLOSE_INTERNAL_ERROR",
     "CLOSE_MESSAGE_TOO_BIG",
-    "CLOSE_NORMAL",
-    "CLOSE_PING_TIMEOUT",
-    "CLOSE_POLICY_VIOLATION",
-    "CLOSE_SLOW_CONSUMER",
+    "GOING_AWAY",
+    "INTERNAL_ERROR",
+    "PING_TIMEOUT",
+    "SLOW_CONSUMER",
     "AlreadySubscribedError",
     "BadRequestError",
     "ClientError",
+    "Disconnect",
+    "HeadersTooLargeError",
     "InvalidChannelError",
     "InvalidCursorError",
     "InvalidJSONError",
@@ -29,17 +33,39 @@ __all__ = [
     "ServerError",
     "UnauthorizedError",
     "UnknownTypeError",
+    "UpgradeRequiredError",
+    "UrlTooLongError",
     "UsageError",
+    "invalid_utf8",
 ]
 
-# RFC 6455 §7.4.1 codes, and our own in the 4000-4999 private-use range.
-CLOSE_NORMAL = 1000
-CLOSE_GOING_AWAY = 1001  # server shutting down: reconnect (to another node)
-CLOSE_POLICY_VIOLATION = 1008  # the client broke a rule: fix the client before retrying
+
+@dataclass(frozen=True, slots=True)
+class Disconnect:
+    """Why the server ends a connection, and whether the client should come back.
+
+    ``code`` and ``reason`` are the WebSocket close frame's; transports without
+    close frames (SSE, polling) end the response instead.
+    """
+
+    code: int
+    reason: str
+    reconnect: bool
+
+
+# RFC 6455 §7.4.1 codes, and our own in the 4000-4999 private-use range (§7.4.2).
+GOING_AWAY = Disconnect(1001, "server shutting down", reconnect=True)  # to another node
+INTERNAL_ERROR = Disconnect(1011, "internal error", reconnect=True)
+PING_TIMEOUT = Disconnect(4001, "ping timeout", reconnect=True)  # the network is probably gone
+# Outgoing buffer full: reconnect and recover from history.
+SLOW_CONSUMER = Disconnect(4008, "slow consumer: outgoing buffer full", reconnect=True)
+# Sent by the websockets library itself for a message over ``max_message_bytes``.
 CLOSE_MESSAGE_TOO_BIG = 1009
-CLOSE_INTERNAL_ERROR = 1011
-CLOSE_PING_TIMEOUT = 4001  # no pong in time: the network is probably gone; reconnect
-CLOSE_SLOW_CONSUMER = 4008  # outgoing buffer full: reconnect and recover from history
+
+
+def invalid_utf8(detail: str) -> Disconnect:
+    """A text frame that is not UTF-8 (RFC 6455 §8.1): fix the client before retrying."""
+    return Disconnect(1007, f"invalid UTF-8: {detail}", reconnect=False)
 
 
 class PushwireError(Exception):
@@ -60,7 +86,25 @@ class ClientError(PushwireError):
 
 
 class BadRequestError(ClientError):
-    """A request is missing a field or has one of the wrong type."""
+    """A request is missing a field or has one of the wrong type, or is malformed HTTP."""
+
+
+class UrlTooLongError(BadRequestError):
+    """A request URL over the head-size limit."""
+
+    http_status = 414
+
+
+class HeadersTooLargeError(BadRequestError):
+    """Request headers over the head-size limit."""
+
+    http_status = 431
+
+
+class UpgradeRequiredError(BadRequestError):
+    """A plain HTTP request to an endpoint that speaks only WebSocket."""
+
+    http_status = 426
 
 
 class InvalidJSONError(ClientError):

@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from pushwire.brokers.base import HistoryOptions, HistoryStore
+from pushwire.brokers.memory import HistoryStore
 from pushwire.brokers.memory_history import MemoryHistoryStore
 from pushwire.brokers.sqlite_history import SqliteHistoryStore
+from pushwire.core.broker import HistoryOptions
 from pushwire.core.history import StreamPosition
 
 KEEP_THREE = HistoryOptions(size=3, ttl_seconds=100)

@@ -7,13 +7,12 @@ import asyncio
 import httpx
 
 from pushwire import ChannelRule, Server
-from tests.conftest import ServerFactory, api_publish
+from tests.conftest import ServerFactory, api_publish, subscriber_count
 
 
 async def _wait_for_waiter(server: Server, channel: str) -> None:
     for _ in range(200):
-        state = server.node.hub.channel(channel)
-        if state is not None and any(group.pollers for group in state.groups):
+        if subscriber_count(server, channel):
             return
         await asyncio.sleep(0.01)
     raise AssertionError("the poll never started waiting")

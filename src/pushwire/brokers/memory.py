@@ -3,45 +3,78 @@
 The embedded default behind ``pushwire serve``. Publishing appends to the history
 store and hands the publication straight to the node, without yielding to the
 event loop, so publications reach subscribers in exactly the order of the calls.
+:class:`HistoryStore` is the seam between this broker and its two stores.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import Protocol
 
-from pushwire.brokers.base import HistoryOptions, HistoryStore, PublicationHandler
+from pushwire.core.broker import BrokerEvents, HistoryOptions
 from pushwire.core.history import HistoryPage, Publication, StreamPosition
 from pushwire.errors import UsageError
 
-__all__ = ["MemoryBroker"]
+__all__ = ["HistoryStore", "MemoryBroker"]
+
+
+class HistoryStore(Protocol):
+    """Where the embedded broker keeps history: in memory, or in a SQLite file.
+
+    Synchronous on purpose: both implementations answer in microseconds, and
+    appending without yielding keeps publication order equal to call order.
+    """
+
+    def append(
+        self, channel: str, data: bytes, event: str | None, options: HistoryOptions, now: float
+    ) -> Publication:
+        """Store one publication at the next offset of the channel's stream."""
+
+    def read(
+        self,
+        channel: str,
+        since: StreamPosition | None,
+        limit: int,
+        options: HistoryOptions,
+        now: float,
+    ) -> HistoryPage:
+        """Publications after ``since`` (or the newest ones), oldest first, and the top."""
+
+    def top(self, channel: str) -> StreamPosition:
+        """The position of the channel's newest publication (offset 0 if none yet)."""
+
+    def close(self) -> None:
+        """Release the store's resources."""
 
 
 class MemoryBroker:
     """A broker for a single node: local fan-out over a local history store."""
 
-    __slots__ = ("_clock", "_handler", "_store")
+    __slots__ = ("_clock", "_events", "_store")
+
+    name = "memory"
 
     def __init__(self, store: HistoryStore, *, clock: Callable[[], float] = time.time) -> None:
         self._store = store
         self._clock = clock
-        self._handler: PublicationHandler | None = None
+        self._events: BrokerEvents | None = None
 
-    async def start(self, on_publication: PublicationHandler) -> None:
-        self._handler = on_publication
+    async def start(self, events: BrokerEvents) -> None:
+        self._events = events
 
     async def close(self) -> None:
-        self._handler = None
+        self._events = None
         self._store.close()
 
     async def publish(
         self, channel: str, data: bytes, *, event: str | None, options: HistoryOptions
     ) -> Publication:
-        handler = self._handler
-        if handler is None:
+        events = self._events
+        if events is None:
             raise UsageError("broker is not started")
         publication = self._store.append(channel, data, event, options, self._clock())
-        handler(publication)
+        events.on_publication(publication)
         return publication
 
     async def history(
@@ -55,7 +88,7 @@ class MemoryBroker:
         return self._store.read(channel, since, limit, options, self._clock())
 
     async def subscribe(self, channel: str) -> None:
-        # Every publication of this process already reaches the handler.
+        # Every publication of this process already reaches the node.
         pass
 
     async def unsubscribe(self, channel: str) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections import deque
 from itertools import islice
 
-from pushwire.brokers.base import HistoryOptions
+from pushwire.core.broker import HistoryOptions
 from pushwire.core.history import HistoryPage, Publication, StreamPosition, new_epoch
 
 __all__ = ["MemoryHistoryStore"]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from pushwire.brokers.base import HistoryOptions
+from pushwire.core.broker import HistoryOptions
 from pushwire.core.history import HistoryPage, Publication, StreamPosition, new_epoch
 
 __all__ = ["SqliteHistoryStore"]

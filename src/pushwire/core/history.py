@@ -3,7 +3,7 @@
 A channel's stream is named by its epoch; offsets count up from 1 inside one epoch.
 A new epoch means history was lost (a memory store restarted, a database was
 deleted), so a cursor from an old epoch can never be silently "recovered".
-Pure data and arithmetic: storing streams is a broker's job (see brokers.base).
+Pure data and arithmetic: storing streams is a broker's job (see core.broker).
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pushwire.errors import InvalidCursorError
 
 __all__ = [
+    "Gap",
     "HistoryPage",
     "Publication",
     "StreamPosition",
@@ -69,6 +70,18 @@ class Publication:
     data: bytes
     event: str | None = None
     time: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class Gap:
+    """Publications on ``channel`` up to ``position`` are lost to this node's subscribers.
+
+    Live delivery found a hole that history could no longer fill (or the epoch
+    changed); subscribers are told, and carry on from ``position``.
+    """
+
+    channel: str
+    position: StreamPosition
 
 
 @dataclass(frozen=True, slots=True)

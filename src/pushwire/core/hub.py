@@ -1,92 +1,146 @@
 """The hub: which local connections listen to which channel, and the fan-out path.
 
 Publications are not written when they arrive. They are queued on their channel,
-and once per event-loop iteration the hub encodes each queued publication once
-per wire format and writes the same bytes to every subscriber: a burst of
+and once per event-loop iteration the hub encodes the queued publications once
+per feed and writes the same bytes to every sink of that feed: a burst of
 publications to one channel becomes one write per subscriber, and no subscriber
 gets a coroutine, a task or an encoding of its own.
+
+A feed is one wire format over one set of channels (a WebSocket's channel, an
+SSE stream's channels). The hub knows formats and sinks only by the protocols
+below; each transport brings its own, so a new transport is a new module.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
-import orjson
-
-from pushwire.core.history import Publication, StreamPosition, encode_stream_cursor
-from pushwire.protocol.codec import message_json, sse_event, ws_message_frame
+from pushwire.core.history import Gap, Publication, StreamPosition, encode_stream_cursor
+from pushwire.errors import INTERNAL_ERROR, SLOW_CONSUMER, Disconnect
+from pushwire.protocol.codec import message_json
 
 __all__ = [
-    "BatchSink",
+    "Batch",
     "ChannelState",
     "ChannelStatistics",
+    "Feed",
     "Hub",
-    "PollWaiter",
-    "StreamGroup",
+    "Item",
+    "Sink",
+    "WireFormat",
 ]
 
+logger = logging.getLogger("pushwire.hub")
 
-class BatchSink(Protocol):
-    """A connection that receives fan-out bytes (a WebSocket, or an SSE stream)."""
-
-    def send_batch(self, data: bytes) -> bool:
-        """Write ``data`` now; return False if the connection's buffer is over its limit."""
-
-    def overflow(self) -> None:
-        """Called after a False from :meth:`send_batch`: cut the connection off with a reason."""
+#: What the hub queues and fans out: a publication, or a gap in the channel's stream.
+Item = Publication | Gap
 
 
-class PollWaiter(Protocol):
-    """A long-poll request waiting for the first publication after its cursor."""
+class Sink(Protocol):
+    """One client connection's end of a feed (see ``transports.base.Transport``)."""
 
-    def answer(self, body: bytes) -> None:
-        """Send ``body`` (``{"messages": [...], "cursor": ...}``) as the response."""
+    def write(self, data: bytes) -> bool:
+        """Write ``data`` now; False if the connection's buffer is over its limit."""
+
+    def close(self, reason: Disconnect) -> None:
+        """End the connection for ``reason``, as this transport can."""
+
+
+class WireFormat(Protocol):
+    """How one transport encodes a batch of a channel's items for one feed."""
+
+    #: A sink of this format takes one batch and is done (a long-poll response).
+    answers_once: bool
+
+    def encode(self, batch: Batch, feed: Feed) -> bytes:
+        """The bytes every sink of ``feed`` receives for ``batch``."""
+
+
+class Batch:
+    """The items one channel flushes in one loop iteration, with their message objects.
+
+    Each publication's message object (``protocol.codec.message_json``) is made
+    once, when a format first asks, and shared by every format that splices it.
+    """
+
+    __slots__ = ("_messages", "items", "state")
+
+    def __init__(self, state: ChannelState, items: list[Item]) -> None:
+        self.state = state
+        self.items = items
+        self._messages: list[bytes | None] | None = None
+
+    @property
+    def messages(self) -> list[bytes | None]:
+        """The message object of each item (None for a gap)."""
+        messages = self._messages
+        if messages is None:
+            messages = self._messages = [
+                message_json(item.channel, item.position.cursor, item.event, item.data)
+                if isinstance(item, Publication)
+                else None
+                for item in self.items
+            ]
+        return messages
 
 
 class ChannelState:
-    """One channel with local subscribers: its sinks, stream groups and pending queue.
+    """One channel with local subscribers: its feeds and its queue of pending items.
 
-    ``delivered`` is the position of the last publication this node has handed
-    to subscribers; recovery replays up to it and live delivery carries on after.
+    ``delivered`` is the position of the last item handed to subscribers;
+    recovery replays up to it and live delivery carries on after it.
     """
 
-    __slots__ = ("delivered", "groups", "name", "pending", "ws")
+    __slots__ = ("delivered", "feeds", "holds", "name", "pending")
 
     def __init__(self, name: str, delivered: StreamPosition) -> None:
         self.name = name
         self.delivered = delivered
-        self.ws: set[BatchSink] = set()
-        self.groups: set[StreamGroup] = set()
-        self.pending: list[Publication] = []
+        self.feeds: dict[tuple[WireFormat, tuple[str, ...]], Feed] = {}
+        self.pending: list[Item] = []
+        #: Subscribers that opened the channel and have not joined a feed yet
+        #: (they may be awaiting recovery): the channel stays while any does.
+        self.holds = 0
+
+    @property
+    def accepted(self) -> StreamPosition:
+        """The position of the newest item accepted for delivery (queued or delivered)."""
+        return self.pending[-1].position if self.pending else self.delivered
 
     @property
     def is_idle(self) -> bool:
-        return not self.ws and not self.groups
+        return not self.feeds and not self.holds
 
 
-class StreamGroup:
-    """Every SSE stream and long-poll over the same set of channels.
+class Feed:
+    """Every sink receiving one wire format over the same channels (sorted by name).
 
-    Their events carry the same stream cursor, so one encoding serves them all.
+    Their bytes carry the same cursors, so one encoding serves them all.
     """
 
-    __slots__ = ("channels", "pollers", "sse", "states")
+    __slots__ = ("channels", "format", "key", "sinks", "states")
 
-    def __init__(self, states: tuple[ChannelState, ...]) -> None:
+    def __init__(self, wire_format: WireFormat, states: tuple[ChannelState, ...]) -> None:
+        self.format = wire_format
         self.states = states
         self.channels = tuple(state.name for state in states)
-        self.sse: set[BatchSink] = set()
-        self.pollers: set[PollWaiter] = set()
+        self.key = (wire_format, self.channels)
+        self.sinks: set[Sink] = set()
 
     def cursor(self) -> str:
-        """The stream cursor covering what this group's members have been sent."""
+        """The stream cursor covering everything this feed's sinks have been sent."""
         return encode_stream_cursor([state.delivered for state in self.states])
 
-    @property
-    def is_idle(self) -> bool:
-        return not self.sse and not self.pollers
+    def cursor_at(self, state: ChannelState, position: StreamPosition) -> str:
+        """The stream cursor once ``state``'s channel reaches ``position`` (others as sent)."""
+        if len(self.states) == 1:
+            return position.cursor
+        return encode_stream_cursor(
+            [position if other is state else other.delivered for other in self.states]
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,7 +152,7 @@ class ChannelStatistics:
 class Hub:
     """Local subscriptions and the batched fan-out; knows nothing of sockets or brokers."""
 
-    __slots__ = ("_call_soon", "_channels", "_dirty", "_groups", "_on_idle")
+    __slots__ = ("_call_soon", "_channels", "_dirty", "_feeds", "_on_idle")
 
     def __init__(
         self, call_soon: Callable[[Callable[[], None]], object], on_idle: Callable[[str], None]
@@ -111,127 +165,164 @@ class Hub:
         self._call_soon = call_soon
         self._on_idle = on_idle
         self._channels: dict[str, ChannelState] = {}
-        self._groups: dict[tuple[str, ...], StreamGroup] = {}
+        self._feeds: dict[tuple[WireFormat, tuple[str, ...]], Feed] = {}
         self._dirty: list[ChannelState] = []
 
-    # Subscriptions.
+    # Channels.
 
     def channel(self, name: str) -> ChannelState | None:
         return self._channels.get(name)
 
+    def channels(self) -> list[ChannelState]:
+        return list(self._channels.values())
+
     def open_channel(self, name: str, delivered: StreamPosition) -> ChannelState:
-        """The channel's state, created at ``delivered`` if this node had none."""
+        """The channel's state, created at ``delivered`` if this node had none, held.
+
+        The hold keeps the channel while its opener awaits (recovery, say): the
+        opener joins a sink to it, then gives the hold back with :meth:`release`.
+        """
         state = self._channels.get(name)
         if state is None:
             state = self._channels[name] = ChannelState(name, delivered)
+        state.holds += 1
         return state
 
     def release(self, state: ChannelState) -> None:
-        """Forget ``state`` if nothing listens to it any more."""
+        """Give back a hold from :meth:`open_channel`; forget ``state`` if now idle."""
+        if state.holds:
+            state.holds -= 1
+        self._forget_if_idle(state)
+
+    def release_all(self, states: Iterable[ChannelState]) -> None:
+        for state in states:
+            self.release(state)
+
+    def _forget_if_idle(self, state: ChannelState) -> None:
         if state.is_idle and self._channels.get(state.name) is state:
             del self._channels[state.name]
             state.pending.clear()
             self._on_idle(state.name)
 
-    def add_ws(self, state: ChannelState, sink: BatchSink) -> None:
-        state.ws.add(sink)
+    # Feeds and sinks.
 
-    def remove_ws(self, state: ChannelState, sink: BatchSink) -> None:
-        state.ws.discard(sink)
-        self.release(state)
+    def join(self, wire_format: WireFormat, states: tuple[ChannelState, ...], sink: Sink) -> Feed:
+        """Add ``sink`` to the feed of ``wire_format`` over ``states`` (sorted by name)."""
+        feed = self.feed(wire_format, states)
+        feed.sinks.add(sink)
+        return feed
 
-    def group(self, states: tuple[ChannelState, ...]) -> StreamGroup:
-        """The stream group over ``states`` (sorted by name), joined to each channel."""
-        key = tuple(state.name for state in states)
-        group = self._groups.get(key)
-        if group is None:
-            group = self._groups[key] = StreamGroup(states)
+    def feed(self, wire_format: WireFormat, states: tuple[ChannelState, ...]) -> Feed:
+        """The feed of ``wire_format`` over ``states``, made and attached if new.
+
+        A feed left without sinks must be given back with :meth:`release_feed`.
+        """
+        key = (wire_format, tuple(state.name for state in states))
+        feed = self._feeds.get(key)
+        if feed is None:
+            feed = self._feeds[key] = Feed(wire_format, states)
             for state in states:
-                state.groups.add(group)
-        return group
+                state.feeds[key] = feed
+        return feed
 
-    def release_group(self, group: StreamGroup) -> None:
-        """Forget ``group`` if it has no members left, and any channel left idle."""
-        if not group.is_idle or self._groups.get(group.channels) is not group:
+    def leave(self, feed: Feed, sink: Sink) -> None:
+        """Remove ``sink``; the feed and its channels go when nothing is left on them."""
+        feed.sinks.discard(sink)
+        self.release_feed(feed)
+
+    def release_feed(self, feed: Feed) -> None:
+        """Forget ``feed`` if it has no sinks left, and any channel it leaves idle."""
+        if feed.sinks or self._feeds.get(feed.key) is not feed:
             return
-        del self._groups[group.channels]
-        for state in group.states:
-            state.groups.discard(group)
-            self.release(state)
+        del self._feeds[feed.key]
+        for state in feed.states:
+            state.feeds.pop(feed.key, None)
+            self._forget_if_idle(state)
+
+    def close_all(self, reason: Disconnect) -> None:
+        """Close every sink of every feed (shutdown)."""
+        for feed in list(self._feeds.values()):
+            for sink in list(feed.sinks):
+                _close(sink, reason)
 
     def statistics(self) -> list[ChannelStatistics]:
         """Local subscribers per active channel."""
         return [
-            ChannelStatistics(
-                name,
-                len(state.ws) + sum(len(g.sse) + len(g.pollers) for g in state.groups),
-            )
+            ChannelStatistics(name, sum(len(feed.sinks) for feed in state.feeds.values()))
             for name, state in sorted(self._channels.items())
         ]
 
-    def channel_names(self) -> Iterable[str]:
-        return self._channels.keys()
-
-    def groups(self) -> list[StreamGroup]:
-        """Every stream group (SSE streams and polls over one channel set)."""
-        return list(self._groups.values())
-
     # Fan-out.
 
-    def deliver(self, publication: Publication) -> None:
-        """Queue ``publication`` for this iteration's flush (no-op if nobody listens)."""
-        state = self._channels.get(publication.channel)
-        if state is None:
-            return
+    def enqueue(self, state: ChannelState, item: Item) -> None:
+        """Queue ``item`` on ``state`` for this iteration's flush.
+
+        The caller (the node) has checked that ``item`` follows the channel's
+        :attr:`ChannelState.accepted` position.
+        """
         if not state.pending:
             if not self._dirty:
                 self._call_soon(self._flush)
             self._dirty.append(state)
-        state.pending.append(publication)
+        state.pending.append(item)
 
     def _flush(self) -> None:
         dirty, self._dirty = self._dirty, []
         for state in dirty:
-            publications, state.pending = state.pending, []
-            if publications:
-                self._flush_channel(state, publications)
+            items, state.pending = state.pending, []
+            if items:
+                try:
+                    self._flush_channel(state, items)
+                except Exception:  # a bug: lose this channel's batch, never the others'
+                    logger.exception("fan-out on %r failed", state.name)
+                    state.delivered = items[-1].position
 
-    def _flush_channel(self, state: ChannelState, publications: list[Publication]) -> None:
-        messages = [
-            message_json(p.channel, p.position.cursor, p.event, p.data) for p in publications
-        ]
-        if state.ws:
-            frames = b"".join([ws_message_frame(message) for message in messages])
-            _write_all(state.ws, frames)
-        if not state.groups:
-            state.delivered = publications[-1].position
-            return
-        # Each SSE event carries the stream cursor as of that event, so advance
-        # ``delivered`` one publication at a time while building the events.
-        groups = list(state.groups)
-        events: list[list[bytes]] = [[] for _ in groups]
-        for publication, message in zip(publications, messages, strict=True):
-            state.delivered = publication.position
-            for group, parts in zip(groups, events, strict=True):
-                if group.sse:
-                    parts.append(sse_event(message, publication.event, group.cursor()))
-        for group, parts in zip(groups, events, strict=True):
-            if parts:
-                _write_all(group.sse, b"".join(parts))
-            if group.pollers:
-                self._answer_pollers(group, messages)
-
-    def _answer_pollers(self, group: StreamGroup, messages: list[bytes]) -> None:
-        body = orjson.dumps(
-            {"messages": [orjson.Fragment(m) for m in messages], "cursor": group.cursor()}
-        )
-        pollers, group.pollers = group.pollers, set()
-        for poller in pollers:
-            poller.answer(body)
-        self.release_group(group)
+    def _flush_channel(self, state: ChannelState, items: list[Item]) -> None:
+        batch = Batch(state, items)
+        # A copy: a feed answered once (long-polls) is released while we go.
+        for feed in list(state.feeds.values()):
+            if not feed.sinks:
+                continue
+            wire_format = feed.format
+            try:
+                data = wire_format.encode(batch, feed)
+            except Exception:
+                logger.exception("encoding for %r failed", state.name)
+                continue
+            if wire_format.answers_once:
+                sinks, feed.sinks = feed.sinks, set()
+                _write_all(sinks, data)
+                self.release_feed(feed)
+            else:
+                _write_all(feed.sinks, data)
+        state.delivered = items[-1].position
 
 
-def _write_all(sinks: set[BatchSink], data: bytes) -> None:
-    overflowed = [sink for sink in sinks if not sink.send_batch(data)]
-    for sink in overflowed:
-        sink.overflow()
+def _write_all(sinks: set[Sink], data: bytes) -> None:
+    """The fan-out loop: the same bytes to every sink; one failing sink harms no other."""
+    overflowed: list[Sink] | None = None
+    failed: list[Sink] | None = None
+    for sink in sinks:
+        try:
+            if not sink.write(data):
+                if overflowed is None:
+                    overflowed = []
+                overflowed.append(sink)
+        except Exception:
+            logger.exception("write to a subscriber failed")
+            if failed is None:
+                failed = []
+            failed.append(sink)
+    if overflowed is not None:
+        for sink in overflowed:
+            _close(sink, SLOW_CONSUMER)
+    if failed is not None:
+        for sink in failed:
+            _close(sink, INTERNAL_ERROR)
+
+
+def _close(sink: Sink, reason: Disconnect) -> None:
+    try:
+        sink.close(reason)
+    except Exception:
+        logger.exception("closing a subscriber failed")

@@ -1,19 +1,25 @@
 """Node: one pushwire process's core, wiring the hub to a broker and channel rules.
 
 Transports and the HTTP API talk to the node; the node talks to the broker. It
-never sees a request, a response or a socket.
+never sees a request, a response or a socket. It is also where the broker is
+not trusted: every publication is checked against what the channel's local
+subscribers already have, so that each is delivered once, in order, or a gap
+is reported.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Any
 
 import orjson
 
-from pushwire.brokers.base import Broker, HistoryOptions
-from pushwire.core.channels import ChannelRule, ChannelRules
-from pushwire.core.history import HistoryPage, Publication, StreamPosition
+from pushwire.core.broker import Broker, HistoryOptions
+from pushwire.core.channels import ChannelRules
+from pushwire.core.history import Gap, HistoryPage, Publication, StreamPosition
 from pushwire.core.hub import ChannelState, Hub
 from pushwire.core.recovery import Recovery, recover
 from pushwire.errors import BadRequestError, PermissionDeniedError
@@ -21,8 +27,12 @@ from pushwire.protocol.names import validate_channel, validate_event
 
 __all__ = ["Node"]
 
+logger = logging.getLogger("pushwire.node")
+
 # A recovery that races live delivery re-reads history; past this, give up (gap).
 _RECOVERY_ATTEMPTS = 5
+# Filling a hole reads history page by page; past this many pages, jump (gap).
+_FILL_ROUNDS = 10
 
 
 class Node:
@@ -37,28 +47,34 @@ class Node:
         self.rules = rules
         self.hub = Hub(self._call_soon, self._channel_idle)
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._unsubscribe_tasks: set[asyncio.Task[None]] = set()
+        self._locks = _ChannelLocks()
+        self._broker_channels: set[str] = set()  # channels the broker delivers here
+        # Channels whose stream has a hole being filled from history, with the
+        # publications that arrived meanwhile (delivered once the hole is filled).
+        self._filling: dict[str, list[Publication]] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._closing = False
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
-        await self.broker.start(self.hub.deliver)
+        await self.broker.start(self)
 
     async def close(self) -> None:
+        self._closing = True
+        for task in list(self._tasks):
+            task.cancel()
         await self.broker.close()
 
-    def _call_soon(self, callback: Any) -> None:
+    def _call_soon(self, callback: Callable[[], None]) -> None:
         loop = self._loop or asyncio.get_running_loop()
         loop.call_soon(callback)
 
-    def _channel_idle(self, channel: str) -> None:
-        task = asyncio.get_running_loop().create_task(self.broker.unsubscribe(channel))
-        self._unsubscribe_tasks.add(task)
-        task.add_done_callback(self._unsubscribe_tasks.discard)
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     # Publishing.
-
-    def rule_for(self, channel: str) -> ChannelRule:
-        return self.rules.rule_for(channel)
 
     def history_options(self, channel: str) -> HistoryOptions:
         rule = self.rules.rule_for(channel)
@@ -108,16 +124,37 @@ class Node:
     # Subscribing.
 
     async def open_channel(self, channel: str) -> ChannelState:
-        """The hub's state for ``channel``, subscribing this node at the broker if needed.
+        """The hub's state for ``channel``, held, subscribing this node at the broker if needed.
 
-        The caller must register a subscriber on it (or call ``hub.release``).
+        The caller joins a sink to it and then gives the hold back with
+        ``hub.release(state)`` (also when it gives up without joining).
         """
-        state = self.hub.channel(channel)
+        hub = self.hub
+        state = hub.channel(channel)
         if state is not None:
-            return state
-        await self.broker.subscribe(channel)
-        page = await self.history(channel, limit=0)
-        return self.hub.open_channel(channel, page.top)
+            return hub.open_channel(channel, state.delivered)
+        # One subscribe or unsubscribe at the broker at a time per channel, so that
+        # an unsubscribe still in flight cannot land after this subscribe.
+        async with self._locks.hold(channel):
+            state = hub.channel(channel)
+            if state is not None:
+                return hub.open_channel(channel, state.delivered)
+            if channel not in self._broker_channels:
+                await self.broker.subscribe(channel)
+                self._broker_channels.add(channel)
+            page = await self.history(channel, limit=0)
+            return hub.open_channel(channel, page.top)
+
+    def _channel_idle(self, channel: str) -> None:
+        self._filling.pop(channel, None)
+        self._spawn(self._unsubscribe(channel))
+
+    async def _unsubscribe(self, channel: str) -> None:
+        async with self._locks.hold(channel):
+            # A subscriber may have come back while this waited for the lock.
+            if self.hub.channel(channel) is None and channel in self._broker_channels:
+                self._broker_channels.discard(channel)
+                await self.broker.unsubscribe(channel)
 
     async def recover(self, state: ChannelState, since: StreamPosition) -> Recovery:
         """What a subscriber to ``state`` that last saw ``since`` missed, up to live delivery.
@@ -134,3 +171,142 @@ class Node:
             if state.delivered == live_from:
                 return recover(since, page, live_from)
         return Recovery((), recovered=False)
+
+    # Broker events: live delivery, checked.
+
+    def on_publication(self, publication: Publication) -> None:
+        state = self.hub.channel(publication.channel)
+        if state is None:
+            return  # no local subscriber (any more)
+        waiting = self._filling.get(state.name)
+        if waiting is not None:
+            waiting.append(publication)
+            return
+        accepted = state.accepted
+        position = publication.position
+        if position.epoch == accepted.epoch:
+            if position.offset == accepted.offset + 1:
+                self.hub.enqueue(state, publication)
+                return
+            if position.offset <= accepted.offset:
+                return  # a repeat, or older than where this node's subscribers began
+        # A hole, or a new epoch: what lies between comes from history first.
+        self._filling[state.name] = [publication]
+        self._spawn(self._fill(state))
+
+    def on_resubscribed(self) -> None:
+        for state in self.hub.channels():
+            if state.name not in self._filling:
+                self._filling[state.name] = []
+                self._spawn(self._fill(state))
+
+    async def _fill(self, state: ChannelState) -> None:
+        """Deliver what is missing before the waiting publications, in order, or a gap."""
+        name = state.name
+        limit = max(self.rules.rule_for(name).history_size, 1)
+        try:
+            for _ in range(_FILL_ROUNDS):
+                page = await self.history(name, since=state.accepted, limit=limit)
+                waiting = self._filling.get(name)
+                if waiting is None or self.hub.channel(name) is not state:
+                    return  # the channel went idle meanwhile
+                if self._fill_from(state, page, waiting, limit):
+                    return
+            logger.warning("history of %r kept moving while a hole was filled: gap", name)
+            self._skip_to_waiting(state, page.top)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            # History is out of reach: what it would have filled is lost to us.
+            logger.warning("cannot read the history of %r to fill a hole: gap", name, exc_info=True)
+            self._skip_to_waiting(state, state.accepted)
+        finally:
+            if self.hub.channel(name) is state and not self._closing:
+                waiting = self._filling.pop(name, [])
+                # What came after the last round follows on, or opens a new hole.
+                for publication in sorted(waiting, key=_offset):
+                    self.on_publication(publication)
+
+    def _fill_from(
+        self, state: ChannelState, page: HistoryPage, waiting: list[Publication], limit: int
+    ) -> bool:
+        """Deliver from ``page`` and ``waiting`` what follows on; True once the hole is closed."""
+        top = page.top
+        if top.epoch != state.accepted.epoch:
+            # The stream was recreated: what this node had not delivered is lost.
+            self._enqueue_gap(state, top)
+            return self._caught_up(state, waiting, top)
+        candidates = {p.position.offset: p for p in waiting if p.position.epoch == top.epoch}
+        for publication in page.publications:
+            candidates[publication.position.offset] = publication
+        # A full page may stop short of what history holds: past its end, read on.
+        page_end = (
+            page.publications[-1].position.offset if len(page.publications) >= limit else None
+        )
+        for offset in sorted(candidates):
+            accepted = state.accepted
+            if offset <= accepted.offset:
+                continue
+            if offset > accepted.offset + 1:
+                if page_end is not None and offset > page_end:
+                    break
+                # History no longer holds what lies between: skip it, and say so.
+                self._enqueue_gap(state, StreamPosition(top.epoch, offset - 1))
+            self.hub.enqueue(state, candidates[offset])
+        return self._caught_up(state, waiting, top)
+
+    def _caught_up(
+        self, state: ChannelState, waiting: list[Publication], top: StreamPosition
+    ) -> bool:
+        """Drop what is now delivered from ``waiting``; True if nothing is left to fill."""
+        accepted = state.accepted
+        waiting[:] = [
+            p
+            for p in waiting
+            if p.position.epoch != accepted.epoch or p.position.offset > accepted.offset
+        ]
+        if accepted.epoch == top.epoch and accepted.offset < top.offset:
+            return False
+        return not any(p.position.epoch == accepted.epoch for p in waiting)
+
+    def _skip_to_waiting(self, state: ChannelState, top: StreamPosition) -> None:
+        """Give up filling: jump to just before the oldest waiting publication (or ``top``)."""
+        waiting = self._filling.get(state.name, [])
+        epoch = waiting[0].position.epoch if waiting else top.epoch
+        after = [p.position.offset for p in waiting if p.position.epoch == epoch]
+        offset = min(after) - 1 if after else top.offset
+        self._enqueue_gap(state, StreamPosition(epoch, offset))
+
+    def _enqueue_gap(self, state: ChannelState, position: StreamPosition) -> None:
+        accepted = state.accepted
+        if position.epoch == accepted.epoch and position.offset <= accepted.offset:
+            return
+        self.hub.enqueue(state, Gap(state.name, position))
+
+
+def _offset(publication: Publication) -> int:
+    return publication.position.offset
+
+
+class _ChannelLocks:
+    """One lock per channel name, existing only while someone holds or awaits it."""
+
+    __slots__ = ("_locks",)
+
+    def __init__(self) -> None:
+        self._locks: dict[str, tuple[asyncio.Lock, list[int]]] = {}
+
+    @contextlib.asynccontextmanager
+    async def hold(self, channel: str) -> AsyncIterator[None]:
+        entry = self._locks.get(channel)
+        if entry is None:
+            entry = self._locks[channel] = (asyncio.Lock(), [0])
+        lock, users = entry
+        users[0] += 1
+        try:
+            async with lock:
+                yield
+        finally:
+            users[0] -= 1
+            if not users[0]:
+                del self._locks[channel]

@@ -7,6 +7,7 @@ one sequence in which every step carries the stream cursor as of that step.
 
 from __future__ import annotations
 
+import heapq
 from dataclasses import dataclass
 
 from pushwire.core.history import (
@@ -51,30 +52,32 @@ class StreamStart:
 async def open_stream(node: Node, channels: list[str], cursor: str | None) -> StreamStart:
     """Open ``channels`` (sorted, unique, validated) and replay from ``cursor`` if given.
 
-    The caller must register its subscriber with ``node.hub.group(start.states)``
-    without awaiting, so that live delivery continues exactly after the replay.
+    The channels come back held (see ``Node.open_channel``): the caller joins its
+    sink with ``node.hub.join(format, start.states, sink)`` without awaiting, so
+    that live delivery continues exactly after the replay, then gives the holds
+    back with ``node.hub.release_all(start.states)``.
 
     Raises:
         InvalidCursorError: if ``cursor`` was not made for this many channels.
     """
     since = None if cursor is None else decode_stream_cursor(cursor, len(channels))
+    states: list[ChannelState] = []
     try:
-        return await _open(node, channels, since)
-    except BaseException:
         for channel in channels:
-            state = node.hub.channel(channel)
-            if state is not None:
-                node.hub.release(state)
+            states.append(await node.open_channel(channel))
+        return await _replay(node, tuple(states), since)
+    except BaseException:
+        node.hub.release_all(states)
         raise
 
 
-async def _open(node: Node, channels: list[str], since: list[StreamPosition] | None) -> StreamStart:
+async def _replay(
+    node: Node, states: tuple[ChannelState, ...], since: list[StreamPosition] | None
+) -> StreamStart:
     for _ in range(_ATTEMPTS):
-        states = tuple([await node.open_channel(channel) for channel in channels])
-        if since is None:
-            positions = [state.delivered for state in states]
-            return StreamStart(states, (), encode_stream_cursor(positions))
         live_from = [state.delivered for state in states]
+        if since is None:
+            return StreamStart(states, (), encode_stream_cursor(live_from))
         recoveries = [
             await node.recover(state, position)
             for state, position in zip(states, since, strict=True)
@@ -91,21 +94,30 @@ def _cursor(positions: list[StreamPosition]) -> str:
 def _merge(
     states: tuple[ChannelState, ...], since: list[StreamPosition], recoveries: list[Recovery]
 ) -> tuple[ReplayStep, ...]:
-    """Replay steps in publication-time order; a gap jumps its channel to live."""
+    """Replay steps across channels by publication time; a gap jumps its channel to live.
+
+    ``Publication.time`` is the broker's clock, the same on every node, so every
+    node replays in the same order. Each channel's own publications stay in
+    offset order whatever their times say (a clock that steps back reorders
+    nothing): a merge of the per-channel sequences, never a sort of all of them.
+    """
     positions = list(since)
     steps: list[ReplayStep] = []
     for index, (state, recovery) in enumerate(zip(states, recoveries, strict=True)):
         if not recovery.recovered:
             positions[index] = state.delivered
             steps.append(ReplayStep(state.name, None, _cursor(positions), state.delivered))
-    replay = sorted(
-        (publication.time, index, publication.position.offset, publication)
+    per_channel = [
+        [(publication.time, index, publication) for publication in recovery.publications]
         for index, recovery in enumerate(recoveries)
-        for publication in recovery.publications
-    )
-    for _, index, _, publication in replay:
+    ]
+    for _, index, publication in heapq.merge(*per_channel, key=_time_then_channel):
         positions[index] = publication.position
         steps.append(
             ReplayStep(publication.channel, publication, _cursor(positions), publication.position)
         )
     return tuple(steps)
+
+
+def _time_then_channel(step: tuple[float, int, Publication]) -> tuple[float, int]:
+    return step[0], step[1]

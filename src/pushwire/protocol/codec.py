@@ -11,13 +11,15 @@ import orjson
 from websockets.frames import Frame, Opcode
 
 __all__ = [
+    "SSE_GAP_EVENT",
     "SSE_PING",
     "WS_PING_FRAME",
-    "error_reply",
     "message_json",
     "reply",
     "sse_event",
+    "sse_gap_event",
     "sse_retry",
+    "ws_gap_frame",
     "ws_message_frame",
     "ws_text_frame",
 ]
@@ -27,6 +29,8 @@ __all__ = [
 WS_PING_FRAME = Frame(Opcode.PING, b"").serialize(mask=False, extensions=[])
 # SSE lines starting with ":" are comments: browsers ignore them, proxies see traffic.
 SSE_PING = b": ping\n\n"
+# The SSE event that reports lost history; publications may not use ``pushwire.*`` names.
+SSE_GAP_EVENT = "pushwire.gap"
 
 
 def message_json(channel: str, cursor: str, event: str | None, data: bytes) -> bytes:
@@ -66,6 +70,21 @@ def sse_event(message: bytes, event: str | None, stream_cursor: str) -> bytes:
     return b"id: %s\nevent: %s\ndata: %s\n\n" % (stream_cursor.encode(), event.encode(), message)
 
 
+def ws_gap_frame(channel: str, cursor: str) -> bytes:
+    """The ``/ws`` frame saying that messages on ``channel`` up to ``cursor`` were lost."""
+    return ws_text_frame(orjson.dumps({"type": "gap", "channel": channel, "cursor": cursor}))
+
+
+def sse_gap_event(channel: str, cursor: str, stream_cursor: str) -> bytes:
+    """The ``pushwire.gap`` event: ``channel`` lost history and continues after ``cursor``."""
+    data = orjson.dumps({"channel": channel, "cursor": cursor, "recovered": False})
+    return b"id: %s\nevent: %s\ndata: %s\n\n" % (
+        stream_cursor.encode(),
+        SSE_GAP_EVENT.encode(),
+        data,
+    )
+
+
 def sse_retry(milliseconds: int) -> bytes:
     """The ``retry:`` line that tells EventSource how long to wait before reconnecting."""
     return b"retry: %d\n\n" % milliseconds
@@ -78,8 +97,3 @@ def reply(kind: str, ref: str | int | None, **fields: object) -> bytes:
         body["ref"] = ref
     body.update(fields)
     return orjson.dumps(body)
-
-
-def error_reply(code: str, message: str, ref: str | int | None = None) -> bytes:
-    """An error object for ``/ws``: ``{"type": "error", "code": ..., "message": ...}``."""
-    return reply("error", ref, code=code, message=message)

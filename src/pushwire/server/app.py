@@ -18,23 +18,23 @@ from typing import Any
 
 import orjson
 
-from pushwire.brokers.base import Broker
 from pushwire.brokers.memory import MemoryBroker
 from pushwire.brokers.memory_history import MemoryHistoryStore
 from pushwire.brokers.sqlite_history import SqliteHistoryStore
+from pushwire.core.broker import Broker
 from pushwire.core.channels import ChannelRules
+from pushwire.core.eager import start_eagerly
 from pushwire.core.history import Publication
 from pushwire.core.node import Node
-from pushwire.errors import CLOSE_GOING_AWAY, ClientError
-from pushwire.server import publish_api
+from pushwire.errors import GOING_AWAY, ClientError, NotFoundError, ServerError
+from pushwire.protocol.error_mapping import http_error
 from pushwire.server.auth import ApiKey
 from pushwire.server.config import Config
 from pushwire.server.cors import cors_headers, preflight_headers
-from pushwire.server.eager import start_eagerly
-from pushwire.server.http import HttpConnection, Request, error_body
-from pushwire.server.streaming import handle_poll, handle_sse, handle_websocket
+from pushwire.server.http import HttpConnection, Request
+from pushwire.server.publish_api import PublishApi
+from pushwire.server.streaming import StreamSettings, SubscriberEndpoints
 from pushwire.transports.base import ConnectionLimits
-from pushwire.transports.longpoll import LongPollWaiter
 from pushwire.transports.sse import SSEPinger
 from pushwire.transports.websocket import Heartbeat
 
@@ -42,18 +42,8 @@ __all__ = ["Server"]
 
 logger = logging.getLogger("pushwire")
 
-Handler = Callable[["Server", Request], Awaitable[tuple[int, object]]]
-StreamHandler = Callable[["Server", Request, HttpConnection], Awaitable[None]]
-
-_API_ROUTES: dict[str, Handler] = {
-    "/api/publish": publish_api.api_publish,
-    "/api/broadcast": publish_api.api_broadcast,
-    "/api/history": publish_api.api_history,
-    "/api/channels": publish_api.api_channels,
-    "/publish": publish_api.client_publish,
-    "/health": publish_api.health,
-}
-_STREAM_ROUTES: dict[str, StreamHandler] = {"/sse": handle_sse, "/poll": handle_poll}
+Handler = Callable[[Request], Awaitable[tuple[int, object]]]
+StreamHandler = Callable[[Request, HttpConnection], Awaitable[None]]
 # Browsers may call these from other origins (the API is for backends).
 _CORS_PATHS = frozenset({"/sse", "/poll", "/publish", "/health"})
 _SHUTDOWN_GRACE_SECONDS = 2.0
@@ -89,6 +79,26 @@ class Server:
         self.heartbeat = Heartbeat(config.ws_ping_interval_seconds, config.ws_ping_timeout_seconds)
         self.sse_pinger = SSEPinger(config.sse_ping_interval_seconds)
         self.connections: set[HttpConnection] = set()
+        self.subscribers = SubscriberEndpoints(
+            self.node,
+            self.limits,
+            heartbeat=self.heartbeat,
+            sse_pinger=self.sse_pinger,
+            settings=StreamSettings(config.sse_retry_ms, config.poll_max_timeout_seconds),
+        )
+        api = PublishApi(self.node, self.api_key, connection_count=lambda: len(self.connections))
+        self._api_routes: dict[str, Handler] = {
+            "/api/publish": api.api_publish,
+            "/api/broadcast": api.api_broadcast,
+            "/api/history": api.api_history,
+            "/api/channels": api.api_channels,
+            "/publish": api.client_publish,
+            "/health": api.health,
+        }
+        self._stream_routes: dict[str, StreamHandler] = {
+            "/sse": self.subscribers.sse,
+            "/poll": self.subscribers.poll,
+        }
         self._listener: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._stopped = asyncio.Event()
@@ -141,13 +151,11 @@ class Server:
         listener.close()
         self.heartbeat.stop()
         self.sse_pinger.stop()
-        # Tell WebSocket clients to go elsewhere, answer waiting polls, end streams.
+        # Tell every subscriber to go elsewhere: WebSockets get 1001, polls their
+        # answer, streams their end; then WebSockets without subscriptions.
+        self.node.hub.close_all(GOING_AWAY)
         for session in self.heartbeat.sessions():
-            session.close(CLOSE_GOING_AWAY, "server shutting down")
-        for group in self.node.hub.groups():
-            for poller in list(group.pollers):
-                if isinstance(poller, LongPollWaiter):
-                    poller.expire()
+            session.close(GOING_AWAY)
         for connection in list(self.connections):
             if connection.upgraded is None:
                 connection.close()
@@ -192,25 +200,21 @@ class Server:
             connection.respond(204, b"", headers=headers, keep_alive=request.keep_alive)
             return
         if path == "/ws" or (path == "/echo" and self.config.echo):
-            self._run_sync(request, connection, handle_websocket)
+            self._run_sync(request, connection, self.subscribers.websocket)
             return
         if request.upgrade:
-            connection.fail(404, "not_found", f"no WebSocket endpoint at {path[:100]}")
+            self._fail(request, connection, NotFoundError(f"no WebSocket endpoint at {path[:100]}"))
             return
         if path in ("/pushwire.js", "/pushwire.mjs"):
             self._serve_client_script(request, connection)
             return
-        stream_handler = _STREAM_ROUTES.get(path)
+        stream_handler = self._stream_routes.get(path)
         if stream_handler is not None:
-            self._spawn(request, connection, stream_handler(self, request, connection))
+            self._spawn(request, connection, stream_handler(request, connection))
             return
-        api_handler = _API_ROUTES.get(path)
+        api_handler = self._api_routes.get(path)
         if api_handler is None:
-            connection.respond(
-                404,
-                error_body("not_found", f"no endpoint at {path[:100]}"),
-                keep_alive=request.keep_alive,
-            )
+            self._refuse(request, connection, NotFoundError(f"no endpoint at {path[:100]}"))
             return
         self._spawn(request, connection, self._answer(api_handler, request, connection))
 
@@ -218,11 +222,7 @@ class Server:
         """The browser client, served by the server so pages need no build step."""
         script = _client_script(module=request.path.endswith(".mjs"))
         if script is None:
-            connection.respond(
-                404,
-                error_body("not_found", "this build has no pushwire.js"),
-                keep_alive=request.keep_alive,
-            )
+            self._refuse(request, connection, NotFoundError("this build has no pushwire.js"))
             return
         connection.respond(
             200,
@@ -233,27 +233,41 @@ class Server:
         )
 
     async def _answer(self, handler: Handler, request: Request, connection: HttpConnection) -> None:
-        status, value = await handler(self, request)
-        headers = []
-        if request.path in _CORS_PATHS:
-            headers = cors_headers(request.headers.get("origin"), self.limits.cors_origins)
+        status, value = await handler(request)
         connection.respond(
-            status, orjson.dumps(value), headers=headers, keep_alive=request.keep_alive
+            status,
+            orjson.dumps(value),
+            headers=self._cors_headers(request),
+            keep_alive=request.keep_alive,
         )
+
+    def _cors_headers(self, request: Request) -> list[tuple[bytes, bytes]]:
+        if request.path not in _CORS_PATHS:
+            return []
+        return cors_headers(request.headers.get("origin"), self.limits.cors_origins)
+
+    def _refuse(self, request: Request, connection: HttpConnection, exc: BaseException) -> None:
+        """Answer with the error's JSON; the connection carries on with the next request."""
+        status, body = http_error(exc, context=f"{request.method} {request.path[:100]}")
+        connection.respond(
+            status, body, headers=self._cors_headers(request), keep_alive=request.keep_alive
+        )
+
+    def _fail(self, request: Request, connection: HttpConnection, exc: BaseException) -> None:
+        """Answer with the error's JSON and close: the request may have left the stream unsound."""
+        status, body = http_error(exc, context=f"{request.method} {request.path[:100]}")
+        connection.fail(status, body)
 
     def _run_sync(
         self,
         request: Request,
         connection: HttpConnection,
-        handler: Callable[[Server, Request, HttpConnection], None],
+        handler: Callable[[Request, HttpConnection], None],
     ) -> None:
         try:
-            handler(self, request, connection)
-        except ClientError as exc:
-            connection.fail(exc.http_status, exc.code, str(exc))
-        except Exception:
-            logger.exception("%s %s failed", request.method, request.path)
-            connection.fail(500, "internal", "internal server error")
+            handler(request, connection)
+        except Exception as exc:
+            self._fail(request, connection, exc)
 
     def _spawn(self, request: Request, connection: HttpConnection, work: Awaitable[None]) -> None:
         task = start_eagerly(self._guard(request, connection, work))
@@ -267,18 +281,9 @@ class Server:
         """Turn a handler's exception into a JSON error; never a stack trace to the client."""
         try:
             await work
-        except ClientError as exc:
-            headers = []
-            if request.path in _CORS_PATHS:
-                headers = cors_headers(request.headers.get("origin"), self.limits.cors_origins)
-            connection.respond(
-                exc.http_status,
-                error_body(exc.code, str(exc)),
-                headers=headers,
-                keep_alive=request.keep_alive,
-            )
         except asyncio.CancelledError:
             raise
-        except Exception:
-            logger.exception("%s %s failed", request.method, request.path)
-            connection.fail(500, "internal", "internal server error")
+        except (ClientError, ServerError) as exc:
+            self._refuse(request, connection, exc)
+        except Exception as exc:
+            self._fail(request, connection, exc)

@@ -14,9 +14,17 @@ from typing import Protocol, cast
 from urllib.parse import parse_qs
 
 import httptools
-import orjson
 
-__all__ = ["HttpConnection", "Request", "Router", "error_body"]
+from pushwire.errors import (
+    BadRequestError,
+    ClientError,
+    HeadersTooLargeError,
+    MessageTooLargeError,
+    UrlTooLongError,
+)
+from pushwire.protocol.error_mapping import http_error
+
+__all__ = ["HttpConnection", "Request", "Router"]
 
 MAX_HEAD_BYTES = 16 * 1024
 MAX_QUEUED_REQUESTS = 64
@@ -40,11 +48,6 @@ _REASONS = {
 _NO_REQUESTS: list[Request] = []
 _NO_HEADERS: dict[str, str] = {}
 _NO_BODY: list[bytes] = []
-
-
-def error_body(code: str, message: str) -> bytes:
-    """The JSON body of every HTTP error: ``{"error": code, "message": ...}``."""
-    return orjson.dumps({"error": code, "message": message})
 
 
 class Request:
@@ -202,10 +205,9 @@ class HttpConnection(asyncio.Protocol):
         except httptools.HttpParserError as exc:
             # Errors raised in our callbacks arrive wrapped, the original as context.
             cause = exc.__context__
-            if isinstance(cause, _TooLarge):
-                self.fail(cause.status, cause.code, str(cause))
-            else:
-                self.fail(400, "bad_request", f"malformed HTTP request: {exc}")
+            if not isinstance(cause, ClientError):
+                cause = BadRequestError(f"malformed HTTP request: {exc}")
+            self.fail(*http_error(cause, context="parsing a request"))
             return
         # Requests are handled after parsing, not from inside parser callbacks.
         self._process_queue()
@@ -238,12 +240,12 @@ class HttpConnection(asyncio.Protocol):
     def on_url(self, url: bytes) -> None:
         self._url += url
         if len(self._url) > MAX_HEAD_BYTES:
-            raise _TooLarge(414, "bad_request", "request URL is too long")
+            raise UrlTooLongError("request URL is too long")
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self._head_bytes += len(name) + len(value)
         if self._head_bytes > MAX_HEAD_BYTES:
-            raise _TooLarge(431, "bad_request", "request headers are too large")
+            raise HeadersTooLargeError("request headers are too large")
         key = name.decode("latin-1").lower()
         text = value.decode("latin-1")
         previous = self._headers.get(key)
@@ -252,7 +254,7 @@ class HttpConnection(asyncio.Protocol):
     def on_body(self, body: bytes) -> None:
         self._body_size += len(body)
         if self._body_size > self._max_body_bytes:
-            raise _TooLarge(413, "message_too_large", f"body is over {self._max_body_bytes} bytes")
+            raise MessageTooLargeError(f"body is over {self._max_body_bytes} bytes")
         self._body.append(body)
 
     def on_message_complete(self) -> None:
@@ -317,14 +319,11 @@ class HttpConnection(asyncio.Protocol):
         elif self._queue:
             self._process_queue()
 
-    def respond_json(self, status: int, value: object, **kwargs: object) -> None:
-        self.respond(status, orjson.dumps(value), **kwargs)  # type: ignore[arg-type]
-
-    def fail(self, status: int, code: str, message: str) -> None:
-        """Answer with an error and close: after a parse error, nothing after it is trusted."""
+    def fail(self, status: int, body: bytes) -> None:
+        """Answer with an error body and close: after a parse error, nothing after it is trusted."""
         self._queue.clear()
         self._busy = False
-        self.respond(status, error_body(code, message), keep_alive=False)
+        self.respond(status, body, keep_alive=False)
 
     def start_stream(self, head: bytes) -> None:
         """Write a streaming response's head; from now on the client's bytes are ignored."""
@@ -349,10 +348,3 @@ class HttpConnection(asyncio.Protocol):
     def close(self) -> None:
         if self.transport is not None and not self.transport.is_closing():
             self.transport.close()
-
-
-class _TooLarge(Exception):
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code

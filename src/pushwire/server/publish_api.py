@@ -6,27 +6,20 @@ bodies, so no handler formats an error of its own.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import Any
 
 import orjson
 
 from pushwire.core.history import StreamPosition
+from pushwire.core.node import Node
 from pushwire.errors import BadRequestError, InvalidJSONError, NotFoundError
 from pushwire.protocol.codec import message_json
 from pushwire.protocol.names import validate_channel, validate_event
+from pushwire.server.auth import ApiKey
 from pushwire.server.http import Request
 
-if TYPE_CHECKING:
-    from pushwire.server.app import Server
-
-__all__ = [
-    "api_broadcast",
-    "api_channels",
-    "api_history",
-    "api_publish",
-    "client_publish",
-    "health",
-]
+__all__ = ["MAX_BROADCAST_CHANNELS", "MAX_HISTORY_LIMIT", "PublishApi"]
 
 MAX_HISTORY_LIMIT = 1000
 MAX_BROADCAST_CHANNELS = 1000
@@ -46,66 +39,89 @@ def _json_object(request: Request) -> dict[str, Any]:
     return body
 
 
-async def api_publish(server: Server, request: Request) -> tuple[int, object]:
-    server.api_key.check(request.headers.get("x-api-key"))
-    body = _json_object(request)
-    channel = validate_channel(body.get("channel"))
-    event = validate_event(body.get("event"))
-    publication = await server.node.publish_json(channel, orjson.dumps(body["data"]), event=event)
-    return 200, {"channel": channel, "id": publication.position.cursor}
+class PublishApi:
+    """The HTTP API over one node: publishing, history, channels, health."""
 
+    __slots__ = ("_api_key", "_connection_count", "_node")
 
-async def client_publish(server: Server, request: Request) -> tuple[int, object]:
-    """Publishing for clients without a WebSocket; the channel's rule must allow it."""
-    body = _json_object(request)
-    channel = validate_channel(body.get("channel"))
-    event = validate_event(body.get("event"))
-    publication = await server.node.publish_json(
-        channel, orjson.dumps(body["data"]), event=event, from_client=True
-    )
-    return 200, {"channel": channel, "id": publication.position.cursor}
+    def __init__(self, node: Node, api_key: ApiKey, *, connection_count: Callable[[], int]) -> None:
+        self._node = node
+        self._api_key = api_key
+        self._connection_count = connection_count
 
-
-async def api_broadcast(server: Server, request: Request) -> tuple[int, object]:
-    server.api_key.check(request.headers.get("x-api-key"))
-    body = _json_object(request)
-    channels = body.get("channels")
-    if not isinstance(channels, list) or not channels:
-        raise BadRequestError("channels must be a non-empty list of channel names")
-    if len(channels) > MAX_BROADCAST_CHANNELS:
-        raise BadRequestError(f"at most {MAX_BROADCAST_CHANNELS} channels per broadcast")
-    names = [validate_channel(channel) for channel in channels]
-    event = validate_event(body.get("event"))
-    data = orjson.dumps(body["data"])
-    results = []
-    for channel in names:
-        publication = await server.node.publish_json(channel, data, event=event)
-        results.append({"channel": channel, "id": publication.position.cursor})
-    return 200, {"results": results}
-
-
-async def api_history(server: Server, request: Request) -> tuple[int, object]:
-    server.api_key.check(request.headers.get("x-api-key"))
-    channel = validate_channel(request.param("channel"))
-    raw_since = request.param("since")
-    since = StreamPosition.from_cursor(raw_since) if raw_since else None
-    limit = _limit_of(request)
-    page = await server.node.history(channel, since=since, limit=limit)
-    messages = [
-        orjson.Fragment(message_json(p.channel, p.position.cursor, p.event, p.data))
-        for p in page.publications
-    ]
-    result: dict[str, object] = {
-        "channel": channel,
-        "messages": messages,
-        "cursor": page.top.cursor,
-    }
-    if since is not None:
-        first = page.publications[0].position.offset if page.publications else page.top.offset + 1
-        result["gap"] = since.epoch != page.top.epoch or (
-            since.offset < page.top.offset and first != since.offset + 1
+    async def api_publish(self, request: Request) -> tuple[int, object]:
+        self._api_key.check(request.headers.get("x-api-key"))
+        body = _json_object(request)
+        channel = validate_channel(body.get("channel"))
+        event = validate_event(body.get("event"))
+        publication = await self._node.publish_json(
+            channel, orjson.dumps(body["data"]), event=event
         )
-    return 200, result
+        return 200, {"channel": channel, "id": publication.position.cursor}
+
+    async def client_publish(self, request: Request) -> tuple[int, object]:
+        """Publishing for clients without a WebSocket; the channel's rule must allow it."""
+        body = _json_object(request)
+        channel = validate_channel(body.get("channel"))
+        event = validate_event(body.get("event"))
+        publication = await self._node.publish_json(
+            channel, orjson.dumps(body["data"]), event=event, from_client=True
+        )
+        return 200, {"channel": channel, "id": publication.position.cursor}
+
+    async def api_broadcast(self, request: Request) -> tuple[int, object]:
+        self._api_key.check(request.headers.get("x-api-key"))
+        body = _json_object(request)
+        channels = body.get("channels")
+        if not isinstance(channels, list) or not channels:
+            raise BadRequestError("channels must be a non-empty list of channel names")
+        if len(channels) > MAX_BROADCAST_CHANNELS:
+            raise BadRequestError(f"at most {MAX_BROADCAST_CHANNELS} channels per broadcast")
+        names = [validate_channel(channel) for channel in channels]
+        event = validate_event(body.get("event"))
+        data = orjson.dumps(body["data"])
+        results = []
+        for channel in names:
+            publication = await self._node.publish_json(channel, data, event=event)
+            results.append({"channel": channel, "id": publication.position.cursor})
+        return 200, {"results": results}
+
+    async def api_history(self, request: Request) -> tuple[int, object]:
+        self._api_key.check(request.headers.get("x-api-key"))
+        channel = validate_channel(request.param("channel"))
+        raw_since = request.param("since")
+        since = StreamPosition.from_cursor(raw_since) if raw_since else None
+        limit = _limit_of(request)
+        page = await self._node.history(channel, since=since, limit=limit)
+        messages = [
+            orjson.Fragment(message_json(p.channel, p.position.cursor, p.event, p.data))
+            for p in page.publications
+        ]
+        result: dict[str, object] = {
+            "channel": channel,
+            "messages": messages,
+            "cursor": page.top.cursor,
+        }
+        if since is not None:
+            first = (
+                page.publications[0].position.offset if page.publications else page.top.offset + 1
+            )
+            result["gap"] = since.epoch != page.top.epoch or (
+                since.offset < page.top.offset and first != since.offset + 1
+            )
+        return 200, result
+
+    async def api_channels(self, request: Request) -> tuple[int, object]:
+        self._api_key.check(request.headers.get("x-api-key"))
+        return 200, {
+            "channels": [
+                {"channel": stats.channel, "subscribers": stats.subscribers}
+                for stats in self._node.hub.statistics()
+            ]
+        }
+
+    async def health(self, request: Request) -> tuple[int, object]:
+        return 200, {"status": "ok", "connections": self._connection_count()}
 
 
 def _limit_of(request: Request) -> int:
@@ -115,17 +131,3 @@ def _limit_of(request: Request) -> int:
     if not raw.isdigit() or not 0 <= int(raw) <= MAX_HISTORY_LIMIT:
         raise BadRequestError(f"limit must be an integer from 0 to {MAX_HISTORY_LIMIT}")
     return int(raw)
-
-
-async def api_channels(server: Server, request: Request) -> tuple[int, object]:
-    server.api_key.check(request.headers.get("x-api-key"))
-    return 200, {
-        "channels": [
-            {"channel": stats.channel, "subscribers": stats.subscribers}
-            for stats in server.node.hub.statistics()
-        ]
-    }
-
-
-async def health(server: Server, request: Request) -> tuple[int, object]:
-    return 200, {"status": "ok", "connections": len(server.connections)}

@@ -7,22 +7,22 @@ to the WebSocket session, the event stream or the long-poll waiter.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
 
+from pushwire.core.node import Node
 from pushwire.core.streams import open_stream
-from pushwire.errors import BadRequestError, LimitExceededError
+from pushwire.errors import BadRequestError, LimitExceededError, UpgradeRequiredError
+from pushwire.protocol.error_mapping import error_body
 from pushwire.protocol.names import validate_channel
 from pushwire.server.cors import cors_headers
-from pushwire.server.http import HttpConnection, Request, error_body
-from pushwire.transports.longpoll import LongPollWaiter, replay_body
-from pushwire.transports.sse import SSEStream, opening_bytes
-from pushwire.transports.websocket import EchoSession, WebSocketSession, handshake
+from pushwire.server.http import HttpConnection, Request
+from pushwire.transports.base import ConnectionLimits
+from pushwire.transports.longpoll import POLL_ANSWERS, LongPollWaiter, replay_body
+from pushwire.transports.sse import SSE_EVENTS, SSEPinger, SSEStream, opening_bytes
+from pushwire.transports.websocket import EchoSession, Heartbeat, WebSocketSession, handshake
 from pushwire.transports.ws_channels import ChannelSession
 
-if TYPE_CHECKING:
-    from pushwire.server.app import Server
-
-__all__ = ["channels_of", "handle_poll", "handle_sse", "handle_websocket"]
+__all__ = ["StreamSettings", "SubscriberEndpoints", "channels_of"]
 
 _NO_CACHE = (b"Cache-Control", b"no-store")
 _HANDSHAKE_HEADERS = frozenset(
@@ -36,6 +36,14 @@ _HANDSHAKE_HEADERS = frozenset(
         "origin",
     }
 )
+
+
+@dataclass(frozen=True, slots=True)
+class StreamSettings:
+    """What the endpoints need to know of the configuration."""
+
+    sse_retry_ms: int = 2000
+    poll_max_timeout_seconds: float = 60.0
 
 
 def channels_of(request: Request, max_channels: int, *, required: bool) -> list[str]:
@@ -56,101 +64,132 @@ def channels_of(request: Request, max_channels: int, *, required: bool) -> list[
     return channels
 
 
-def handle_websocket(server: Server, request: Request, connection: HttpConnection) -> None:
-    """Complete the WebSocket handshake and hand the connection to a session."""
-    if not request.upgrade:
-        connection.respond(
-            426,
-            error_body("bad_request", "this endpoint needs a WebSocket upgrade request"),
-            headers=[(b"Upgrade", b"websocket")],
-            keep_alive=False,
+class SubscriberEndpoints:
+    """``/ws``, ``/echo``, ``/sse`` and ``/poll`` over one node."""
+
+    __slots__ = ("heartbeat", "limits", "node", "settings", "sse_pinger")
+
+    def __init__(
+        self,
+        node: Node,
+        limits: ConnectionLimits,
+        *,
+        heartbeat: Heartbeat,
+        sse_pinger: SSEPinger,
+        settings: StreamSettings,
+    ) -> None:
+        self.node = node
+        self.limits = limits
+        self.heartbeat = heartbeat
+        self.sse_pinger = sse_pinger
+        self.settings = settings
+
+    def websocket(self, request: Request, connection: HttpConnection) -> None:
+        """Complete the WebSocket handshake and hand the connection to a session."""
+        if not request.upgrade:
+            exc = UpgradeRequiredError("this endpoint needs a WebSocket upgrade request")
+            connection.respond(
+                exc.http_status,
+                error_body(exc.code, str(exc)),
+                headers=[(b"Upgrade", b"websocket")],
+                keep_alive=False,
+            )
+            return
+        echo = request.path == "/echo"
+        channels = [] if echo else channels_of(request, self.limits.max_channels, required=False)
+        result = handshake(
+            request.raw_url.decode("latin-1"),
+            # Only what the handshake reads: browsers send a dozen more (cookies, agent).
+            [
+                (name, value)
+                for name, value in request.headers.items()
+                if name in _HANDSHAKE_HEADERS
+            ],
         )
-        return
-    echo = request.path == "/echo"
-    channels = [] if echo else channels_of(request, server.limits.max_channels, required=False)
-    result = handshake(
-        request.raw_url.decode("latin-1"),
-        # Only what the handshake reads: browsers send a dozen more (cookies, agent).
-        [(name, value) for name, value in request.headers.items() if name in _HANDSHAKE_HEADERS],
-    )
-    transport = connection.transport
-    if result.rejection is not None or transport is None:
-        connection.respond(400, error_body("bad_request", result.rejection or ""), keep_alive=False)
-        return
-    session: WebSocketSession
-    if echo:
-        session = EchoSession(transport, server.limits, server.heartbeat)
-    else:
-        session = ChannelSession(transport, server.limits, server.heartbeat, server.node)
-    session.cork(result.response)
-    if isinstance(session, ChannelSession):
-        session.subscribe_all(channels)
-    session.uncork()
-    connection.upgraded = session
-    connection.release_http_state()
-    if connection.upgrade_tail:
-        session.receive_data(connection.upgrade_tail)
+        transport = connection.transport
+        if transport is None:
+            return  # the client is already gone
+        if result.rejection is not None:
+            raise BadRequestError(result.rejection)
+        session: WebSocketSession
+        if echo:
+            session = EchoSession(transport, self.limits, self.heartbeat)
+        else:
+            session = ChannelSession(transport, self.limits, self.heartbeat, self.node)
+        session.cork(result.response)
+        if isinstance(session, ChannelSession):
+            session.subscribe_all(channels)
+        session.uncork()
+        connection.upgraded = session
+        connection.release_http_state()
+        if connection.upgrade_tail:
+            session.receive_data(connection.upgrade_tail)
 
+    async def sse(self, request: Request, connection: HttpConnection) -> None:
+        """Open an event stream, replaying from ``Last-Event-ID`` / ``lastEventId`` first."""
+        channels = channels_of(request, self.limits.max_channels, required=True)
+        cursor = request.headers.get("last-event-id") or request.param("lastEventId") or None
+        start = await open_stream(self.node, channels, cursor)
+        hub = self.node.hub
+        try:
+            transport = connection.transport
+            if connection.is_closed or transport is None:
+                return
+            head = [
+                b"HTTP/1.1 200 OK\r\n",
+                b"Content-Type: text/event-stream; charset=utf-8\r\n",
+                b"Cache-Control: no-cache\r\n",
+                b"X-Accel-Buffering: no\r\n",  # tell nginx not to hold events back
+                b"Connection: close\r\n",
+            ]
+            for name, value in cors_headers(
+                request.headers.get("origin"), self.limits.cors_origins
+            ):
+                head.append(b"%s: %s\r\n" % (name, value))
+            head.append(b"\r\n")
+            connection.start_stream(
+                b"".join(head) + opening_bytes(start, self.settings.sse_retry_ms)
+            )
+            stream = SSEStream(transport, self.limits.max_buffer_bytes)
+            feed = hub.join(SSE_EVENTS, start.states, stream)
+        finally:
+            hub.release_all(start.states)
+        pinger = self.sse_pinger
+        pinger.streams.add(stream)
 
-async def handle_sse(server: Server, request: Request, connection: HttpConnection) -> None:
-    """Open an event stream, replaying from ``Last-Event-ID`` / ``lastEventId`` first."""
-    channels = channels_of(request, server.limits.max_channels, required=True)
-    cursor = request.headers.get("last-event-id") or request.param("lastEventId") or None
-    start = await open_stream(server.node, channels, cursor)
-    hub = server.node.hub
-    group = hub.group(start.states)
-    if connection.is_closed or connection.transport is None:
-        hub.release_group(group)
-        return
-    head = [
-        b"HTTP/1.1 200 OK\r\n",
-        b"Content-Type: text/event-stream; charset=utf-8\r\n",
-        b"Cache-Control: no-cache\r\n",
-        b"X-Accel-Buffering: no\r\n",  # tell nginx not to hold events back
-        b"Connection: close\r\n",
-    ]
-    for name, value in cors_headers(request.headers.get("origin"), server.limits.cors_origins):
-        head.append(b"%s: %s\r\n" % (name, value))
-    head.append(b"\r\n")
-    connection.start_stream(b"".join(head) + opening_bytes(start, server.config.sse_retry_ms))
-    stream = SSEStream(connection.transport, group, server.limits.max_buffer_bytes)
-    group.sse.add(stream)
-    server.sse_pinger.streams.add(stream)
+        def on_lost() -> None:
+            pinger.streams.discard(stream)
+            hub.leave(feed, stream)
 
-    def on_lost() -> None:
-        group.sse.discard(stream)
-        server.sse_pinger.streams.discard(stream)
-        hub.release_group(group)
+        connection.on_lost = on_lost
 
-    connection.on_lost = on_lost
+    async def poll(self, request: Request, connection: HttpConnection) -> None:
+        """Answer at once if anything follows the cursor (or ``timeout=0``), else wait."""
+        channels = channels_of(request, self.limits.max_channels, required=True)
+        timeout = _timeout_of(request, self.settings.poll_max_timeout_seconds)
+        start = await open_stream(self.node, channels, request.param("cursor") or None)
+        hub = self.node.hub
+        headers = [
+            _NO_CACHE,
+            *cors_headers(request.headers.get("origin"), self.limits.cors_origins),
+        ]
+        try:
+            if start.steps or timeout == 0 or connection.is_closed:
+                connection.respond(200, replay_body(start), headers=headers)
+                return
 
+            def respond(body: bytes) -> None:
+                connection.on_lost = None
+                connection.respond(200, body, headers=headers)
 
-async def handle_poll(server: Server, request: Request, connection: HttpConnection) -> None:
-    """Answer at once if anything follows the cursor (or ``timeout=0``), else wait."""
-    channels = channels_of(request, server.limits.max_channels, required=True)
-    timeout = _timeout_of(request, server.config.poll_max_timeout_seconds)
-    start = await open_stream(server.node, channels, request.param("cursor") or None)
-    hub = server.node.hub
-    group = hub.group(start.states)
-    headers = [_NO_CACHE, *cors_headers(request.headers.get("origin"), server.limits.cors_origins)]
-    if start.steps or timeout == 0 or connection.is_closed:
-        hub.release_group(group)
-        connection.respond(200, replay_body(start), headers=headers)
-        return
-
-    def respond(body: bytes) -> None:
-        connection.on_lost = None
-        connection.respond(200, body, headers=headers)
-        hub.release_group(group)
-
-    waiter = LongPollWaiter(group, respond, timeout)
-    group.pollers.add(waiter)
-
-    def on_lost() -> None:
-        waiter.cancel()
-        hub.release_group(group)
-
-    connection.on_lost = on_lost
+            feed = hub.feed(POLL_ANSWERS, start.states)
+            waiter = LongPollWaiter(
+                feed, respond, timeout, leave=lambda waiter: hub.leave(feed, waiter)
+            )
+            feed.sinks.add(waiter)
+        finally:
+            hub.release_all(start.states)
+        connection.on_lost = waiter.cancel
 
 
 def _timeout_of(request: Request, maximum: float) -> float:

@@ -1,7 +1,9 @@
-"""What every transport shares: the limits a connection lives within.
+"""What every transport shares: the Transport protocol, connection limits, timers.
 
 Transports are thin: they translate between bytes on one connection and calls
-on the node. Who receives what is decided in ``core``, never here.
+on the node. Who receives what is decided in ``core``, never here. A new
+transport is a new module with a :class:`Transport` (the hub's sink) and a
+``WireFormat`` (how the hub encodes a batch for it, see ``core.hub``).
 """
 
 from __future__ import annotations
@@ -9,8 +11,60 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
-__all__ = ["ConnectionLimits", "Ticker"]
+from pushwire.errors import Disconnect
+
+__all__ = ["Clock", "ConnectionLimits", "LoopClock", "Ticker", "Timer", "Transport"]
+
+
+class Transport(Protocol):
+    """One client connection as the hub sees it (``core.hub.Sink``), and what it is.
+
+    Attributes:
+        name: ``"websocket"``, ``"sse"``, ``"longpoll"``: for statistics and logs.
+        unidirectional: the client cannot answer on this connection; its
+            requests (publish, subscribe) arrive as separate HTTP requests.
+    """
+
+    name: str
+    unidirectional: bool
+
+    def write(self, data: bytes) -> bool:
+        """Write ``data`` (already encoded for this transport); False if over the buffer limit.
+
+        Never raises for a connection that went away: it returns, and the
+        connection's own loss handling removes it from the hub.
+        """
+
+    def close(self, reason: Disconnect) -> None:
+        """End the connection for ``reason``: a close frame, the end of a stream, an answer."""
+
+
+class Timer(Protocol):
+    def cancel(self) -> None: ...
+
+
+class Clock(Protocol):
+    """Time and timers, injected so that keep-alive logic is tested without sleeping."""
+
+    def time(self) -> float:
+        """Monotonic seconds."""
+
+    def call_later(self, delay_seconds: float, callback: Callable[[], None]) -> Timer:
+        """Run ``callback`` once, ``delay_seconds`` from now."""
+
+
+class LoopClock:
+    """The running event loop's clock and timers."""
+
+    __slots__ = ()
+
+    def time(self) -> float:
+        return asyncio.get_running_loop().time()
+
+    def call_later(self, delay_seconds: float, callback: Callable[[], None]) -> Timer:
+        return asyncio.get_running_loop().call_later(delay_seconds, callback)
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,12 +94,15 @@ class Ticker:
     handle per idle subscriber would cost memory and wake-ups for nothing.
     """
 
-    __slots__ = ("_handle", "_tick", "interval_seconds")
+    __slots__ = ("_clock", "_handle", "_tick", "interval_seconds")
 
-    def __init__(self, interval_seconds: float, tick: Callable[[], None]) -> None:
+    def __init__(
+        self, interval_seconds: float, tick: Callable[[], None], *, clock: Clock | None = None
+    ) -> None:
         self.interval_seconds = interval_seconds
         self._tick = tick
-        self._handle: asyncio.TimerHandle | None = None
+        self._clock = clock or LoopClock()
+        self._handle: Timer | None = None
 
     def start(self) -> None:
         if self.interval_seconds > 0:
@@ -57,7 +114,7 @@ class Ticker:
             self._handle = None
 
     def _schedule(self) -> None:
-        self._handle = asyncio.get_running_loop().call_later(self.interval_seconds, self._run)
+        self._handle = self._clock.call_later(self.interval_seconds, self._run)
 
     def _run(self) -> None:
         self._schedule()

@@ -1,22 +1,46 @@
 """Long-polling: a request that waits until there is something after its cursor.
 
-The waiter sits in its stream group; the hub answers every waiter of a group
-with the same encoded body, then each request's connection carries on with its
-next request. ``timeout=0`` makes it a short poll.
+The waiter sits in its feed; the hub answers every waiter of a feed with the
+same encoded body, then each request's connection carries on with its next
+request. ``timeout=0`` makes it a short poll.
 """
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 
 import orjson
 
-from pushwire.core.hub import StreamGroup
+from pushwire.core.history import Gap
+from pushwire.core.hub import Batch, Feed
 from pushwire.core.streams import StreamStart
+from pushwire.errors import Disconnect
 from pushwire.protocol.codec import message_json
+from pushwire.transports.base import Clock, LoopClock
 
-__all__ = ["LongPollWaiter", "replay_body"]
+__all__ = ["POLL_ANSWERS", "LongPollWaiter", "replay_body"]
+
+
+class _PollFormat:
+    """One answer for every waiting poll of a feed: the messages, gaps and the new cursor."""
+
+    __slots__ = ()
+
+    answers_once = True
+
+    def encode(self, batch: Batch, feed: Feed) -> bytes:
+        state = batch.state
+        items = batch.items
+        body: dict[str, object] = {
+            "messages": [orjson.Fragment(m) for m in batch.messages if m is not None],
+            "cursor": feed.cursor_at(state, items[-1].position),
+        }
+        if any(isinstance(item, Gap) for item in items):
+            body["gaps"] = [state.name]
+        return orjson.dumps(body)
+
+
+POLL_ANSWERS = _PollFormat()
 
 
 def replay_body(start: StreamStart) -> bytes:
@@ -33,33 +57,54 @@ def replay_body(start: StreamStart) -> bytes:
 
 
 class LongPollWaiter:
-    """A poll waiting in ``group``; answered by the hub or by its timeout."""
+    """A poll waiting in ``feed``; answered by the hub, by its timeout or at shutdown."""
 
-    __slots__ = ("_respond", "_timer", "group")
+    __slots__ = ("_leave", "_respond", "_timer", "feed")
+
+    name = "longpoll"
+    unidirectional = True
 
     def __init__(
-        self, group: StreamGroup, respond: Callable[[bytes], None], timeout_seconds: float
+        self,
+        feed: Feed,
+        respond: Callable[[bytes], None],
+        timeout_seconds: float,
+        *,
+        leave: Callable[[LongPollWaiter], None],
+        clock: Clock | None = None,
     ) -> None:
-        self.group = group
+        """
+        Args:
+            respond: sends the answer body; called at most once.
+            leave: takes the waiter out of its feed (``hub.leave``), when it is
+                answered other than by the hub.
+        """
+        self.feed = feed
         self._respond: Callable[[bytes], None] | None = respond
-        self._timer = asyncio.get_running_loop().call_later(timeout_seconds, self._time_out)
+        self._leave = leave
+        self._timer = (clock or LoopClock()).call_later(timeout_seconds, self.expire)
 
-    def answer(self, body: bytes) -> None:
+    def write(self, data: bytes) -> bool:
+        """The hub's answer (it has already taken this waiter out of the feed)."""
         respond, self._respond = self._respond, None
         self._timer.cancel()
         if respond is not None:
-            respond(body)
+            respond(data)
+        return True
+
+    def close(self, reason: Disconnect) -> None:
+        """Shutting down: answer now with what the client has, so it polls again elsewhere."""
+        self.expire()
 
     def expire(self) -> None:
-        """Answer now with no messages and the current cursor (timeout, or shutdown)."""
-        self._time_out()
-
-    def _time_out(self) -> None:
-        self.group.pollers.discard(self)
-        self.answer(orjson.dumps({"messages": [], "cursor": self.group.cursor()}))
+        """Answer with no messages and the current cursor (timeout, or shutdown)."""
+        if self._respond is None:
+            return
+        self._leave(self)
+        self.write(orjson.dumps({"messages": [], "cursor": self.feed.cursor()}))
 
     def cancel(self) -> None:
-        """The client went away: leave the group without answering."""
+        """The client went away: leave the feed without answering."""
         self._respond = None
         self._timer.cancel()
-        self.group.pollers.discard(self)
+        self._leave(self)

@@ -3,23 +3,48 @@
 Each publication is an event with ``id:`` (the stream cursor, which the browser
 sends back as ``Last-Event-ID``), ``event:`` when it has a name, and ``data:``
 (the message object). A lost stretch of history is an explicit ``pushwire.gap``
-event, never a silent skip.
+event, never a silent skip: when the stream opens, and whenever live delivery
+finds one.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 
-import orjson
-
-from pushwire.core.hub import StreamGroup
+from pushwire.core.history import Publication
+from pushwire.core.hub import Batch, Feed
 from pushwire.core.streams import StreamStart
-from pushwire.protocol.codec import SSE_PING, message_json, sse_event, sse_retry
-from pushwire.transports.base import Ticker
+from pushwire.errors import SLOW_CONSUMER, Disconnect
+from pushwire.protocol.codec import SSE_PING, message_json, sse_event, sse_gap_event, sse_retry
+from pushwire.transports.base import Clock, Ticker
 
-__all__ = ["GAP_EVENT", "SSEPinger", "SSEStream", "opening_bytes"]
+__all__ = ["SSE_EVENTS", "SSEPinger", "SSEStream", "opening_bytes"]
 
-GAP_EVENT = "pushwire.gap"
+logger = logging.getLogger("pushwire.sse")
+
+
+class _SSEFormat:
+    """Events for one stream group: each carries the group's stream cursor as of itself."""
+
+    __slots__ = ()
+
+    answers_once = False
+
+    def encode(self, batch: Batch, feed: Feed) -> bytes:
+        state = batch.state
+        parts = []
+        for item, message in zip(batch.items, batch.messages, strict=True):
+            cursor = feed.cursor_at(state, item.position)
+            if message is None:
+                parts.append(sse_gap_event(item.channel, item.position.cursor, cursor))
+            else:
+                assert isinstance(item, Publication)  # a message object is made for these only
+                parts.append(sse_event(message, item.event, cursor))
+        return b"".join(parts)
+
+
+SSE_EVENTS = _SSEFormat()
 
 
 def opening_bytes(start: StreamStart, retry_ms: int) -> bytes:
@@ -35,13 +60,7 @@ def opening_bytes(start: StreamStart, retry_ms: int) -> bytes:
     for step in start.steps:
         publication = step.publication
         if publication is None:
-            data = orjson.dumps(
-                {"channel": step.channel, "cursor": step.position.cursor, "recovered": False}
-            )
-            parts.append(
-                b"id: %s\nevent: %s\ndata: %s\n\n"
-                % (step.cursor.encode(), GAP_EVENT.encode(), data)
-            )
+            parts.append(sse_gap_event(step.channel, step.position.cursor, step.cursor))
         else:
             message = message_json(
                 publication.channel,
@@ -56,22 +75,32 @@ def opening_bytes(start: StreamStart, retry_ms: int) -> bytes:
 class SSEStream:
     """One open event stream, receiving its group's events from the hub."""
 
-    __slots__ = ("group", "max_buffer_bytes", "transport")
+    __slots__ = ("max_buffer_bytes", "transport")
 
-    def __init__(self, transport: asyncio.Transport, group: StreamGroup, max_buffer_bytes: int):
+    name = "sse"
+    unidirectional = True
+
+    def __init__(self, transport: asyncio.Transport, max_buffer_bytes: int) -> None:
         self.transport = transport
-        self.group = group
         self.max_buffer_bytes = max_buffer_bytes
 
-    def send_batch(self, data: bytes) -> bool:
+    def write(self, data: bytes) -> bool:
         transport = self.transport
         transport.write(data)
         return transport.get_write_buffer_size() <= self.max_buffer_bytes
 
-    def overflow(self) -> None:
-        # The buffer is full, so no farewell event would get through: cut the
-        # connection; the browser reconnects with Last-Event-ID and recovers.
-        self.transport.abort()
+    def close(self, reason: Disconnect) -> None:
+        if reason is SLOW_CONSUMER:
+            # The buffer is full, so no farewell event would get through: cut the
+            # connection; the browser reconnects with Last-Event-ID and recovers.
+            logger.info(
+                "closing a slow SSE consumer (%d bytes unsent)",
+                self.transport.get_write_buffer_size(),
+            )
+            self.transport.abort()
+        else:
+            # End the response after what is buffered; EventSource reconnects by itself.
+            self.transport.close()
 
 
 class SSEPinger:
@@ -79,9 +108,9 @@ class SSEPinger:
 
     __slots__ = ("_ticker", "streams")
 
-    def __init__(self, interval: float) -> None:
+    def __init__(self, interval: float, *, clock: Clock | None = None) -> None:
         self.streams: set[SSEStream] = set()
-        self._ticker = Ticker(interval, self._ping_all)
+        self._ticker = Ticker(interval, self._ping_all, clock=clock)
 
     def start(self) -> None:
         self._ticker.start()

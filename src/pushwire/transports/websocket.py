@@ -15,14 +15,21 @@ import logging
 import time
 
 from websockets.datastructures import Headers
+from websockets.exceptions import InvalidHandshake
 from websockets.frames import Frame, Opcode
 from websockets.http11 import Request
 from websockets.protocol import State
 from websockets.server import ServerProtocol
 
-from pushwire.errors import CLOSE_INTERNAL_ERROR, CLOSE_PING_TIMEOUT, CLOSE_SLOW_CONSUMER
+from pushwire.errors import (
+    INTERNAL_ERROR,
+    PING_TIMEOUT,
+    SLOW_CONSUMER,
+    Disconnect,
+    invalid_utf8,
+)
 from pushwire.protocol.codec import WS_PING_FRAME, ws_text_frame
-from pushwire.transports.base import ConnectionLimits, Ticker
+from pushwire.transports.base import Clock, ConnectionLimits, LoopClock, Ticker, Timer
 
 __all__ = ["Handshake", "Heartbeat", "WebSocketSession", "handshake"]
 
@@ -76,8 +83,9 @@ def handshake(raw_url: str, headers: list[tuple[str, str]]) -> Handshake:
     request = Request(raw_url, _parsed_headers(headers))
     try:
         accept, extensions, subprotocol = _validator.process_request(request)
-    except Exception:
-        # The library's own refusal, worded as it words it.
+    except InvalidHandshake:
+        # The library's own refusal, worded as it words it. (Anything else is a
+        # bug of ours and propagates, to be logged and answered with a 500.)
         body = _validator.accept(request).body or b""
         reason = body.decode("utf-8", "replace").strip().splitlines()
         return Handshake(b"", reason[0] if reason else "WebSocket handshake failed")
@@ -124,6 +132,7 @@ class _HttpDate:
 
 
 _http_date = _HttpDate()
+_LOOP_CLOCK = LoopClock()
 
 
 def _new_protocol(max_message_bytes: int) -> ServerProtocol:
@@ -140,6 +149,9 @@ class WebSocketSession:
     the client first sends something: a subscriber that only listens costs no
     frame parser until it answers a ping, and accepting stays cheap.
     """
+
+    name = "websocket"
+    unidirectional = False
 
     __slots__ = (
         "_abort_handle",
@@ -172,7 +184,7 @@ class WebSocketSession:
         self._fragments: list[bytes] | None = None  # only while a message is fragmented
         self._fragments_opcode: Opcode | None = None
         self._decoder: codecs.IncrementalDecoder | None = None
-        self._abort_handle: asyncio.TimerHandle | None = None
+        self._abort_handle: Timer | None = None
         self._corked: list[bytes] | None = None
         if heartbeat is not None:
             heartbeat.add(self)
@@ -215,7 +227,7 @@ class WebSocketSession:
             try:
                 self._decoder.decode(frame.data, final=frame.fin)
             except UnicodeDecodeError as exc:
-                self._fail(1007, f"invalid UTF-8: {exc.reason}")
+                self._fail(invalid_utf8(exc.reason))
                 return
         if not frame.fin:
             if self._fragments is None:
@@ -235,10 +247,10 @@ class WebSocketSession:
             self.on_message(data, is_text)
         except Exception:
             logger.exception("message handler failed")
-            self._fail(CLOSE_INTERNAL_ERROR, "internal error")
+            self._fail(INTERNAL_ERROR)
 
-    def _fail(self, code: int, reason: str) -> None:
-        self.protocol.fail(code, reason)
+    def _fail(self, reason: Disconnect) -> None:
+        self.protocol.fail(reason.code, reason.reason)
         self._flush_protocol()
 
     def _flush_protocol(self) -> None:
@@ -255,7 +267,7 @@ class WebSocketSession:
     # Outgoing.
 
     def send(self, payload: bytes) -> None:
-        """Send one text frame now (a reply; fan-out uses :meth:`send_batch`)."""
+        """Send one text frame now (a reply; fan-out uses :meth:`write`)."""
         if not self.closed:
             if self._corked is not None:
                 self._corked.append(ws_text_frame(payload))
@@ -275,26 +287,25 @@ class WebSocketSession:
         if corked:
             self.transport.write(b"".join(corked))
 
-    def send_batch(self, data: bytes) -> bool:
+    def write(self, data: bytes) -> bool:
+        """Fan-out bytes (whole frames, encoded once for every subscriber)."""
         transport = self.transport
         transport.write(data)
         return transport.get_write_buffer_size() <= self.limits.max_buffer_bytes
-
-    def overflow(self) -> None:
-        logger.info(
-            "closing a slow consumer (%d bytes unsent)", self.transport.get_write_buffer_size()
-        )
-        self.close(CLOSE_SLOW_CONSUMER, "slow consumer: outgoing buffer full")
 
     def ping(self, now: float) -> None:
         self.awaiting_pong = True
         self.ping_sent_at = now
         self.transport.write(WS_PING_FRAME)
 
-    def close(self, code: int, reason: str) -> None:
+    def close(self, reason: Disconnect) -> None:
         """Start the closing handshake; abort the TCP connection if the peer never answers."""
+        if reason is SLOW_CONSUMER:
+            logger.info(
+                "closing a slow consumer (%d bytes unsent)", self.transport.get_write_buffer_size()
+            )
         if self.protocol.state is State.OPEN:
-            self.protocol.send_close(code, reason)
+            self.protocol.send_close(reason.code, reason.reason)
             self._flush_protocol()
 
     # Lifecycle.
@@ -307,8 +318,7 @@ class WebSocketSession:
                 self.heartbeat.discard(self)
             self.on_closed()
         if self._abort_handle is None and not self.transport.is_closing():
-            loop = asyncio.get_running_loop()
-            self._abort_handle = loop.call_later(
+            self._abort_handle = _LOOP_CLOCK.call_later(
                 self.limits.close_timeout_seconds, self.transport.abort
             )
 
@@ -337,12 +347,13 @@ class Heartbeat:
     waiting are closed (half-open connections are found this way).
     """
 
-    __slots__ = ("_sessions", "_ticker", "timeout")
+    __slots__ = ("_clock", "_sessions", "_ticker", "timeout")
 
-    def __init__(self, interval: float, timeout: float) -> None:
+    def __init__(self, interval: float, timeout: float, *, clock: Clock | None = None) -> None:
         self.timeout = timeout
+        self._clock = clock = clock or LoopClock()
         self._sessions: set[WebSocketSession] = set()
-        self._ticker = Ticker(interval, self._ping_all)
+        self._ticker = Ticker(interval, self._ping_all, clock=clock)
 
     def add(self, session: WebSocketSession) -> None:
         self._sessions.add(session)
@@ -361,18 +372,18 @@ class Heartbeat:
         self._ticker.stop()
 
     def _ping_all(self) -> None:
-        now = time.monotonic()
+        now = self._clock.time()
         for session in self._sessions:
             if not session.awaiting_pong:
                 session.ping(now)
-        asyncio.get_running_loop().call_later(self.timeout, self._expire)
+        self._clock.call_later(self.timeout, self._expire)
 
     def _expire(self) -> None:
-        deadline = time.monotonic() - self.timeout + 0.001
+        deadline = self._clock.time() - self.timeout + 0.001
         expired = [s for s in self._sessions if s.awaiting_pong and s.ping_sent_at <= deadline]
         for session in expired:
             logger.info("no pong within %.1f s: closing", self.timeout)
-            session.close(CLOSE_PING_TIMEOUT, "ping timeout")
+            session.close(PING_TIMEOUT)
 
 
 class EchoSession(WebSocketSession):

@@ -1,46 +1,55 @@
 """``/ws``: the two-way JSON protocol over a WebSocket (docs/protocol.md).
 
-Commands from one connection run in order, by one task that lives only while
-commands are waiting; replies echo the command's ``ref``. Deliveries do not pass
-through here: the hub writes them to :meth:`WebSocketSession.send_batch`.
+A thin driver around :class:`~pushwire.protocol.session.ClientSession`, which
+holds every rule of the protocol: this module runs the session's actions
+against the node, one at a time and in order, without a task unless one must
+wait, and writes the replies. Deliveries do not pass through here: the hub
+writes them to :meth:`WebSocketSession.write`, encoded by :data:`WS_MESSAGES`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import logging
 
-from pushwire.core.history import StreamPosition
-from pushwire.core.hub import ChannelState
+from pushwire.core.eager import start_eagerly
+from pushwire.core.history import Publication, StreamPosition
+from pushwire.core.hub import Batch, ChannelState, Feed
 from pushwire.core.node import Node
 from pushwire.core.recovery import Recovery
-from pushwire.errors import (
-    AlreadySubscribedError,
-    ClientError,
-    LimitExceededError,
-)
-from pushwire.protocol.codec import error_reply, message_json, reply, ws_message_frame
-from pushwire.protocol.messages import (
-    Command,
-    Ping,
-    Publish,
-    Ref,
-    Subscribe,
-    Unsubscribe,
-    parse_command,
-)
+from pushwire.protocol.codec import message_json, ws_gap_frame, ws_message_frame
+from pushwire.protocol.messages import Publish, Subscribe, Unsubscribe
+from pushwire.protocol.session import Action, ClientSession
 from pushwire.transports.base import ConnectionLimits
 from pushwire.transports.websocket import Heartbeat, WebSocketSession
 
-__all__ = ["ChannelSession"]
+__all__ = ["WS_MESSAGES", "ChannelSession"]
 
-logger = logging.getLogger("pushwire.websocket")
+
+class _WebSocketFormat:
+    """``/ws`` frames for one channel: messages, and live gaps."""
+
+    __slots__ = ()
+
+    answers_once = False
+
+    def encode(self, batch: Batch, feed: Feed) -> bytes:
+        return b"".join(
+            [
+                ws_message_frame(message)
+                if message is not None
+                else ws_gap_frame(item.channel, item.position.cursor)
+                for item, message in zip(batch.items, batch.messages, strict=True)
+            ]
+        )
+
+
+WS_MESSAGES = _WebSocketFormat()
 
 
 class ChannelSession(WebSocketSession):
     """A ``/ws`` client: subscribes, unsubscribes, publishes and pings by JSON commands."""
 
-    __slots__ = ("_commands", "_pump", "node", "subscriptions")
+    __slots__ = ("_task", "feeds", "node", "session")
 
     def __init__(
         self,
@@ -51,9 +60,9 @@ class ChannelSession(WebSocketSession):
     ) -> None:
         super().__init__(transport, limits, heartbeat)
         self.node = node
-        self.subscriptions: dict[str, ChannelState] = {}
-        self._commands: list[Command] | None = None  # only while commands wait
-        self._pump: asyncio.Task[None] | None = None
+        self.session = ClientSession(max_channels=limits.max_channels)
+        self.feeds: dict[str, Feed] = {}
+        self._task: asyncio.Task[None] | None = None  # only while an action waits
 
     def subscribe_all(self, channels: list[str]) -> None:
         """Subscribe to the channels named in the connection URL (``?channel=``).
@@ -61,115 +70,110 @@ class ChannelSession(WebSocketSession):
         A channel this node already serves is joined at once, without a task:
         thousands of clients connecting to one busy channel is the common case.
         """
-        hub = self.node.hub
-        for channel in channels:
-            state = hub.channel(channel)
-            if state is None or self._commands is not None:
-                self._enqueue(Subscribe(channel, None))
-            else:
-                self._join(state, None, None)
+        self.session.subscribe_from_url(channels)
+        self._advance()
 
     def on_message(self, data: bytes, is_text: bool) -> None:
-        # Binary frames are accepted too: many clients send JSON they encoded to bytes.
-        try:
-            command = parse_command(data)
-        except ClientError as exc:
-            self.send(error_reply(exc.code, str(exc), exc.ref))
-            return
-        if isinstance(command, Ping) and self._commands is None:
-            self.send(reply("pong", command.ref))
-            return
-        self._enqueue(command)
+        self.session.receive_message(data)
+        self._advance()
 
-    def _enqueue(self, command: Command) -> None:
-        if self._commands is None:
-            self._commands = []
-        self._commands.append(command)
-        if self._pump is None:
-            self._pump = asyncio.get_running_loop().create_task(self._run_commands())
+    # Running actions.
 
-    async def _run_commands(self) -> None:
-        try:
-            while self._commands and not self.closed:
-                command = self._commands.pop(0)
-                if not self._commands:
-                    self._commands = None
-                try:
-                    await self._execute(command)
-                except ClientError as exc:
-                    self.send(error_reply(exc.code, str(exc), command.ref))
-                except Exception:
-                    logger.exception("command %s failed", type(command).__name__)
-                    self.send(error_reply("internal", "internal server error", command.ref))
-        finally:
-            self._pump = None
-            self._commands = None
+    def _advance(self) -> None:
+        """Run the session's actions in order until one must wait (or none is left)."""
+        session = self.session
+        while self._task is None and not self.closed:
+            action = session.next_action()
+            self._send_replies()  # what the session answered on the way, first
+            if action is None:
+                return
+            if self._run_now(action):
+                continue
+            task = start_eagerly(self._run(action))
+            if task is not None:
+                self._task = task
+                task.add_done_callback(self._resume)
 
-    async def _execute(self, command: Command) -> None:
-        if isinstance(command, Subscribe):
-            await self._subscribe(command)
-        elif isinstance(command, Unsubscribe):
-            state = self.subscriptions.pop(command.channel, None)
+    def _resume(self, task: asyncio.Task[None]) -> None:
+        self._task = None
+        self._advance()
+
+    def _send_replies(self) -> None:
+        for payload in self.session.data_to_send():
+            self.send(payload)
+
+    def _run_now(self, action: Action) -> bool:
+        """Run ``action`` if it needs no wait; False if it must go through :meth:`_run`."""
+        if isinstance(action, Unsubscribe):
+            feed = self.feeds.pop(action.channel, None)
+            if feed is not None:
+                self.node.hub.leave(feed, self)
+            self.session.unsubscribed(action)
+            return True
+        if isinstance(action, Subscribe) and action.cursor is None:
+            state = self.node.hub.channel(action.channel)
             if state is not None:
-                self.node.hub.remove_ws(state, self)
-            self.send(reply("unsubscribed", command.ref, channel=command.channel))
-        elif isinstance(command, Publish):
-            publication = await self.node.publish_json(
-                command.channel, command.data, event=command.event, from_client=True
-            )
-            self.send(
-                reply(
-                    "published",
-                    command.ref,
-                    channel=command.channel,
-                    id=publication.position.cursor,
-                )
-            )
-        else:
-            self.send(reply("pong", command.ref))
+                self._join(action, state, None)
+                return True
+        return False
 
-    async def _subscribe(self, command: Subscribe) -> None:
-        channel = command.channel
-        if channel in self.subscriptions:
-            raise AlreadySubscribedError(f"already subscribed to {channel!r}")
-        if len(self.subscriptions) >= self.limits.max_channels:
-            raise LimitExceededError(f"at most {self.limits.max_channels} channels per connection")
-        since = None if command.cursor is None else StreamPosition.from_cursor(command.cursor)
-        state = await self.node.open_channel(channel)
+    async def _run(self, action: Action) -> None:
+        try:
+            if isinstance(action, Subscribe):
+                await self._subscribe(action)
+            elif isinstance(action, Publish):
+                publication = await self.node.publish_json(
+                    action.channel, action.data, event=action.event, from_client=True
+                )
+                self.session.published(action, publication.position.cursor)
+            else:  # only Subscribe and Publish ever wait (see _run_now)
+                raise AssertionError(f"{type(action).__name__} is run at once")
+        except asyncio.CancelledError:
+            self.session.abandoned(action)
+            raise
+        except Exception as exc:
+            self.session.failed(action, exc)
+
+    async def _subscribe(self, action: Subscribe) -> None:
+        since = None if action.cursor is None else StreamPosition.from_cursor(action.cursor)
+        hub = self.node.hub
+        state = await self.node.open_channel(action.channel)
         try:
             recovery = None if since is None else await self.node.recover(state, since)
-        except BaseException:
-            self.node.hub.release(state)
-            raise
-        if self.closed:
-            self.node.hub.release(state)
-            return
-        self._join(state, recovery, command.ref)
+            if self.closed:
+                self.session.abandoned(action)
+            else:
+                self._join(action, state, recovery)
+        finally:
+            hub.release(state)
 
-    def _join(self, state: ChannelState, recovery: Recovery | None, ref: Ref) -> None:
-        """Reply, replay what was recovered, and register for live delivery.
+    def _join(self, action: Subscribe, state: ChannelState, recovery: Recovery | None) -> None:
+        """Reply, replay what was recovered, and join the channel's feed.
 
         Nothing here awaits, so live delivery continues exactly after the replay.
         """
-        channel = state.name
-        fields: dict[str, object] = {"channel": channel, "cursor": state.delivered.cursor}
-        if recovery is not None:
-            fields["recovered"] = recovery.recovered
-        self.send(reply("subscribed", ref, **fields))
+        self.session.subscribed(
+            action, state.delivered.cursor, None if recovery is None else recovery.recovered
+        )
+        self._send_replies()
         if recovery is not None and recovery.publications:
-            frames = b"".join(
-                [
-                    ws_message_frame(message_json(p.channel, p.position.cursor, p.event, p.data))
-                    for p in recovery.publications
-                ]
-            )
-            self.transport.write(frames)
-        self.subscriptions[channel] = state
-        self.node.hub.add_ws(state, self)
+            self.transport.write(_replay_frames(recovery.publications))
+        self.feeds[state.name] = self.node.hub.join(WS_MESSAGES, (state,), self)
 
     def on_closed(self) -> None:
-        self._commands = None
+        # A running action finishes on its own (a publish is not taken back) and
+        # finds the connection closed.
+        self.session.close()
         hub = self.node.hub
-        for state in self.subscriptions.values():
-            hub.remove_ws(state, self)
-        self.subscriptions.clear()
+        for feed in self.feeds.values():
+            hub.leave(feed, self)
+        self.feeds.clear()
+
+
+def _replay_frames(publications: tuple[Publication, ...]) -> bytes:
+    return b"".join(
+        [
+            ws_message_frame(message_json(p.channel, p.position.cursor, p.event, p.data))
+            for p in publications
+        ]
+    )

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from pushwire.server.eager import start_eagerly
+from pushwire.core.eager import start_eagerly
 
 
 async def test_a_coroutine_that_never_waits_finishes_at_once_without_a_task() -> None:

@@ -1,0 +1,99 @@
+"""The broker seam: how publications travel between nodes and where history lives.
+
+A node never stores or forwards a publication itself: it asks its broker, and the
+broker hands every publication (the node's own and other nodes') back through
+:class:`BrokerEvents`. The protocols live here, in the core that depends on them;
+implementations live in ``pushwire.brokers`` and import this module, never the reverse.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from pushwire.core.history import HistoryPage, Publication, StreamPosition
+
+__all__ = ["Broker", "BrokerEvents", "HistoryOptions"]
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryOptions:
+    """How much history one channel keeps: ``size`` publications, none older than the TTL."""
+
+    size: int = 1000
+    ttl_seconds: float = 86400.0
+
+
+class BrokerEvents(Protocol):
+    """What a broker tells its node. Called on the node's event loop, never concurrently.
+
+    Presence across nodes will add ``on_join`` and ``on_leave`` here.
+    """
+
+    def on_publication(self, publication: Publication) -> None:
+        """A publication on a channel this node subscribed to (its own or another node's).
+
+        The node does not trust the broker to deliver exactly once and in order:
+        a networked broker may drop, repeat or reorder. The node drops what it has
+        already delivered and fills holes from history (or reports a gap).
+        """
+
+    def on_resubscribed(self) -> None:
+        """The broker lost its connection and has subscribed again to every channel.
+
+        Anything published meanwhile reached no node: the node checks each of its
+        channels against history and fills what it missed (or reports a gap).
+        """
+
+
+class Broker(Protocol):
+    """Carries publications between nodes and keeps per-channel history.
+
+    Guarantees a broker gives:
+      - ``publish`` appends to history and fans out; both happen or neither does.
+      - Offsets of one channel count up by one within an epoch; a new epoch means
+        the history before it is gone.
+      - ``Publication.time`` comes from one clock for the whole cluster (the
+        broker's), so that replay across channels has one order on every node.
+
+    Guarantees it does not give: exactly-once or in-order delivery to
+    :meth:`BrokerEvents.on_publication` (see there).
+    """
+
+    name: str  # "memory", "redis", "nats": shown in health and logs
+
+    async def start(self, events: BrokerEvents) -> None:
+        """Begin delivering publications (from every node) to ``events``."""
+
+    async def close(self) -> None:
+        """Stop delivering and release connections and files."""
+
+    async def publish(
+        self, channel: str, data: bytes, *, event: str | None, options: HistoryOptions
+    ) -> Publication:
+        """Append to history and fan out to every node; returns once history holds it."""
+
+    async def history(
+        self,
+        channel: str,
+        *,
+        since: StreamPosition | None,
+        limit: int,
+        options: HistoryOptions,
+    ) -> HistoryPage:
+        """Read up to ``limit`` publications after ``since`` (oldest first).
+
+        With ``since`` None, the newest ``limit`` publications. Publications of
+        another epoch than ``since`` are never returned.
+        """
+
+    async def subscribe(self, channel: str) -> None:
+        """This node has local subscribers on ``channel``: deliver its publications here.
+
+        Not counted: the node calls it once when a channel gains its first local
+        subscriber and :meth:`unsubscribe` once when it loses its last, and never
+        lets the two overlap for one channel.
+        """
+
+    async def unsubscribe(self, channel: str) -> None:
+        """This node no longer has local subscribers on ``channel``."""

@@ -1,0 +1,173 @@
+"""ClientSession: one ``/ws`` connection's protocol state, without I/O.
+
+Messages in; replies and actions out. The session parses commands, answers
+what needs no node (``ping``, malformed frames, limits), and hands out the
+commands that do (subscribe, unsubscribe, publish) one at a time, in order.
+The driver (``transports.ws_channels``) runs each against the node and reports
+the outcome back, which becomes the reply. No asyncio, no sockets: every rule
+of the ``/ws`` protocol is tested here without a network.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+
+from pushwire.errors import AlreadySubscribedError, LimitExceededError
+from pushwire.protocol.codec import reply
+from pushwire.protocol.error_mapping import ws_error
+from pushwire.protocol.messages import (
+    Command,
+    Ping,
+    Publish,
+    Subscribe,
+    Unsubscribe,
+    parse_command,
+)
+
+__all__ = ["Action", "ClientSession"]
+
+#: A command the driver must run against the node.
+Action = Subscribe | Unsubscribe | Publish
+
+
+class ClientSession:
+    """The ``/ws`` protocol for one connection.
+
+    Use: feed each complete message to :meth:`receive_message` (or channels from
+    the URL to :meth:`subscribe_from_url`); take :meth:`next_action` and run it,
+    then report with :meth:`subscribed`, :meth:`unsubscribed`, :meth:`published`
+    or :meth:`failed`; send whatever :meth:`data_to_send` returns, in order.
+    """
+
+    __slots__ = ("_current", "_outgoing", "_queue", "max_channels", "subscriptions")
+
+    def __init__(self, *, max_channels: int) -> None:
+        self.max_channels = max_channels
+        #: Channels this connection is subscribed to (as confirmed by the driver).
+        self.subscriptions: set[str] = set()
+        self._queue: deque[Command] | None = None  # only while commands wait
+        self._current: Action | None = None  # handed out, not yet reported
+        self._outgoing: list[bytes] = []
+
+    @property
+    def is_busy(self) -> bool:
+        """An action is out, or commands wait behind one."""
+        return self._current is not None or bool(self._queue)
+
+    # Input.
+
+    def receive_message(self, data: bytes | str) -> None:
+        """One complete client message (text or binary: many clients send JSON as bytes)."""
+        try:
+            command = parse_command(data)
+        except Exception as exc:
+            self._outgoing.append(ws_error(exc, getattr(exc, "ref", None), context="parsing"))
+            return
+        if isinstance(command, Ping) and not self.is_busy:
+            self._outgoing.append(reply("pong", command.ref))  # nothing to wait behind
+            return
+        self._enqueue(command)
+
+    def subscribe_from_url(self, channels: list[str]) -> None:
+        """Channels named in the connection URL (``?channel=``), already validated."""
+        for channel in channels:
+            self._enqueue(Subscribe(channel, None))
+
+    def _enqueue(self, command: Command) -> None:
+        if self._queue is None:
+            self._queue = deque()
+        self._queue.append(command)
+
+    # Actions.
+
+    def next_action(self) -> Action | None:
+        """The next command to run against the node; None while one is out or none waits.
+
+        Commands that need no node are answered on the way (they queue replies).
+        """
+        queue = self._queue
+        while self._current is None and queue:
+            command = queue.popleft()
+            if isinstance(command, Ping):
+                self._outgoing.append(reply("pong", command.ref))
+            elif isinstance(command, Subscribe):
+                if command.channel in self.subscriptions:
+                    self._refuse(
+                        command,
+                        AlreadySubscribedError(f"already subscribed to {command.channel!r}"),
+                    )
+                elif len(self.subscriptions) >= self.max_channels:
+                    self._refuse(
+                        command,
+                        LimitExceededError(f"at most {self.max_channels} channels per connection"),
+                    )
+                else:
+                    self._current = command
+            elif isinstance(command, Unsubscribe) and command.channel not in self.subscriptions:
+                self._outgoing.append(reply("unsubscribed", command.ref, channel=command.channel))
+            else:
+                self._current = command
+        if not queue:
+            self._queue = None
+        return self._current
+
+    def subscribed(self, command: Subscribe, cursor: str, recovered: bool | None) -> None:
+        """The subscribe ran: live delivery continues after ``cursor``.
+
+        ``recovered`` is None when the command carried no cursor, else whether
+        every missed message follows (the driver sends them right after the reply).
+        """
+        self._done(command)
+        self.subscriptions.add(command.channel)
+        if recovered is None:
+            self._outgoing.append(
+                reply("subscribed", command.ref, channel=command.channel, cursor=cursor)
+            )
+        else:
+            self._outgoing.append(
+                reply(
+                    "subscribed",
+                    command.ref,
+                    channel=command.channel,
+                    cursor=cursor,
+                    recovered=recovered,
+                )
+            )
+
+    def unsubscribed(self, command: Unsubscribe) -> None:
+        self._done(command)
+        self.subscriptions.discard(command.channel)
+        self._outgoing.append(reply("unsubscribed", command.ref, channel=command.channel))
+
+    def published(self, command: Publish, cursor: str) -> None:
+        self._done(command)
+        self._outgoing.append(reply("published", command.ref, channel=command.channel, id=cursor))
+
+    def failed(self, command: Action, exc: BaseException) -> None:
+        """The action raised ``exc``: an error reply (an unexpected one is logged)."""
+        self._done(command)
+        self._refuse(command, exc)
+
+    def abandoned(self, command: Action) -> None:
+        """The connection closed while ``command`` ran: no reply."""
+        self._done(command)
+
+    def _done(self, command: Action) -> None:
+        if command is not self._current:
+            raise RuntimeError(f"{type(command).__name__} was not the action handed out")
+        self._current = None
+
+    def _refuse(self, command: Command, exc: BaseException) -> None:
+        self._outgoing.append(ws_error(exc, command.ref, context=type(command).__name__))
+
+    # Output.
+
+    def data_to_send(self) -> list[bytes]:
+        """Replies to send, in order (JSON objects; the driver frames them)."""
+        outgoing, self._outgoing = self._outgoing, []
+        return outgoing
+
+    def close(self) -> None:
+        """The connection is gone: drop waiting commands and unsent replies."""
+        self._queue = None
+        self._outgoing = []
