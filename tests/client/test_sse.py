@@ -10,8 +10,9 @@ import pytest
 
 from pushwire.client import AsyncApiClient, Client, Message
 from tests.server_process import free_port
+from tests.waiting import wait_until
 
-from .conftest import API_KEY, ServerLauncher, fast_options, wait_until
+from .conftest import API_KEY, ServerLauncher, fast_options
 
 
 @pytest.mark.parametrize("ws_path", ["/not-a-websocket", "closed-port"])
@@ -30,7 +31,9 @@ async def test_an_unreachable_websocket_falls_back_to_sse(
     ):
         await client.subscribe("fallback", on_message=received.append)
         ids = [(await api.publish("fallback", n)).id for n in range(3)]
-        await wait_until(lambda: len(received) == 3, what="three messages over SSE")
+        await wait_until(
+            lambda: len(received) == 3, timeout_seconds=10, message="three messages over SSE"
+        )
 
         assert client.transport == "sse"
     assert received == [Message("fallback", id_, n) for n, id_ in enumerate(ids)]
@@ -55,7 +58,9 @@ async def test_unexpected_events_are_skipped_and_delivery_goes_on(
         received: list[Message] = []
         async with Client(url, fast_options(transports=("sse",))) as client:
             await client.subscribe("odd", on_message=received.append)
-            await wait_until(lambda: len(received) == 2, what="the two good messages")
+            await wait_until(
+                lambda: len(received) == 2, timeout_seconds=10, message="the two good messages"
+            )
 
     assert received == [Message("odd", "e-1", 1, "surprise"), Message("odd", "e-2", 2)]
     assert "ignoring a malformed event" in caplog.text
@@ -68,7 +73,9 @@ async def test_a_silent_stream_is_presumed_dead_and_reopened() -> None:
         async with Client(url, options, on_disconnect=disconnects.append) as client:
             await client.subscribe("quiet")
 
-            await wait_until(lambda: len(disconnects) >= 2, what="two timeouts")
+            await wait_until(
+                lambda: len(disconnects) >= 2, timeout_seconds=10, message="two timeouts"
+            )
 
     assert all("ReadTimeout" in reason for reason in disconnects)
 

@@ -11,8 +11,9 @@ import pytest
 from websockets.asyncio.server import ServerConnection, serve
 
 from pushwire.client import Client, Message
+from tests.waiting import wait_until
 
-from .conftest import fast_options, wait_until
+from .conftest import fast_options
 
 Script = Callable[[ServerConnection, dict[str, Any], int], Awaitable[None]]
 
@@ -78,9 +79,11 @@ async def test_unexpected_frames_are_logged_and_skipped(caplog: pytest.LogCaptur
         ) as client,
     ):
         await client.subscribe("odd", on_message=received.append)
-        await wait_until(lambda: len(received) == 2, what="the two good messages")
+        await wait_until(
+            lambda: len(received) == 2, timeout_seconds=10, message="the two good messages"
+        )
         # The heartbeat carries on through all that: the connection stays up.
-        await wait_until(lambda: server.pings >= 5, what="five pings")
+        await wait_until(lambda: server.pings >= 5, timeout_seconds=10, message="five pings")
 
     assert received == [Message("odd", "e-1", 1), Message("odd", "e-2", 2)]
     assert disconnects == []
@@ -118,7 +121,7 @@ async def test_a_reconnect_resubscribes_from_the_last_message_id() -> None:
         Client(server.url, fast_options()) as client,
     ):
         subscription = await client.subscribe("c", on_message=received.append)
-        await wait_until(lambda: len(received) == 3, what="three messages")
+        await wait_until(lambda: len(received) == 3, timeout_seconds=10, message="three messages")
 
         assert subscription.cursor == "e-3"
     assert [m.data for m in received] == [1, 2, 3]

@@ -8,15 +8,15 @@ import httpx
 
 from pushwire import ChannelRule, Server
 from tests.conftest import ServerFactory, api_publish
+from tests.waiting import wait_until
 
 
 async def _wait_for_waiter(server: Server, channel: str) -> None:
-    for _ in range(200):
+    def waiting() -> bool:
         state = server.node.hub.channel(channel)
-        if state is not None and any(group.pollers for group in state.groups):
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError("the poll never started waiting")
+        return state is not None and any(group.pollers for group in state.groups)
+
+    await wait_until(waiting, timeout_seconds=2, message=f"a poll waiting on {channel!r}")
 
 
 async def test_long_poll_answers_as_soon_as_a_publication_arrives(
@@ -109,10 +109,11 @@ async def test_a_poll_whose_client_leaves_is_forgotten(server: Server) -> None:
         poll = asyncio.create_task(http.get("/poll?channel=left&timeout=30"))
         await _wait_for_waiter(server, "left")
         poll.cancel()
-    for _ in range(200):
-        if server.node.hub.channel("left") is None:
-            break
-        await asyncio.sleep(0.01)
+    await wait_until(
+        lambda: server.node.hub.channel("left") is None,
+        timeout_seconds=2,
+        message="the channel to be forgotten",
+    )
 
     assert server.node.hub.channel("left") is None
 
