@@ -7,17 +7,17 @@ pipe nobody reads would block a chatty server.
 
 from __future__ import annotations
 
-import asyncio
 import signal
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import httpx
+
+from tests.waiting import wait_until, wait_until_sync
 
 __all__ = ["ServerProcess", "free_port"]
 
@@ -57,28 +57,38 @@ class ServerProcess:
 
     def wait_ready(self, timeout_seconds: float = 15.0) -> None:
         """Block until ``GET /health`` answers (for setup, before any event loop work)."""
-        deadline = time.monotonic() + timeout_seconds
-        while time.monotonic() < deadline:
+
+        def healthy() -> bool:
             self._check_alive()
             try:
-                if httpx.get(self.url + "/health", timeout=0.5).status_code == 200:
-                    return
+                return httpx.get(self.url + "/health", timeout=0.5).status_code == 200
             except httpx.TransportError:
-                time.sleep(0.02)
-        raise RuntimeError(f"server not healthy in {timeout_seconds} s:\n{self.log()}")
+                return False
+
+        wait_until_sync(
+            healthy,
+            timeout_seconds=timeout_seconds,
+            interval_seconds=0.02,
+            message=self._describe_health,
+        )
 
     async def wait_ready_async(self, timeout_seconds: float = 15.0) -> None:
         """Like :meth:`wait_ready`, letting the test's own tasks run meanwhile."""
         async with httpx.AsyncClient(timeout=0.5) as http:
-            deadline = time.monotonic() + timeout_seconds
-            while time.monotonic() < deadline:
+
+            async def healthy() -> bool:
                 self._check_alive()
                 try:
-                    if (await http.get(self.url + "/health")).status_code == 200:
-                        return
+                    return (await http.get(self.url + "/health")).status_code == 200
                 except httpx.TransportError:
-                    await asyncio.sleep(0.02)
-        raise RuntimeError(f"server not healthy in {timeout_seconds} s:\n{self.log()}")
+                    return False
+
+            await wait_until(
+                healthy,
+                timeout_seconds=timeout_seconds,
+                interval_seconds=0.02,
+                message=self._describe_health,
+            )
 
     # Signals.
 
@@ -118,12 +128,13 @@ class ServerProcess:
         assert self.process is not None
         process = self.process
         process.send_signal(signal.SIGTERM)
-        for _ in range(int(timeout_seconds / 0.01)):
-            if process.poll() is not None:
-                self.process = None
-                return process.returncode
-            await asyncio.sleep(0.01)
-        raise AssertionError(f"server did not exit within {timeout_seconds} s:\n{self.log()}")
+        await wait_until(
+            lambda: process.poll() is not None,
+            timeout_seconds=timeout_seconds,
+            message=lambda: f"the server to exit; its log:\n{self.log()}",
+        )
+        self.process = None
+        return process.returncode
 
     # Looking at it.
 
@@ -145,14 +156,21 @@ class ServerProcess:
 
     def wait_for_subscriber(self, channel: str, timeout_seconds: float = 10) -> None:
         """Poll ``GET /api/channels`` until ``channel`` has a subscriber."""
-        deadline = time.monotonic() + timeout_seconds
-        while time.monotonic() < deadline:
+
+        def subscribed() -> bool:
             response = httpx.get(self.url + "/api/channels", headers=self._key_header(), timeout=5)
             counts = {c["channel"]: c["subscribers"] for c in response.json()["channels"]}
-            if counts.get(channel, 0) > 0:
-                return
-            time.sleep(0.02)
-        raise AssertionError(f"no subscriber on {channel!r} after {timeout_seconds} s")
+            return bool(counts.get(channel, 0) > 0)
+
+        wait_until_sync(
+            subscribed,
+            timeout_seconds=timeout_seconds,
+            interval_seconds=0.02,
+            message=f"a subscriber on {channel!r}",
+        )
+
+    def _describe_health(self) -> str:
+        return f"GET /health to answer 200; the server's log:\n{self.log()}"
 
     def _key_header(self) -> dict[str, str]:
         return {"X-API-Key": self.env.get("PUSHWIRE_API_KEY", "")}

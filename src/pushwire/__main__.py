@@ -2,6 +2,6 @@
 
 import sys
 
-from pushwire.server.cli import main
+from pushwire.cli import main
 
 sys.exit(main())

@@ -1,4 +1,4 @@
-"""Real pushwire servers in subprocesses for the client tests, and waiting helpers.
+"""Real pushwire servers in subprocesses for the client tests, and fast client options.
 
 The servers log to a file, never to a pipe nobody reads, so a chatty or a
 stopped (SIGSTOP) server can never block on its own output.
@@ -6,9 +6,7 @@ stopped (SIGSTOP) server can never block on its own output.
 
 from __future__ import annotations
 
-import asyncio
 import os
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -55,17 +53,3 @@ def fast_options(**changes: Any) -> ClientOptions:
     }
     settings.update(changes)
     return ClientOptions(**settings)
-
-
-async def wait_until(
-    condition: Callable[[], bool], *, timeout_seconds: float = 10.0, what: str = "condition"
-) -> None:
-    """Poll ``condition`` every 10 ms until true; fail the test after ``timeout_seconds``."""
-    deadline = time.monotonic() + timeout_seconds
-    for _ in range(int(timeout_seconds / 0.01) + 1):
-        if condition():
-            return
-        if time.monotonic() > deadline:
-            break
-        await asyncio.sleep(0.01)
-    raise AssertionError(f"timed out after {timeout_seconds} s waiting for {what}")

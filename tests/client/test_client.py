@@ -18,8 +18,9 @@ from pushwire.client import (
 )
 from pushwire.errors import InvalidChannelError, PermissionDeniedError, UsageError
 from tests.server_process import free_port
+from tests.waiting import wait_until
 
-from .conftest import API_KEY, ServerLauncher, fast_options, wait_until
+from .conftest import API_KEY, ServerLauncher, fast_options
 
 TRANSPORTS = ["websocket", "sse"]
 
@@ -85,7 +86,9 @@ async def test_callbacks_receive_every_message_in_order(
         for n in range(20):
             await api.broadcast(["a", "b"], n)
 
-        await wait_until(lambda: len(plain) == len(awaited) == 20, what="20 messages each")
+        await wait_until(
+            lambda: len(plain) == len(awaited) == 20, timeout_seconds=10, message="20 messages each"
+        )
 
     assert [m.data for m in plain] == list(range(20))
     assert [m.data for m in awaited] == list(range(20))
@@ -110,7 +113,7 @@ async def test_a_failing_callback_is_logged_and_delivery_goes_on(
         for n in range(3):
             await api.publish("fragile", n)
 
-        await wait_until(lambda: len(seen) == 3, what="three messages")
+        await wait_until(lambda: len(seen) == 3, timeout_seconds=10, message="three messages")
 
     assert seen == [0, 1, 2]
     assert "callback for 'fragile' failed" in caplog.text

@@ -17,8 +17,9 @@ from pushwire.client import (
     RequestTimeoutError,
     UnreachableError,
 )
+from tests.waiting import wait_until
 
-from .conftest import API_KEY, ServerLauncher, fast_options, wait_until
+from .conftest import API_KEY, ServerLauncher, fast_options
 
 TRANSPORTS = ["websocket", "sse"]
 
@@ -101,26 +102,40 @@ async def test_a_restart_mid_stream_loses_and_repeats_nothing(
         publishing = asyncio.create_task(publisher.run())
 
         # Before: the stream flows.
-        await wait_until(lambda: len(received) >= 50, what="50 messages before the restart")
+        await wait_until(
+            lambda: len(received) >= 50,
+            timeout_seconds=10,
+            message="50 messages before the restart",
+        )
         if stop == "crash":
             server.kill()  # SIGKILL: no goodbye, connections just break
         else:
             assert await server.terminate() == 0  # SIGTERM: WebSockets closed with 1001
         # During: the client has noticed, the publisher keeps failing and retrying.
-        await wait_until(lambda: len(events.disconnects) >= 1, what="the client to notice")
+        await wait_until(
+            lambda: len(events.disconnects) >= 1, timeout_seconds=10, message="the client to notice"
+        )
         failures_at_crash = publisher.failures
-        await wait_until(lambda: publisher.failures >= failures_at_crash + 5, what="retries")
+        await wait_until(
+            lambda: publisher.failures >= failures_at_crash + 5,
+            timeout_seconds=10,
+            message="retries",
+        )
         server.spawn()
         await server.wait_ready_async()
         # After: the publisher gets through again, the subscriber catches up.
         published_at_restart = publisher.published
         await wait_until(
-            lambda: publisher.published >= published_at_restart + 50, what="50 more publishes"
+            lambda: publisher.published >= published_at_restart + 50,
+            timeout_seconds=10,
+            message="50 more publishes",
         )
         publisher.stopping = True
         await asyncio.wait_for(publishing, 10)
         await wait_until(
-            lambda: len(received) >= publisher.published, what="every message delivered"
+            lambda: len(received) >= publisher.published,
+            timeout_seconds=10,
+            message="every message delivered",
         )
         history = await api.history("numbers", limit=1000)
 
@@ -150,13 +165,13 @@ async def test_history_lost_in_a_restart_is_reported_as_a_gap(
                 items.append(item)
 
         reader = asyncio.create_task(read())
-        await wait_until(lambda: len(items) == 3, what="three messages")
+        await wait_until(lambda: len(items) == 3, timeout_seconds=10, message="three messages")
         server.kill()
         server.spawn()
         await server.wait_ready_async()
-        await wait_until(lambda: len(items) == 4, what="the gap notice")
+        await wait_until(lambda: len(items) == 4, timeout_seconds=10, message="the gap notice")
         after = [(await api.publish("volatile", n)).id for n in (3, 4)]
-        await wait_until(lambda: len(items) == 6, what="two more messages")
+        await wait_until(lambda: len(items) == 6, timeout_seconds=10, message="two more messages")
         await subscription.unsubscribe()
         await asyncio.wait_for(reader, 5)
 
@@ -192,17 +207,27 @@ async def test_a_frozen_server_is_detected_by_the_heartbeat(
     ):
         await client.subscribe("beat", on_message=received.append)
         await api.publish("beat", 1)
-        await wait_until(lambda: len(received) == 1, what="the first message")
+        await wait_until(
+            lambda: len(received) == 1, timeout_seconds=10, message="the first message"
+        )
 
         # SIGSTOP: the TCP connection stays up, but nothing answers any more.
         server.send(signal.SIGSTOP)
         try:
-            await wait_until(lambda: len(events.disconnects) == 1, what="the heartbeat to fail")
+            await wait_until(
+                lambda: len(events.disconnects) == 1,
+                timeout_seconds=10,
+                message="the heartbeat to fail",
+            )
         finally:
             server.send(signal.SIGCONT)
-        await wait_until(lambda: len(events.connects) == 2, what="a new connection")
+        await wait_until(
+            lambda: len(events.connects) == 2, timeout_seconds=10, message="a new connection"
+        )
         await api.publish("beat", 2)
-        await wait_until(lambda: len(received) == 2, what="the second message")
+        await wait_until(
+            lambda: len(received) == 2, timeout_seconds=10, message="the second message"
+        )
 
     assert "no pong" in events.disconnects[0]
     assert [m.data for m in received] == [1, 2]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -10,9 +12,10 @@ import orjson
 import pytest
 from websockets.asyncio.server import ServerConnection, serve
 
-from pushwire.client import Client, Message
+from pushwire.client import Client, Gap, Message
+from tests.waiting import wait_until
 
-from .conftest import fast_options, wait_until
+from .conftest import fast_options
 
 Script = Callable[[ServerConnection, dict[str, Any], int], Awaitable[None]]
 
@@ -53,6 +56,23 @@ def message(channel: str, id_: str, data: Any) -> str:
     return orjson.dumps({"type": "message", "channel": channel, "id": id_, "data": data}).decode()
 
 
+def subscribed(frame: dict[str, Any], cursor: str, recovered: bool | None = None) -> str:
+    """The reply to the subscribe ``frame``."""
+    reply = {
+        "type": "subscribed",
+        "ref": frame["ref"],
+        "channel": frame["channel"],
+        "cursor": cursor,
+    }
+    if recovered is not None:
+        reply["recovered"] = recovered
+    return orjson.dumps(reply).decode()
+
+
+def gap(channel: str, cursor: str) -> str:
+    return orjson.dumps({"type": "gap", "channel": channel, "cursor": cursor}).decode()
+
+
 async def test_unexpected_frames_are_logged_and_skipped(caplog: pytest.LogCaptureFixture) -> None:
     async def on_subscribe(ws: ServerConnection, frame: dict[str, Any], number: int) -> None:
         await ws.send(b"\x00\x01binary")
@@ -78,9 +98,11 @@ async def test_unexpected_frames_are_logged_and_skipped(caplog: pytest.LogCaptur
         ) as client,
     ):
         await client.subscribe("odd", on_message=received.append)
-        await wait_until(lambda: len(received) == 2, what="the two good messages")
+        await wait_until(
+            lambda: len(received) == 2, timeout_seconds=10, message="the two good messages"
+        )
         # The heartbeat carries on through all that: the connection stays up.
-        await wait_until(lambda: server.pings >= 5, what="five pings")
+        await wait_until(lambda: server.pings >= 5, timeout_seconds=10, message="five pings")
 
     assert received == [Message("odd", "e-1", 1), Message("odd", "e-2", 2)]
     assert disconnects == []
@@ -118,8 +140,114 @@ async def test_a_reconnect_resubscribes_from_the_last_message_id() -> None:
         Client(server.url, fast_options()) as client,
     ):
         subscription = await client.subscribe("c", on_message=received.append)
-        await wait_until(lambda: len(received) == 3, what="three messages")
+        await wait_until(lambda: len(received) == 3, timeout_seconds=10, message="three messages")
 
         assert subscription.cursor == "e-3"
     assert [m.data for m in received] == [1, 2, 3]
     assert [frame.get("cursor") for frame in subscribes] == [None, "e-2"]
+
+
+async def test_a_gap_frame_reaches_the_application_between_the_messages() -> None:
+    subscribes: list[dict[str, Any]] = []
+
+    async def on_subscribe(ws: ServerConnection, frame: dict[str, Any], number: int) -> None:
+        subscribes.append(frame)
+        if number == 1:
+            await ws.send(subscribed(frame, "e-0"))
+            await ws.send(message("news", "e-1", 1))
+            await ws.send(message("news", "e-2", 2))
+            await ws.send(gap("news", "e-7"))
+            await ws.send(message("news", "e-8", 8))
+            await ws.send(message("news", "e-9", 9))
+            await ws.close(1011, "internal error")
+        else:
+            await ws.send(subscribed(frame, "e-9", recovered=True))
+
+    items: list[Message | Gap] = []
+    async with (
+        scripted_server(on_subscribe) as server,
+        Client(server.url, fast_options()) as client,
+    ):
+        subscription = client.subscribe("news", on_message=items.append, on_gap=items.append)
+        await wait_until(lambda: len(subscribes) == 2, message="a second subscribe")
+        await wait_until(lambda: len(items) == 5, message="four messages and a gap")
+
+        assert subscription.cursor == "e-9"
+    assert items == [
+        Message("news", "e-1", 1),
+        Message("news", "e-2", 2),
+        Gap("news", "e-7", "e-2"),
+        Message("news", "e-8", 8),
+        Message("news", "e-9", 9),
+    ]
+    assert [frame.get("cursor") for frame in subscribes] == [None, "e-9"]
+
+
+async def test_a_reconnect_right_after_a_gap_frame_resumes_from_its_cursor() -> None:
+    subscribes: list[dict[str, Any]] = []
+
+    async def on_subscribe(ws: ServerConnection, frame: dict[str, Any], number: int) -> None:
+        subscribes.append(frame)
+        if number == 1:
+            await ws.send(subscribed(frame, "e-0"))
+            await ws.send(message("news", "e-1", 1))
+            await ws.send(gap("news", "e-7"))
+            await ws.close(1011, "internal error")
+        else:
+            await ws.send(subscribed(frame, "e-8", recovered=True))
+            await ws.send(message("news", "e-8", 8))
+
+    items: list[Message | Gap] = []
+    async with (
+        scripted_server(on_subscribe) as server,
+        Client(server.url, fast_options()) as client,
+    ):
+        subscription = client.subscribe("news")
+
+        async def read() -> None:
+            async for item in subscription:
+                items.append(item)
+
+        reader = asyncio.create_task(read())
+        await wait_until(lambda: len(items) == 3, message="a message, a gap, a message")
+        await subscription.unsubscribe()
+        await asyncio.wait_for(reader, 5)
+
+    assert items == [
+        Message("news", "e-1", 1),
+        Gap("news", "e-7", "e-1"),
+        Message("news", "e-8", 8),
+    ]
+    assert [frame.get("cursor") for frame in subscribes] == [None, "e-7"]
+
+
+async def test_a_malformed_gap_frame_is_logged_and_ignored(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="pushwire.client")
+
+    async def on_subscribe(ws: ServerConnection, frame: dict[str, Any], number: int) -> None:
+        await ws.send(subscribed(frame, "e-0"))
+        await ws.send(message("news", "e-1", 1))
+        await ws.send('{"type": "gap"}')
+        await ws.send('{"type": "gap", "channel": "news"}')
+        await ws.send('{"type": "gap", "channel": "news", "cursor": 7}')
+        await ws.send('{"type": "gap", "channel": "news", "cursor": ""}')
+        await ws.send('{"type": "gap", "channel": ["news"], "cursor": "e-7"}')
+        await ws.send(gap("elsewhere", "e-7"))
+        await ws.send(message("news", "e-2", 2))
+
+    items: list[Message | Gap] = []
+    disconnects: list[str] = []
+    async with (
+        scripted_server(on_subscribe) as server,
+        Client(server.url, fast_options(), on_disconnect=disconnects.append) as client,
+    ):
+        subscription = client.subscribe("news", on_message=items.append, on_gap=items.append)
+        await wait_until(lambda: len(items) == 2, message="the two messages")
+
+        assert subscription.cursor == "e-2"
+    assert items == [Message("news", "e-1", 1), Message("news", "e-2", 2)]
+    assert caplog.text.count("ignoring a malformed gap frame") == 5
+    assert "ignoring a gap on 'elsewhere': not subscribed" in caplog.text
+    assert disconnects == []

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from pushwire.transports.base import Ticker
+from tests.waiting import wait_until
 
 
 async def test_ticks_repeat_until_stopped() -> None:
@@ -12,13 +13,10 @@ async def test_ticks_repeat_until_stopped() -> None:
     ticker = Ticker(0.01, lambda: ticks.append(1))
 
     ticker.start()
-    for _ in range(500):
-        if len(ticks) >= 3:
-            break
-        await asyncio.sleep(0.01)
+    await wait_until(lambda: len(ticks) >= 3, message="three ticks")
     ticker.stop()
     seen = len(ticks)
-    await asyncio.sleep(0.05)
+    await asyncio.sleep(0.05)  # deliberately let five intervals pass: no tick may come
 
     assert seen >= 3
     assert len(ticks) == seen
@@ -29,7 +27,7 @@ async def test_an_interval_of_zero_never_ticks() -> None:
     ticker = Ticker(0, lambda: ticks.append(1))
 
     ticker.start()
-    await asyncio.sleep(0.05)
+    await asyncio.sleep(0.05)  # deliberately let time pass: no tick may come
     ticker.stop()
 
     assert ticks == []

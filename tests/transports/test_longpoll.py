@@ -8,14 +8,15 @@ import httpx
 
 from pushwire import ChannelRule, Server
 from tests.conftest import ServerFactory, api_publish, subscriber_count
+from tests.waiting import wait_until
 
 
 async def _wait_for_waiter(server: Server, channel: str) -> None:
-    for _ in range(200):
-        if subscriber_count(server, channel):
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError("the poll never started waiting")
+    await wait_until(
+        lambda: subscriber_count(server, channel),
+        timeout_seconds=2,
+        message=f"a poll waiting on {channel!r}",
+    )
 
 
 async def test_long_poll_answers_as_soon_as_a_publication_arrives(
@@ -108,10 +109,11 @@ async def test_a_poll_whose_client_leaves_is_forgotten(server: Server) -> None:
         poll = asyncio.create_task(http.get("/poll?channel=left&timeout=30"))
         await _wait_for_waiter(server, "left")
         poll.cancel()
-    for _ in range(200):
-        if server.node.hub.channel("left") is None:
-            break
-        await asyncio.sleep(0.01)
+    await wait_until(
+        lambda: server.node.hub.channel("left") is None,
+        timeout_seconds=2,
+        message="the channel to be forgotten",
+    )
 
     assert server.node.hub.channel("left") is None
 

@@ -10,6 +10,7 @@ from httpx_sse import ServerSentEvent, aconnect_sse
 
 from pushwire import ChannelRule, Server
 from tests.conftest import ServerFactory, api_publish, subscriber_count
+from tests.waiting import wait_until
 
 
 async def _events(
@@ -36,12 +37,11 @@ async def _collect(
 
 
 async def _wait_for_stream(http: httpx.AsyncClient) -> None:
-    for _ in range(200):
+    async def opened() -> bool:
         channels = await http.get("/api/channels", headers={"X-API-Key": "test-key"})
-        if channels.json()["channels"]:
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError("stream never opened")
+        return bool(channels.json()["channels"])
+
+    await wait_until(opened, timeout_seconds=2, message="the stream to open")
 
 
 async def test_events_carry_id_event_and_the_message_object(
@@ -177,10 +177,11 @@ async def test_closed_streams_leave_nothing_behind(server: Server, http: httpx.A
     await api_publish(http, "gone", 1)
     await asyncio.wait_for(reader, 5)
 
-    for _ in range(200):
-        if server.node.hub.channel("gone") is None:
-            break
-        await asyncio.sleep(0.01)
+    await wait_until(
+        lambda: server.node.hub.channel("gone") is None,
+        timeout_seconds=2,
+        message="the channel to be forgotten",
+    )
 
     assert server.node.hub.channel("gone") is None
     assert not server.sse_pinger.streams
@@ -195,15 +196,17 @@ async def test_a_stream_that_is_not_read_is_cut_off_and_others_keep_everything(
     writer.transport.pause_reading()  # type: ignore[attr-defined]
     writer.write(b"GET /sse?channel=flood HTTP/1.1\r\nHost: x\r\n\r\n")
     async with httpx.AsyncClient(base_url=server.url, timeout=10) as http:
-        for _ in range(200):
-            if subscriber_count(server, "flood"):
-                break
-            await asyncio.sleep(0.01)
+        await wait_until(
+            lambda: subscriber_count(server, "flood"),
+            timeout_seconds=2,
+            message="the raw stream to subscribe",
+        )
         reader_task = await _collect(http, "/sse?channel=flood", 400)
-        for _ in range(200):
-            if subscriber_count(server, "flood") == 2:
-                break
-            await asyncio.sleep(0.01)
+        await wait_until(
+            lambda: subscriber_count(server, "flood") == 2,
+            timeout_seconds=2,
+            message="both streams subscribed",
+        )
         for n in range(400):
             await server.publish("flood", {"n": n, "pad": "x" * 8000})
             await asyncio.sleep(0)

@@ -21,6 +21,7 @@ from tests.conftest import (
     subscriber_count,
     ws_url,
 )
+from tests.waiting import wait_until
 
 
 async def test_url_channels_are_subscribed_and_receive_publications(
@@ -298,10 +299,9 @@ async def test_slow_consumer_is_cut_off_while_fast_ones_get_everything(
             await asyncio.sleep(0)
             if subscriber_count(server, "flood") == 1:
                 break
-        for _ in range(500):
-            if len(received) == published:
-                break
-            await asyncio.sleep(0.01)
+        await wait_until(
+            lambda: len(received) == published, message="every publication on the fast client"
+        )
         reader.cancel()
 
     assert subscriber_count(server, "flood") <= 1, "the slow consumer was never cut off"

@@ -172,10 +172,11 @@ class SSEConnection:
         an id-only event (nothing to replay), a gap, or the first replayed message.
         """
         if event.event == GAP_EVENT:
-            gap_cursor = _gap_cursor(event)
+            gap_cursor = _gap_cursor(event, channel, live=started)
             if gap_cursor is None:
                 logger.warning("ignoring a malformed gap event: %r", event)
-            elif started:
+                return started
+            if started:
                 self._events.on_gap(channel, gap_cursor)
             else:
                 self._events.on_subscribed(channel, gap_cursor, False)
@@ -218,10 +219,21 @@ class SSEConnection:
         await self._http.aclose()
 
 
-def _gap_cursor(event: ServerSentEvent) -> str | None:
+def _gap_cursor(event: ServerSentEvent, channel: str, *, live: bool) -> str | None:
+    """Where delivery continues after a gap event on ``channel``'s stream; None if malformed.
+
+    A gap that opens the stream may fall back on the event's ``id:``. A live gap
+    (after the stream started) must name this channel and its cursor in its data:
+    an event without an ``id:`` line inherits the previous event's id, which says
+    nothing about where delivery continues.
+    """
     try:
         value = orjson.loads(event.data)
     except orjson.JSONDecodeError:
-        return event.id or None
+        value = None
     cursor = value.get("cursor") if isinstance(value, dict) else None
-    return cursor if isinstance(cursor, str) else (event.id or None)
+    if not live:
+        return cursor if isinstance(cursor, str) and cursor else (event.id or None)
+    if not isinstance(value, dict) or value.get("channel") != channel:
+        return None
+    return cursor if isinstance(cursor, str) and cursor else None

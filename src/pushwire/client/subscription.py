@@ -262,8 +262,10 @@ class Subscriptions:
 
     def on_gap(self, channel: str, cursor: str) -> None:
         subscription = self._by_channel.get(channel)
-        if subscription is not None:
-            subscription.lose(cursor)
+        if subscription is None:
+            logger.debug("ignoring a gap on %r: not subscribed", channel)
+            return
+        subscription.lose(cursor)
 
 
 def _cursor_of(item: Item) -> str:

@@ -1,7 +1,7 @@
 """The ``/ws`` transport: JSON commands with ``ref``, replies and messages on one socket.
 
 One task reads every frame and routes it (replies to the request waiting on
-its ``ref``, messages and subscription outcomes to :class:`ConnectionEvents`);
+its ``ref``; messages, gaps and subscription outcomes to :class:`ConnectionEvents`);
 another sends the application-level ping and aborts the socket when no pong
 comes back in time. A frame that makes no sense is logged and skipped.
 """
@@ -158,6 +158,8 @@ class WebSocketConnection:
             self._events.on_message(message, message.id)
         elif kind == "subscribed":
             self._subscribed(frame, raw)
+        elif kind == "gap":
+            self._gap(frame, raw)
         elif kind == "error":
             self._error(frame, raw)
         elif kind in ("published", "pong", "unsubscribed"):
@@ -178,6 +180,15 @@ class WebSocketConnection:
             logger.warning("ignoring a malformed subscribed reply: %.200r", raw)
             return
         self._events.on_subscribed(channel, cursor, recovered)
+
+    def _gap(self, frame: dict[str, Any], raw: str) -> None:
+        # Live delivery hit a hole that history could not fill: like a subscribed
+        # reply with "recovered": false, but at any time after it.
+        channel, cursor = frame.get("channel"), frame.get("cursor")
+        if not isinstance(channel, str) or not isinstance(cursor, str) or not cursor:
+            logger.warning("ignoring a malformed gap frame: %.200r", raw)
+            return
+        self._events.on_gap(channel, cursor)
 
     def _error(self, frame: dict[str, Any], raw: str) -> None:
         ref = frame.get("ref")
