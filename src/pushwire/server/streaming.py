@@ -86,10 +86,7 @@ def handle_websocket(server: Server, request: Request, connection: HttpConnectio
     if isinstance(session, ChannelSession):
         session.subscribe_all(channels)
     session.uncork()
-    connection.upgraded = session
-    connection.release_http_state()
-    if connection.upgrade_tail:
-        session.receive_data(connection.upgrade_tail)
+    connection.upgrade(session)
 
 
 async def handle_sse(server: Server, request: Request, connection: HttpConnection) -> None:
