@@ -1,14 +1,15 @@
 """One HTTP/1.1 connection: httptools parses, the router answers, in request order.
 
-A connection starts in HTTP mode and may switch for good to one of three others:
-a WebSocket (bytes go to the session), an event stream (the client has nothing
-more to say), or it stays HTTP while a long-poll answer is pending. Pipelined
-requests are queued and answered in order; reading pauses if too many pile up.
+A connection is in one :class:`ConnectionMode` at a time and changes it only as
+``_TRANSITIONS`` allows: HTTP (idle, or busy answering a request, a long-poll
+perhaps), then for good a WebSocket or an event stream, and at last closed.
+Pipelined requests are queued and answered in order; reading pauses if too many pile up.
 """
 
 from __future__ import annotations
 
 import asyncio
+import enum
 from collections.abc import Callable, Iterable
 from typing import Protocol, cast
 from urllib.parse import parse_qs
@@ -24,7 +25,7 @@ from pushwire.errors import (
 )
 from pushwire.protocol.error_mapping import http_error
 
-__all__ = ["HttpConnection", "Request", "Router"]
+__all__ = ["ConnectionMode", "HttpConnection", "Request", "Router"]
 
 MAX_HEAD_BYTES = 16 * 1024
 MAX_QUEUED_REQUESTS = 64
@@ -45,6 +46,11 @@ _REASONS = {
 }
 
 
+# The head of fail()'s answer: what respond() writes for JSON without keep-alive.
+_FAILURE_HEAD = (
+    b"HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n"
+    b"Connection: close\r\n\r\n"
+)
 _NO_REQUESTS: list[Request] = []
 _NO_HEADERS: dict[str, str] = {}
 _NO_BODY: list[bytes] = []
@@ -124,29 +130,71 @@ class Upgraded(Protocol):
     def connection_lost(self) -> None: ...
 
 
+class ConnectionMode(enum.Enum):
+    """What a connection is now, and so where the client's bytes go."""
+
+    IDLE = enum.auto()
+    """HTTP, waiting for the next request: bytes go to the parser."""
+    BUSY = enum.auto()
+    """HTTP, the router holds a request (a long-poll may wait for minutes) and the
+    connection waits for ``respond``; bytes still go to the parser, requests queue."""
+    WEBSOCKET = enum.auto()
+    """Upgraded for good: bytes go to the ``upgraded`` session."""
+    STREAMING = enum.auto()
+    """An event stream for good: the client has nothing more to say, bytes are ignored."""
+    CLOSED = enum.auto()
+    """Lost, or failed by ``fail``: nothing more is read, ``respond`` does nothing."""
+
+    # Members are singletons, so identity is their equality and may be their hash:
+    # Enum's own __hash__ is Python code, run twice per request by _set_mode.
+    __hash__ = object.__hash__
+
+
+# Python 3.11 looks up ``ConnectionMode.IDLE`` in some 70 ns and a module global in
+# some 4; the modes are checked several times per request, so the hot paths use these.
+_IDLE = ConnectionMode.IDLE
+_BUSY = ConnectionMode.BUSY
+_WEBSOCKET = ConnectionMode.WEBSOCKET
+_STREAMING = ConnectionMode.STREAMING
+_CLOSED = ConnectionMode.CLOSED
+
+#: The modes each mode may change to; anything else is a bug of ours.
+_TRANSITIONS: dict[ConnectionMode, frozenset[ConnectionMode]] = {
+    _IDLE: frozenset({_BUSY, _CLOSED}),  # a request goes to the router; lost or failed
+    _BUSY: frozenset({_IDLE, _WEBSOCKET, _STREAMING, _CLOSED}),  # respond, upgrade, stream
+    _WEBSOCKET: frozenset({_CLOSED}),
+    _STREAMING: frozenset({_CLOSED}),
+    _CLOSED: frozenset(),
+}
+
+
 class HttpConnection(asyncio.Protocol):
-    """Parses requests, hands them to the router one at a time, writes responses."""
+    """Parses requests, hands them to the router one at a time, writes responses.
+
+    Its :class:`ConnectionMode` changes only through ``_set_mode``. Two booleans
+    are not modes, because each can be true or false in more than one mode:
+    ``_paused`` (reading is paused while too many pipelined requests wait, in
+    IDLE or BUSY alike) and ``_processing`` (``_process_queue`` is on the stack,
+    so a handler that answers at once does not re-enter it).
+    """
 
     __slots__ = (
         "_body",
         "_body_size",
-        "_busy",
         "_head_bytes",
         "_headers",
         "_max_body_bytes",
+        "_mode",
         "_parser",
         "_paused",
         "_processing",
         "_queue",
-        "_released",
         "_router",
+        "_upgraded",
         "_url",
-        "is_closed",
         "on_lost",
-        "streaming",
         "transport",
         "upgrade_tail",
-        "upgraded",
     )
 
     def __init__(self, router: Router, max_body_bytes: int) -> None:
@@ -154,18 +202,41 @@ class HttpConnection(asyncio.Protocol):
         self._max_body_bytes = max_body_bytes
         self._parser: httptools.HttpRequestParser | None = httptools.HttpRequestParser(self)
         self._queue: list[Request] = []  # pipelined requests; a list: it is short
-        self._busy = False
+        self._mode = _IDLE
         self._processing = False
         self._paused = False
-        self._released = False
         self._reset_message()
         self.transport: asyncio.Transport | None = None
-        self.upgraded: Upgraded | None = None
+        self._upgraded: Upgraded | None = None
+        #: Bytes that came after an upgrade request; they belong to the WebSocket.
         self.upgrade_tail = b""
-        self.streaming = False
-        self.is_closed = False
         #: Called once when the connection goes away (stream and poll clean-up).
         self.on_lost: Callable[[], None] | None = None
+
+    @property
+    def mode(self) -> ConnectionMode:
+        """What the connection is now; see ``_TRANSITIONS`` for how that changes."""
+        return self._mode
+
+    @property
+    def is_closed(self) -> bool:
+        """Lost, or failed: a handler that was waiting should not answer."""
+        return self._mode is _CLOSED
+
+    @property
+    def upgraded(self) -> Upgraded | None:
+        """The WebSocket session the connection was handed to by ``upgrade``, if any."""
+        return self._upgraded
+
+    def _set_mode(self, mode: ConnectionMode) -> None:
+        """Change mode as ``_TRANSITIONS`` allows.
+
+        Raises:
+            RuntimeError: on any other change, a bug in pushwire, never the client's doing.
+        """
+        if mode not in _TRANSITIONS[self._mode]:
+            raise RuntimeError(f"an HTTP connection cannot go from {self._mode} to {mode}")
+        self._mode = mode
 
     def _reset_message(self) -> None:
         self._url = b""
@@ -184,15 +255,16 @@ class HttpConnection(asyncio.Protocol):
         self._router.connection_opened(self)
 
     def data_received(self, data: bytes) -> None:
-        if self.upgraded is not None:
-            self.upgraded.receive_data(data)
+        mode = self._mode
+        if mode is _WEBSOCKET:
+            upgraded = self._upgraded
+            assert upgraded is not None  # upgrade() sets both
+            upgraded.receive_data(data)
             return
-        if self.streaming:
-            return  # an event stream's client has nothing more to say
+        if mode is _STREAMING or mode is _CLOSED:
+            return  # an event stream's client has nothing more to say; a closed one is not heard
         parser = self._parser
         if parser is None:
-            if self._released:
-                return
             # After an upgrade request that was refused, HTTP goes on with a new parser.
             parser = self._parser = httptools.HttpRequestParser(self)
         try:
@@ -213,16 +285,20 @@ class HttpConnection(asyncio.Protocol):
         self._process_queue()
 
     def eof_received(self) -> bool | None:
-        if self.upgraded is not None:
-            self.upgraded.receive_eof()
+        if self._mode is _WEBSOCKET:
+            upgraded = self._upgraded
+            assert upgraded is not None  # upgrade() sets both
+            upgraded.receive_eof()
             return True  # the session closes the transport once its close is sent
         return None
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self.is_closed = True
+        if self._mode is not _CLOSED:  # after fail it is already
+            self._set_mode(_CLOSED)
         self._queue.clear()
-        if self.upgraded is not None:
-            self.upgraded.connection_lost()
+        # A session handed the connection is told even if fail closed it since.
+        if self._upgraded is not None:
+            self._upgraded.connection_lost()
         on_lost, self.on_lost = self.on_lost, None
         if on_lost is not None:
             on_lost()
@@ -281,9 +357,9 @@ class HttpConnection(asyncio.Protocol):
             return  # a handler answered synchronously; the loop below continues
         self._processing = True
         try:
-            while self._queue and not self._busy and not self.is_closed:
+            while self._queue and self._mode is _IDLE:
                 request = self._queue.pop(0)
-                self._busy = True
+                self._set_mode(_BUSY)
                 self._router.handle(request, self)
         finally:
             self._processing = False
@@ -300,10 +376,17 @@ class HttpConnection(asyncio.Protocol):
         headers: Iterable[tuple[bytes, bytes]] = (),
         keep_alive: bool = True,
     ) -> None:
-        """Send a complete response; the next queued request is handled after it."""
+        """Answer the request the router holds; the next queued request is handled after it.
+
+        Does nothing once the connection is closed (a long-poll may outlive its client).
+
+        Raises:
+            RuntimeError: if no request is waiting for an answer (a bug of ours).
+        """
         transport = self.transport
-        if transport is None or self.is_closed:
+        if transport is None or self._mode is _CLOSED:
             return
+        self._set_mode(_IDLE)
         head = [b"HTTP/1.1 %d %s\r\n" % (status, _REASONS.get(status, b"Unknown"))]
         head.append(b"Content-Type: %s\r\nContent-Length: %d\r\n" % (content_type, len(body)))
         for name, value in headers:
@@ -313,33 +396,53 @@ class HttpConnection(asyncio.Protocol):
         head.append(b"\r\n")
         head.append(body)
         transport.write(b"".join(head))
-        self._busy = False
         if not keep_alive:
+            # Requests already queued still go to the router; only fail() drops them.
             self.close()
         elif self._queue:
             self._process_queue()
 
     def fail(self, status: int, body: bytes) -> None:
-        """Answer with an error body and close: after a parse error, nothing after it is trusted."""
+        """Answer with an error body and close: after a parse error, nothing after it is trusted.
+
+        Queued requests are dropped, the connection is closed at once and later
+        answers and bytes are ignored. Does nothing if it is closed already.
+        """
+        transport = self.transport
+        if transport is None or self._mode is _CLOSED:
+            return
         self._queue.clear()
-        self._busy = False
-        self.respond(status, body, keep_alive=False)
+        self._set_mode(_CLOSED)
+        head = _FAILURE_HEAD % (status, _REASONS.get(status, b"Unknown"), len(body))
+        transport.write(head + body)
+        self.close()
+
+    def upgrade(self, session: Upgraded) -> None:
+        """Hand the connection to a WebSocket session for good; write the 101 before this.
+
+        The bytes that came after the upgrade request go to the session first.
+        """
+        self._set_mode(_WEBSOCKET)
+        self._upgraded = session
+        self._release_http_state()
+        tail, self.upgrade_tail = self.upgrade_tail, b""
+        if tail:
+            session.receive_data(tail)
 
     def start_stream(self, head: bytes) -> None:
         """Write a streaming response's head; from now on the client's bytes are ignored."""
         assert self.transport is not None
-        self.streaming = True
-        self.release_http_state()
+        self._set_mode(_STREAMING)
+        self._release_http_state()
         self.transport.write(head)
 
-    def release_http_state(self) -> None:
+    def _release_http_state(self) -> None:
         """The connection is a WebSocket or an event stream for good: free the parser.
 
         Thousands of idle subscribers each hold a connection, so what they no
         longer need is dropped rather than kept for a request that never comes.
         """
         self._parser = None
-        self._released = True
         # Shared empty containers: with no parser, nothing is ever added to them.
         self._queue = _NO_REQUESTS
         self._headers = _NO_HEADERS

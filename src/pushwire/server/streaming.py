@@ -120,10 +120,7 @@ class SubscriberEndpoints:
         if isinstance(session, ChannelSession):
             session.subscribe_all(channels)
         session.uncork()
-        connection.upgraded = session
-        connection.release_http_state()
-        if connection.upgrade_tail:
-            session.receive_data(connection.upgrade_tail)
+        connection.upgrade(session)
 
     async def sse(self, request: Request, connection: HttpConnection) -> None:
         """Open an event stream, replaying from ``Last-Event-ID`` / ``lastEventId`` first."""
