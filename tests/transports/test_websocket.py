@@ -9,10 +9,11 @@ import httpx
 import orjson
 import pytest
 from websockets.asyncio.client import connect
-from websockets.exceptions import ConnectionClosed
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.frames import Frame, Opcode
 
 from pushwire import ChannelRule, Server
+from pushwire.transports import websocket as websocket_transport
 from tests.conftest import (
     ServerFactory,
     api_publish,
@@ -329,3 +330,32 @@ async def test_echo_endpoint_echoes_text_and_binary(make_server: ServerFactory) 
 
     assert text == "héllo"
     assert binary == b"\x00\xff"
+
+
+async def test_a_handshake_that_fails_by_our_own_bug_is_logged_and_answered_500(
+    server: Server, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    def broken(request: object) -> None:
+        raise RuntimeError("a bug in pushwire")
+
+    monkeypatch.setattr(websocket_transport._validator, "process_request", broken)
+
+    with pytest.raises(InvalidStatus) as refused:
+        async with connect(ws_url(server) + "?channel=a"):
+            pass
+
+    assert refused.value.response.status_code == 500
+    assert b"a bug in pushwire" not in refused.value.response.body
+    assert any(
+        record.exc_info and "a bug in pushwire" in str(record.exc_info[1])
+        for record in caplog.records
+    )
+
+
+async def test_a_refused_handshake_is_a_400_with_the_reason(server: Server) -> None:
+    async with httpx.AsyncClient(base_url=server.url) as http:
+        response = await http.get("/ws", headers={"Connection": "Upgrade", "Upgrade": "websocket"})
+
+    assert response.status_code == 400
+    assert response.json()["error"] == "bad_request"
+    assert "Sec-WebSocket-Key" in response.json()["message"]
