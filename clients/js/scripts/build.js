@@ -76,7 +76,8 @@ if (process.argv.includes("--check")) {
     });
     if (stale.length) {
       console.error(
-        `src/pushwire/static/${stale.join(" and ")} differ from a fresh build of clients/js/src:` +
+        `src/pushwire/static/${stale.join(" and ")} ${stale.length > 1 ? "differ" : "differs"}` +
+          " from a fresh build of clients/js/src:" +
           " run npm run build in clients/js and commit the result"
       );
       process.exitCode = 1;
