@@ -37,6 +37,8 @@ function header(flavour) {
 /** @param {string} outDir */
 async function build(outDir) {
   const common = {
+    // Paths in the output's comments are relative to this, whatever the caller's directory.
+    absWorkingDir: root,
     bundle: true,
     target: "es2020",
     charset: "utf8",

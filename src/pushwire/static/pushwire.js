@@ -281,7 +281,8 @@
     teardown() {
     }
     /**
-     * A channel was subscribed (also called for each channel when the transport opens).
+     * A channel was subscribed while this transport is the client's current one. (At open,
+     * a transport subscribes host.channels() itself.)
      * @param {ChannelState} _entry
      */
     channelAdded(_entry) {
@@ -1236,7 +1237,7 @@
      */
     _makeHost() {
       const client = this;
-      return Object.freeze({
+      const host = {
         get options() {
           return client.options;
         },
@@ -1247,49 +1248,20 @@
           return client.options.wsUrl || client.url.replace(/^http/, "ws") + "/ws";
         },
         channels: () => Array.from(this._channels.values()),
-        /** @param {string} name */
         channel: (name) => this._channels.get(name),
         nextRef: () => ++this._ref,
-        /** @param {unknown[]} args */
         log: (...args) => this._log(...args),
-        /**
-         * @param {string} path
-         * @param {RequestInit} [init]
-         */
         request: (path, init) => this._request(path, init),
-        /** @param {Transport} transport */
         opened: (transport) => this._opened(transport),
-        /**
-         * @param {Transport} transport
-         * @param {string} code
-         * @param {string} reason
-         */
         lost: (transport, code, reason) => this._lost(transport, code, reason),
-        /**
-         * @param {unknown} message
-         * @param {unknown} frame
-         */
         deliver: (message, frame) => this._deliver(message, frame),
-        /**
-         * @param {ChannelState} entry
-         * @param {boolean | undefined} recovered
-         */
         subscribed: (entry, recovered) => this._subscribed(asChannel(entry), recovered),
-        /** @param {ChannelState} entry */
         gap: (entry) => this._gap(asChannel(entry)),
-        /**
-         * @param {ChannelState} entry
-         * @param {PushwireError} error
-         */
         subscriptionFailed: (entry, error) => this._subscriptionFailed(asChannel(entry), error),
-        /**
-         * @param {string} reason
-         * @param {unknown} frame
-         */
         badFrame: (reason, frame) => this._badFrame(reason, frame),
-        /** @param {PushwireError} error */
         reportError: (error) => this._reportError(error)
-      });
+      };
+      return Object.freeze(host);
     }
     // Channels and deliveries.
     /** @param {Subscription} subscription */

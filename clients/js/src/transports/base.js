@@ -18,8 +18,9 @@
  */
 
 /**
- * What a transport may use of the client. Every method is safe to call at any time:
- * the client ignores reports from a transport that is no longer its current one.
+ * What a transport may use of the client, and all of it. The client ignores opened()
+ * and lost() from a transport that is no longer its current one; a transport stops
+ * reporting anything else once closed (teardown() detaches its socket or aborts its request).
  *
  * @typedef {object} TransportHost
  * @property {Readonly<ClientOptions>} options
@@ -70,7 +71,8 @@ export class Transport {
   teardown() {}
 
   /**
-   * A channel was subscribed (also called for each channel when the transport opens).
+   * A channel was subscribed while this transport is the client's current one. (At open,
+   * a transport subscribes host.channels() itself.)
    * @param {ChannelState} _entry
    */
   channelAdded(_entry) {}
