@@ -51,15 +51,13 @@ _SHUTDOWN_GRACE_SECONDS = 2.0
 
 @functools.cache
 def _client_script(*, module: bool) -> bytes | None:
-    """pushwire.js as a classic script, or (``module``) with an ES module export added."""
-    resource = resources.files("pushwire") / "static" / "pushwire.js"
+    """pushwire.js (a classic script) or, for ``module``, pushwire.mjs; None if not built."""
+    name = "pushwire.mjs" if module else "pushwire.js"
+    resource = resources.files("pushwire") / "static" / name
     try:
-        script = resource.read_bytes()
+        return resource.read_bytes()
     except OSError:
         return None
-    if module:
-        script += b"\nexport const Pushwire = globalThis.Pushwire;\nexport default Pushwire;\n"
-    return script
 
 
 class Server:

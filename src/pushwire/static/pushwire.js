@@ -1,117 +1,328 @@
 /*
  * pushwire.js: the browser client for pushwire. Reference: docs/client-js.md.
  *
- * One dependency-free file, served by every pushwire server at /pushwire.js.
- * Load it with <script src> (it defines globalThis.Pushwire) or, from a module,
- * with `import "https://HOST/pushwire.js"` followed by `const { Pushwire } = globalThis`.
- * It has no `export` statement on purpose: that would be a syntax error in a classic script.
+ * GENERATED from clients/js/src by esbuild: do not edit. To change it, edit the
+ * sources and run `npm ci && npm run build` in clients/js (`npm run check` verifies).
+ *
+ * A classic script: <script src> defines globalThis.Pushwire; `import "https://HOST/pushwire.js"`
+ * from a module does too. No export statement: for that, use /pushwire.mjs.
  *
  * Receives over WebSocket (/ws), Server-Sent Events (/sse, read with fetch so that
  * every named event and every keep-alive comment is seen) or long-polling (/poll);
  * publishes over the open WebSocket, otherwise with POST /publish.
  */
-(function (root) {
-  "use strict";
-
-  const VERSION = "0.1.0";
-  const TRANSPORTS = ["ws", "sse", "poll"];
-  const DEFAULTS = {
-    transports: TRANSPORTS,
-    wsUrl: null, // default: the server URL with ws(s):// and /ws
-    transportAttempts: 2, // failed connects before falling back to the next transport
-    minReconnectDelayMs: 500,
-    maxReconnectDelayMs: 30000,
-    connectTimeoutMs: 10000,
-    maxAttempts: Infinity, // consecutive failed connects before giving up
-    pingIntervalMs: 25000, // 0: no heartbeat
-    pingTimeoutMs: 10000,
-    sseIdleTimeoutMs: 45000, // the server writes a comment every 15 s by default; 0: off
-    pollTimeoutMs: 25000, // how long the server may hold a long poll
-    publishTimeoutMs: 10000,
-    autoConnect: true,
-    debug: false,
+"use strict";
+(() => {
+  // src/backoff.js
+  var Backoff = class {
+    /** @param {BackoffOptions} options */
+    constructor({ minReconnectDelayMs, maxReconnectDelayMs, random = Math.random }) {
+      this.minMs = minReconnectDelayMs;
+      this.maxMs = maxReconnectDelayMs;
+      this.random = random;
+      this.attempts = 0;
+    }
+    /** A connect attempt starts; returns its number (1 for the first since a reset). */
+    countAttempt() {
+      this.attempts += 1;
+      return this.attempts;
+    }
+    /** A connection opened: the next failure waits as little as the first. */
+    reset() {
+      this.attempts = 0;
+    }
+    /**
+     * The wait before the next attempt: uniform in [0, min(max, min × 2^attempts)).
+     * Full jitter, so that many clients cut off together don't come back together.
+     */
+    delayMs() {
+      return this.random() * Math.min(this.maxMs, this.minMs * 2 ** this.attempts);
+    }
   };
-  // The same rule as the server's (docs/protocol.md, errors: invalid_channel).
-  const CHANNEL = /^[A-Za-z0-9_.:@/#,=+-]{1,255}$/;
-  // Ids remembered per channel to drop a message delivered twice.
-  const SEEN_IDS = 1000;
-  const GAP_EVENT = "pushwire.gap";
 
-  /** An error with a wire code: the server's (`permission_denied`, ...) or the client's. */
-  class PushwireError extends Error {
+  // src/errors.js
+  var PushwireError = class extends Error {
+    /**
+     * @param {string} code
+     * @param {string} message
+     * @param {number} [status] the HTTP status, when the error is an HTTP answer
+     */
     constructor(code, message, status) {
       super(message);
       this.name = "PushwireError";
       this.code = code;
-      if (status !== undefined) this.status = status;
+      this.status;
+      if (status !== void 0) this.status = status;
     }
+  };
+
+  // src/cursors.js
+  var SEEN_IDS = 1e3;
+  var ChannelState = class {
+    /**
+     * @param {string} name
+     * @param {string | null} cursor where to resume; null: from now
+     * @param {number} [seenIds] how many delivered ids to remember
+     */
+    constructor(name, cursor, seenIds = SEEN_IDS) {
+      this.name = name;
+      this.cursor = cursor;
+      this.active = false;
+      this.ref = null;
+      this._seenIds = seenIds;
+      this._seen = /* @__PURE__ */ new Set();
+    }
+    /**
+     * A message arrived: record its id and move the cursor to it.
+     * @param {string} id
+     * @returns {boolean} false for an id delivered before: drop the message
+     */
+    accept(id) {
+      if (this._seen.has(id)) return false;
+      this._seen.add(id);
+      if (this._seen.size > this._seenIds) {
+        const oldest = this._seen.values().next();
+        if (!oldest.done) this._seen.delete(oldest.value);
+      }
+      this.cursor = id;
+      return true;
+    }
+    /**
+     * The server says the channel continues from `cursor` (a subscribe answer or a gap);
+     * null: the old cursor is unusable, resume from now.
+     * @param {string | null} cursor
+     */
+    moveTo(cursor) {
+      this.cursor = cursor;
+    }
+  };
+  function joinStreamCursor(channels, lookup) {
+    const parts = [];
+    for (const name of channels) {
+      const entry = lookup(name);
+      if (!entry) return null;
+      if (!entry.cursor) throw new PushwireError("bad_frame", "the server gave no position for " + name);
+      parts.push(entry.cursor);
+    }
+    return parts.join(".");
+  }
+  function splitStreamCursor(channels, cursor) {
+    const parts = String(cursor).split(".");
+    return parts.length === channels.length ? parts : null;
   }
 
+  // src/events.js
   function pushwireEvent(type, fields) {
     return Object.assign(new Event(type), fields);
   }
 
-  function isMessage(value) {
-    return (
-      value !== null &&
-      typeof value === "object" &&
-      typeof value.channel === "string" &&
-      typeof value.id === "string" &&
-      "data" in value
-    );
+  // src/http.js
+  async function requestJson(baseUrl, path, { method = "GET", body, signal, timeoutMs, log }) {
+    const name = method + " " + path.split("?")[0];
+    const controller = new AbortController();
+    const abort = () => controller.abort();
+    if (signal) signal.addEventListener("abort", abort);
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      controller.abort();
+    }, timeoutMs);
+    const init = { method, signal: controller.signal, cache: "no-store" };
+    if (body !== void 0) {
+      init.body = body;
+      init.headers = { "Content-Type": "application/json" };
+    }
+    log(method, path);
+    try {
+      const response = await fetch(baseUrl + path, init);
+      if (!response.ok) throw await errorOf(response);
+      try {
+        return await response.json();
+      } catch (error) {
+        if (controller.signal.aborted) throw error;
+        throw new PushwireError("bad_frame", name + " answered with something not JSON");
+      }
+    } catch (error) {
+      if (error instanceof PushwireError) throw error;
+      if (timedOut) throw new PushwireError("timeout", name + " timed out");
+      throw new PushwireError("network", name + " failed: " + messageOf(error));
+    } finally {
+      clearTimeout(timer);
+      if (signal) signal.removeEventListener("abort", abort);
+    }
+  }
+  async function errorOf(response) {
+    let body = null;
+    try {
+      body = await response.json();
+    } catch (error) {
+    }
+    const code = body && typeof body.error === "string" ? body.error : "http_" + response.status;
+    const message = body && typeof body.message === "string" ? body.message : "HTTP " + response.status;
+    return new PushwireError(code, message, response.status);
+  }
+  function messageOf(error) {
+    return error instanceof Error ? error.message : String(error);
   }
 
-  function channelQuery(channels) {
-    return channels.map((name) => "channel=" + encodeURIComponent(name)).join("&");
+  // src/options.js
+  var TRANSPORTS = Object.freeze(["ws", "sse", "poll"]);
+  var DEFAULTS = Object.freeze({
+    transports: (
+      /** @type {TransportName[]} */
+      ["ws", "sse", "poll"]
+    ),
+    wsUrl: null,
+    transportAttempts: 2,
+    minReconnectDelayMs: 500,
+    maxReconnectDelayMs: 3e4,
+    connectTimeoutMs: 1e4,
+    maxAttempts: Infinity,
+    pingIntervalMs: 25e3,
+    pingTimeoutMs: 1e4,
+    sseIdleTimeoutMs: 45e3,
+    pollTimeoutMs: 25e3,
+    publishTimeoutMs: 1e4,
+    autoConnect: true,
+    debug: false
+  });
+  function resolveOptions(options) {
+    const resolved = Object.assign({}, DEFAULTS, { transports: TRANSPORTS.slice() });
+    const target = resolved;
+    for (const [key, value] of Object.entries(options || {})) {
+      if (!(key in DEFAULTS)) throw new TypeError("unknown option " + JSON.stringify(key));
+      if (value !== void 0) target[key] = value;
+    }
+    for (const name of resolved.transports) {
+      if (!TRANSPORTS.includes(name)) throw new TypeError("unknown transport " + JSON.stringify(name));
+    }
+    return resolved;
   }
 
-  /** One subscriber's view of a channel; several may share a channel. */
-  class Subscription extends EventTarget {
-    constructor(client, channel) {
+  // src/state.js
+  var TRANSITIONS = Object.freeze({
+    // connect(): "offline" when the browser is offline already.
+    idle: Object.freeze(
+      /** @type {const} */
+      ["connecting", "offline", "closed"]
+    ),
+    connecting: Object.freeze(
+      /** @type {const} */
+      ["open", "reconnecting", "offline", "closed"]
+    ),
+    open: Object.freeze(
+      /** @type {const} */
+      ["reconnecting", "offline", "closed"]
+    ),
+    reconnecting: Object.freeze(
+      /** @type {const} */
+      ["connecting", "offline", "closed"]
+    ),
+    offline: Object.freeze(
+      /** @type {const} */
+      ["connecting", "closed"]
+    ),
+    // connect() again, with the same subscriptions.
+    closed: Object.freeze(
+      /** @type {const} */
+      ["connecting", "offline"]
+    )
+  });
+  function canTransition(from, to) {
+    return TRANSITIONS[from].includes(to);
+  }
+  function checkTransition(from, to) {
+    if (!canTransition(from, to)) {
+      throw new Error("pushwire: no transition from state " + from + " to " + to);
+    }
+  }
+
+  // src/subscription.js
+  var Subscription = class extends EventTarget {
+    /**
+     * @param {string} channel
+     * @param {SubscriptionOwner} owner
+     */
+    constructor(channel, owner) {
       super();
       this.channel = channel;
       this.closed = false;
-      this._client = client;
+      this._owner = owner;
     }
-
     /** The id of the last message delivered on this channel (or the subscribe position). */
     get cursor() {
-      const entry = this._client._channels.get(this.channel);
-      return entry ? entry.cursor : null;
+      return this._owner.cursorOf(this.channel);
     }
-
     /** Stop receiving; the channel is unsubscribed once no subscription is left on it. */
     close() {
       if (!this.closed) {
         this.closed = true;
-        this._client._unsubscribe(this);
+        this._owner.release(this);
       }
     }
-  }
+  };
 
-  // Connections: one attempt over one transport. The client makes a new one per attempt.
-
-  class Connection {
-    constructor(client) {
-      this.client = client;
+  // src/transports/base.js
+  var Transport = class {
+    /**
+     * @param {TransportHost} host
+     * @param {TransportName} name
+     */
+    constructor(host, name) {
+      this.host = host;
+      this.name = name;
       this.isOpen = false;
       this.isClosed = false;
     }
-
+    /** Start connecting; report with host.opened() or, through fail(), host.lost(). */
+    open() {
+    }
+    /** Release sockets, requests and timers. */
+    teardown() {
+    }
+    /**
+     * A channel was subscribed while this transport is the client's current one. (At open,
+     * a transport subscribes host.channels() itself.)
+     * @param {ChannelState} _entry
+     */
+    channelAdded(_entry) {
+    }
+    /**
+     * A channel's last subscription closed.
+     * @param {ChannelState} _entry
+     */
+    channelRemoved(_entry) {
+    }
+    /** Whether publish() works: only over a transport that carries requests (ws). */
+    get canPublish() {
+      return false;
+    }
+    /**
+     * Publish over this transport (see canPublish).
+     * @param {{channel: string, data: unknown, event?: unknown}} _body
+     * @param {number} _timeoutMs
+     * @returns {Promise<{channel: string, id: string}>}
+     */
+    publish(_body, _timeoutMs) {
+      return Promise.reject(new Error("the " + this.name + " transport cannot publish"));
+    }
+    /** Report the transport open, once. */
     opened() {
       if (!this.isClosed && !this.isOpen) {
         this.isOpen = true;
-        this.client._opened(this);
+        this.host.opened(this);
       }
     }
-
-    /** The connection is dead: release it and let the client decide what next. */
+    /**
+     * The connection is dead: release it and let the client decide what next.
+     * @param {string} code
+     * @param {string} reason
+     */
     fail(code, reason) {
       if (this.isClosed) return;
       this.close();
-      this.client._lost(this, code, reason);
+      this.host.lost(this, code, reason);
     }
-
     /** Release everything without telling the client (it asked for this). */
     close() {
       if (!this.isClosed) {
@@ -119,39 +330,398 @@
         this.teardown();
       }
     }
-  }
+  };
 
-  class WebSocketConnection extends Connection {
-    constructor(client) {
-      super(client);
-      this.name = "ws";
+  // src/transports/http.js
+  function channelQuery(channels) {
+    return channels.map((name) => "channel=" + encodeURIComponent(name)).join("&");
+  }
+  var HttpTransport = class extends Transport {
+    /**
+     * @param {TransportHost} host
+     * @param {"sse" | "poll"} name
+     */
+    constructor(host, name) {
+      super(host, name);
+      this.controller = null;
+      this.restartQueued = false;
+    }
+    open() {
+      this._restart();
+    }
+    teardown() {
+      if (this.controller) this.controller.abort();
+    }
+    // The channel set changed: reopen once, after the caller's synchronous changes.
+    channelAdded() {
+      this._queueRestart();
+    }
+    channelRemoved() {
+      this._queueRestart();
+    }
+    /**
+     * Receive over `channels` until the signal aborts; rejects when the request fails.
+     * @param {string[]} _channels sorted
+     * @param {AbortSignal} _signal
+     * @returns {Promise<void>}
+     */
+    async run(_channels, _signal) {
+    }
+    _queueRestart() {
+      if (this.restartQueued || this.isClosed) return;
+      this.restartQueued = true;
+      queueMicrotask(() => {
+        this.restartQueued = false;
+        if (!this.isClosed) this._restart();
+      });
+    }
+    _restart() {
+      if (this.controller) this.controller.abort();
+      const controller = new AbortController();
+      this.controller = controller;
+      const channels = this.host.channels().map((entry) => entry.name).sort();
+      this.run(channels, controller.signal).catch((error) => {
+        if (controller.signal.aborted || this.isClosed) return;
+        if (error.code === "invalid_cursor") this._forgetCursors(channels);
+        if (!(error instanceof PushwireError) || error.code === "bad_frame" || Number(error.status) < 500) {
+          this.host.reportError(error);
+        }
+        this.fail(error.code || "network", error.message);
+      });
+    }
+    /**
+     * The stream cursor over `channels`; null if one was unsubscribed meanwhile (a restart is queued).
+     * @param {readonly string[]} channels
+     */
+    streamCursor(channels) {
+      return joinStreamCursor(channels, (name) => this.host.channel(name));
+    }
+    /**
+     * Move every channel to its part of a stream cursor from the server.
+     * @param {readonly string[]} channels
+     * @param {string} cursor
+     */
+    setStreamCursor(channels, cursor) {
+      const parts = splitStreamCursor(channels, cursor);
+      if (!parts) {
+        this.host.badFrame("stream cursor does not match the channels", cursor);
+        return;
+      }
+      channels.forEach((name, index) => {
+        const entry = this.host.channel(name);
+        if (entry) entry.moveTo(parts[index]);
+      });
+    }
+    /**
+     * The request over `channels` is answered: each of them is subscribed.
+     * @param {readonly string[]} channels
+     */
+    streamOpened(channels) {
+      for (const name of channels) {
+        const entry = this.host.channel(name);
+        if (entry && !entry.active) {
+          entry.active = true;
+          this.host.subscribed(entry, void 0);
+        }
+      }
+    }
+    /**
+     * The server cannot resume from these channels' cursors: restart from now, report a gap.
+     * @param {readonly string[]} channels
+     */
+    _forgetCursors(channels) {
+      for (const name of channels) {
+        const entry = this.host.channel(name);
+        if (entry && entry.cursor) {
+          entry.moveTo(null);
+          this.host.gap(entry);
+        }
+      }
+    }
+    /**
+     * A stream cursor needs a position for every channel: ask the server where
+     * channels without one stand now (a short poll without a cursor starts from now).
+     * @param {readonly string[]} channels
+     * @param {AbortSignal} signal
+     */
+    async ensureCursors(channels, signal) {
+      const missing = channels.filter((name) => {
+        const entry = this.host.channel(name);
+        return entry && !entry.cursor;
+      });
+      if (!missing.length) return;
+      const answer = await this.host.request("/poll?" + channelQuery(missing) + "&timeout=0", { signal });
+      if (!answer || typeof answer.cursor !== "string") {
+        throw new PushwireError("bad_frame", "poll answer without a cursor");
+      }
+      const parts = answer.cursor.split(".");
+      missing.forEach((name, index) => {
+        const entry = this.host.channel(name);
+        if (entry && !entry.cursor && parts[index]) entry.moveTo(parts[index]);
+      });
+    }
+    /**
+     * Without channels there is nothing to stream: check the server answers, then wait.
+     * @param {AbortSignal} signal
+     */
+    async idle(signal) {
+      if (!this.isOpen) await this.host.request("/health", { signal });
+      this.opened();
+    }
+  };
+
+  // src/transports/poll.js
+  var PollTransport = class extends HttpTransport {
+    /** @param {TransportHost} host */
+    constructor(host) {
+      super(host, "poll");
+    }
+    /**
+     * @param {string[]} channels
+     * @param {AbortSignal} signal
+     */
+    async run(channels, signal) {
+      const host = this.host;
+      if (!channels.length) return this.idle(signal);
+      let first = true;
+      while (!signal.aborted) {
+        await this.ensureCursors(channels, signal);
+        const cursor = this.streamCursor(channels);
+        if (signal.aborted || cursor === null) return;
+        const waitMs = first ? 0 : host.options.pollTimeoutMs;
+        const path = "/poll?" + channelQuery(channels) + "&cursor=" + encodeURIComponent(cursor) + "&timeout=" + waitMs / 1e3;
+        const answer = await host.request(path, { signal, timeoutMs: waitMs + host.options.connectTimeoutMs });
+        if (signal.aborted) return;
+        if (!answer || !Array.isArray(answer.messages) || typeof answer.cursor !== "string") {
+          throw new PushwireError("bad_frame", "poll answer without messages and cursor");
+        }
+        this.opened();
+        if (first) this.streamOpened(channels);
+        first = false;
+        this.receive(answer, channels);
+      }
+    }
+    /**
+     * One poll answer over `channels`, already checked to have messages and a cursor.
+     * Never throws: what cannot be used is a bad frame. Gaps may come in any answer.
+     * @param {{messages: unknown[], cursor: string, gaps?: unknown}} answer
+     * @param {readonly string[]} channels
+     */
+    receive(answer, channels) {
+      const host = this.host;
+      for (const message of answer.messages) host.deliver(message, message);
+      this.setStreamCursor(channels, answer.cursor);
+      if (answer.gaps === void 0) return;
+      if (!Array.isArray(answer.gaps)) {
+        host.badFrame("poll answer with gaps that are not a list", answer);
+        return;
+      }
+      for (const channel of answer.gaps) {
+        const entry = typeof channel === "string" ? host.channel(channel) : void 0;
+        if (entry) host.gap(entry);
+      }
+    }
+  };
+
+  // src/sse-parser.js
+  var SSEParser = class {
+    constructor() {
+      this._buffer = "";
+      this._skipLineFeed = false;
+      this._data = [];
+      this._event = "";
+      this._id = null;
+      this.retryMs = null;
+    }
+    /**
+     * Parse the next piece of decoded text.
+     * @param {string} text
+     * @returns {SSEEvent[]} the events completed by this piece, in order
+     */
+    push(text) {
+      const events = [];
+      let buffer = this._buffer + text;
+      if (this._skipLineFeed && buffer !== "") {
+        this._skipLineFeed = false;
+        if (buffer[0] === "\n") buffer = buffer.slice(1);
+      }
+      const lineEnd = /\r\n|\r|\n/g;
+      let start = 0;
+      let match;
+      while ((match = lineEnd.exec(buffer)) !== null) {
+        if (match[0] === "\r" && lineEnd.lastIndex === buffer.length) this._skipLineFeed = true;
+        const event = this._line(buffer.slice(start, match.index));
+        if (event) events.push(event);
+        start = lineEnd.lastIndex;
+      }
+      this._buffer = buffer.slice(start);
+      return events;
+    }
+    /**
+     * @param {string} line
+     * @returns {SSEEvent | null}
+     */
+    _line(line) {
+      if (line === "") return this._dispatch();
+      if (line[0] === ":") return null;
+      const colon = line.indexOf(":");
+      const field = colon < 0 ? line : line.slice(0, colon);
+      let value = colon < 0 ? "" : line.slice(colon + 1);
+      if (value[0] === " ") value = value.slice(1);
+      if (field === "data") this._data.push(value);
+      else if (field === "event") this._event = value;
+      else if (field === "id") {
+        if (!value.includes("\0")) this._id = value;
+      } else if (field === "retry") {
+        if (/^[0-9]+$/.test(value)) this.retryMs = Number(value);
+      }
+      return null;
+    }
+    /** @returns {SSEEvent | null} */
+    _dispatch() {
+      let event = null;
+      if (this._data.length || this._id !== null) {
+        event = { event: this._event, data: this._data.length ? this._data.join("\n") : null, id: this._id };
+      }
+      this._data = [];
+      this._event = "";
+      this._id = null;
+      return event;
+    }
+  };
+
+  // src/transports/sse.js
+  var GAP_EVENT = "pushwire.gap";
+  var SSETransport = class extends HttpTransport {
+    /** @param {TransportHost} host */
+    constructor(host) {
+      super(host, "sse");
+      this.lastDataAt = 0;
+      this.idleTimer = void 0;
+    }
+    teardown() {
+      super.teardown();
+      clearTimeout(this.idleTimer);
+    }
+    /**
+     * @param {string[]} channels
+     * @param {AbortSignal} signal
+     */
+    async run(channels, signal) {
+      const host = this.host;
+      clearTimeout(this.idleTimer);
+      if (!channels.length) return this.idle(signal);
+      if (this.isOpen) this._alive();
+      await this.ensureCursors(channels, signal);
+      const cursor = this.streamCursor(channels);
+      if (signal.aborted || cursor === null) return;
+      const url = host.url + "/sse?" + channelQuery(channels) + "&lastEventId=" + encodeURIComponent(cursor);
+      host.log("GET", url);
+      let response;
+      try {
+        response = await fetch(url, { signal, cache: "no-store" });
+      } catch (error) {
+        throw new PushwireError("network", "GET /sse failed: " + messageOf(error));
+      }
+      if (!response.ok) throw await errorOf(response);
+      if (!response.body) throw new PushwireError("bad_frame", "GET /sse answered without a body");
+      this.opened();
+      this.streamOpened(channels);
+      clearTimeout(this.idleTimer);
+      this._alive();
+      const reader = response.body.getReader();
+      const decoder = new TextDecoder();
+      const parser = new SSEParser();
+      for (; ; ) {
+        let chunk;
+        try {
+          chunk = await reader.read();
+        } catch (error) {
+          throw new PushwireError("network", "event stream broke: " + messageOf(error));
+        }
+        if (signal.aborted) return;
+        if (chunk.done) throw new PushwireError("stream_ended", "the server ended the event stream");
+        this.lastDataAt = Date.now();
+        for (const event of parser.push(decoder.decode(chunk.value, { stream: true }))) {
+          if (signal.aborted) return;
+          this.receive(event, channels);
+        }
+      }
+    }
+    /**
+     * One event from the stream over `channels`. Never throws: what cannot be used is a bad frame.
+     * @param {SSEEvent} event
+     * @param {readonly string[]} channels
+     */
+    receive(event, channels) {
+      const host = this.host;
+      if (event.id !== null) this.setStreamCursor(channels, event.id);
+      if (event.data === null) return;
+      let value;
+      try {
+        value = JSON.parse(event.data);
+      } catch (error) {
+        host.badFrame("event data is not JSON", event.data);
+        return;
+      }
+      if (event.event === GAP_EVENT && value && typeof value.channel === "string" && !("id" in value)) {
+        const entry = host.channel(value.channel);
+        if (!entry) return;
+        if (typeof value.cursor === "string") entry.moveTo(value.cursor);
+        host.gap(entry);
+        return;
+      }
+      host.deliver(value, event.data);
+    }
+    // Watchdog: a stream silent for longer than sseIdleTimeoutMs is dead.
+    _alive() {
+      const timeout = this.host.options.sseIdleTimeoutMs;
+      if (!(timeout > 0)) return;
+      this.lastDataAt = Date.now();
+      const check = () => {
+        const silent = Date.now() - this.lastDataAt;
+        if (silent < timeout) this.idleTimer = setTimeout(check, timeout - silent);
+        else this.fail("idle_timeout", "no data on the event stream for " + timeout + " ms");
+      };
+      this.idleTimer = setTimeout(check, timeout);
+    }
+  };
+
+  // src/transports/websocket.js
+  var CONNECTING = 0;
+  var OPEN = 1;
+  var WebSocketTransport = class extends Transport {
+    /** @param {TransportHost} host */
+    constructor(host) {
+      super(host, "ws");
       this.ws = null;
-      this.pending = new Map(); // ref -> {kind, channel?, resolve?, reject?, timer?}
-      this.pingTimer = null;
+      this.pending = /* @__PURE__ */ new Map();
+      this.pingTimer = void 0;
       this.lastFrameAt = 0;
     }
-
+    get canPublish() {
+      return true;
+    }
     open() {
-      const ws = new WebSocket(this.client._wsUrl());
+      const ws = new WebSocket(this.host.wsUrl);
       this.ws = ws;
       ws.onopen = () => {
         this.opened();
         if (this.isClosed) return;
-        for (const entry of this.client._channels.values()) this.channelAdded(entry);
+        for (const entry of this.host.channels()) this.channelAdded(entry);
         this._schedulePing();
       };
-      ws.onmessage = (event) => this._frame(event.data);
-      ws.onclose = (event) =>
-        this.fail("ws_closed", "WebSocket closed: " + event.code + (event.reason ? " " + event.reason : ""));
-      ws.onerror = () => {}; // a close event always follows, with the code
+      ws.onmessage = (event) => this.receive(event.data);
+      ws.onclose = (event) => this.fail("ws_closed", "WebSocket closed: " + event.code + (event.reason ? " " + event.reason : ""));
+      ws.onerror = () => {
+      };
     }
-
     teardown() {
       clearTimeout(this.pingTimer);
       const ws = this.ws;
       if (ws) {
         ws.onopen = ws.onmessage = ws.onclose = ws.onerror = null;
-        if (ws.readyState === WebSocket.CONNECTING || ws.readyState === WebSocket.OPEN) ws.close(1000);
+        if (ws.readyState === CONNECTING || ws.readyState === OPEN) ws.close(1e3);
       }
       for (const request of this.pending.values()) {
         if (request.reject) {
@@ -161,15 +731,15 @@
       }
       this.pending.clear();
     }
-
+    /** @param {object} frame */
     _send(frame) {
-      this.client._log("send", frame);
-      this.ws.send(JSON.stringify(frame));
+      this.host.log("send", frame);
+      if (this.ws) this.ws.send(JSON.stringify(frame));
     }
-
+    /** @param {ChannelState} entry */
     channelAdded(entry) {
       if (!this.isOpen || this.isClosed) return;
-      const ref = this.client._nextRef();
+      const ref = this.host.nextRef();
       entry.ref = ref;
       entry.active = false;
       this.pending.set(ref, { kind: "subscribe", channel: entry.name });
@@ -177,17 +747,21 @@
       if (entry.cursor) frame.cursor = entry.cursor;
       this._send(frame);
     }
-
+    /** @param {ChannelState} entry */
     channelRemoved(entry) {
       if (!this.isOpen || this.isClosed) return;
-      const ref = this.client._nextRef();
+      const ref = this.host.nextRef();
       this.pending.set(ref, { kind: "unsubscribe", channel: entry.name });
       this._send({ type: "unsubscribe", channel: entry.name, ref });
     }
-
+    /**
+     * @param {{channel: string, data: unknown, event?: unknown}} body
+     * @param {number} timeoutMs
+     * @returns {Promise<{channel: string, id: string}>}
+     */
     publish(body, timeoutMs) {
       return new Promise((resolve, reject) => {
-        const ref = this.client._nextRef();
+        const ref = this.host.nextRef();
         const timer = setTimeout(() => {
           this.pending.delete(ref);
           reject(new PushwireError("timeout", "no answer to publish within " + timeoutMs + " ms"));
@@ -196,71 +770,77 @@
         this._send(Object.assign({ type: "publish", ref }, body));
       });
     }
-
     // Heartbeat: browsers cannot send WebSocket pings, so ask with {"type":"ping"}.
     // Any frame that arrives after the ping shows the connection is alive.
     _schedulePing() {
-      const { pingIntervalMs, pingTimeoutMs } = this.client.options;
+      const { pingIntervalMs, pingTimeoutMs } = this.host.options;
       if (!(pingIntervalMs > 0)) return;
       this.pingTimer = setTimeout(() => {
         const sentAt = Date.now();
-        this._send({ type: "ping", ref: this.client._nextRef() });
+        this._send({ type: "ping", ref: this.host.nextRef() });
         this.pingTimer = setTimeout(() => {
           if (this.lastFrameAt >= sentAt) this._schedulePing();
           else this.fail("ping_timeout", "no answer to ping within " + pingTimeoutMs + " ms");
         }, pingTimeoutMs);
       }, pingIntervalMs);
     }
-
-    _frame(text) {
+    /**
+     * One frame from the server. Never throws: what cannot be used is a bad frame.
+     * @param {unknown} text
+     */
+    receive(text) {
       this.lastFrameAt = Date.now();
-      const client = this.client;
+      const host = this.host;
       if (typeof text !== "string") {
-        client._badFrame("binary frame", text);
+        host.badFrame("binary frame", text);
         return;
       }
       let frame;
       try {
         frame = JSON.parse(text);
       } catch (error) {
-        client._badFrame("frame is not JSON", text);
+        host.badFrame("frame is not JSON", text);
         return;
       }
       if (frame === null || typeof frame !== "object" || Array.isArray(frame)) {
-        client._badFrame("frame is not a JSON object", text);
+        host.badFrame("frame is not a JSON object", text);
         return;
       }
-      client._log("receive", frame);
+      host.log("receive", frame);
       try {
         this._dispatch(frame, text);
       } catch (error) {
-        // Our own bug; report it rather than break the connection.
-        client._badFrame("frame handling failed: " + error, text);
+        host.badFrame("frame handling failed: " + error, text);
       }
     }
-
+    /**
+     * @param {any} frame a JSON object
+     * @param {string} text
+     */
     _dispatch(frame, text) {
-      const client = this.client;
-      const request = frame.ref !== undefined ? this.pending.get(frame.ref) : undefined;
+      const host = this.host;
+      const request = frame.ref !== void 0 ? this.pending.get(frame.ref) : void 0;
       switch (frame.type) {
         case "message": {
-          const entry = client._channels.get(frame.channel);
-          // Messages for a channel whose (re)subscribe is unanswered belong to an old subscription.
+          const entry = host.channel(frame.channel);
           if (entry && !entry.active) return;
           const message = Object.assign({}, frame);
           delete message.type;
-          client._deliver(message, text);
+          host.deliver(message, text);
           return;
         }
         case "subscribed":
           if (request) this.pending.delete(frame.ref);
           this._subscribed(frame, text);
           return;
+        case "gap":
+          this._gap(frame, text);
+          return;
         case "published":
           if (request && request.kind === "publish") {
             this.pending.delete(frame.ref);
             clearTimeout(request.timer);
-            request.resolve({ channel: frame.channel, id: frame.id });
+            if (request.resolve) request.resolve({ channel: frame.channel, id: frame.id });
           }
           return;
         case "unsubscribed":
@@ -271,355 +851,160 @@
           this._error(frame, request);
           return;
         default:
-          client._badFrame("unknown frame type", text);
+          host.badFrame("unknown frame type", text);
       }
     }
-
+    /**
+     * @param {any} frame
+     * @param {string} text
+     */
     _subscribed(frame, text) {
-      const client = this.client;
-      const entry = client._channels.get(frame.channel);
-      if (!entry || entry.ref !== frame.ref) return; // answer to a subscribe since undone
+      const host = this.host;
+      const entry = host.channel(frame.channel);
+      if (!entry || entry.ref !== frame.ref) return;
       if (typeof frame.cursor !== "string") {
-        client._badFrame("subscribed without a cursor", text);
+        host.badFrame("subscribed without a cursor", text);
         return;
       }
       entry.active = true;
-      // With recovered: true the replay follows and moves the cursor on message by message.
-      if (frame.recovered !== true) entry.cursor = frame.cursor;
-      client._subscribed(entry, frame.recovered);
-      if (frame.recovered === false) client._gap(entry);
+      if (frame.recovered !== true) entry.moveTo(frame.cursor);
+      host.subscribed(entry, frame.recovered);
+      if (frame.recovered === false) host.gap(entry);
     }
-
+    /**
+     * Live delivery found a hole that history could not fill; it goes on from frame.cursor.
+     * @param {any} frame
+     * @param {string} text
+     */
+    _gap(frame, text) {
+      const host = this.host;
+      if (typeof frame.channel !== "string" || typeof frame.cursor !== "string") {
+        host.badFrame("gap without a channel and cursor", text);
+        return;
+      }
+      const entry = host.channel(frame.channel);
+      if (!entry || !entry.active) return;
+      entry.moveTo(frame.cursor);
+      host.gap(entry);
+    }
+    /**
+     * @param {any} frame
+     * @param {PendingRequest | undefined} request
+     */
     _error(frame, request) {
-      const client = this.client;
+      const host = this.host;
       const error = new PushwireError(
         typeof frame.code === "string" ? frame.code : "unknown",
         typeof frame.message === "string" ? frame.message : "error from the server"
       );
       if (!request) {
-        client._reportError(error);
+        host.reportError(error);
         return;
       }
       this.pending.delete(frame.ref);
       if (request.kind === "publish") {
         clearTimeout(request.timer);
-        request.reject(error);
+        if (request.reject) request.reject(error);
         return;
       }
-      const entry = client._channels.get(request.channel);
+      const entry = request.channel === void 0 ? void 0 : host.channel(request.channel);
       if (request.kind !== "subscribe" || !entry || entry.ref !== frame.ref) {
-        client._reportError(error);
+        host.reportError(error);
       } else if (error.code === "invalid_cursor" && entry.cursor) {
-        // The server cannot resume from that cursor: start from now, and say history is lost.
-        entry.cursor = null;
-        client._gap(entry);
+        entry.moveTo(null);
+        host.gap(entry);
         this.channelAdded(entry);
       } else {
-        client._subscriptionFailed(entry, error);
+        host.subscriptionFailed(entry, error);
       }
     }
+  };
+
+  // src/client.js
+  var CHANNEL = /^[A-Za-z0-9_.:@/#,=+-]{1,255}$/;
+  var TRANSPORTS2 = Object.freeze({ ws: WebSocketTransport, sse: SSETransport, poll: PollTransport });
+  var Channel = class extends ChannelState {
+    /**
+     * @param {string} name
+     * @param {string | null} cursor
+     * @param {Subscription} subscription the first one
+     */
+    constructor(name, cursor, subscription) {
+      super(name, cursor);
+      this.subscriptions = /* @__PURE__ */ new Set([subscription]);
+    }
+  };
+  function asChannel(entry) {
+    return (
+      /** @type {Channel} */
+      entry
+    );
   }
-
-  /** SSE and polling: one HTTP request (stream or poll) at a time over every channel. */
-  class HttpConnection extends Connection {
-    constructor(client) {
-      super(client);
-      this.controller = null;
-      this.restartQueued = false;
-    }
-
-    open() {
-      this._restart();
-    }
-
-    teardown() {
-      if (this.controller) this.controller.abort();
-    }
-
-    // The channel set changed: reopen once, after the caller's synchronous changes.
-    channelAdded() {
-      this._queueRestart();
-    }
-
-    channelRemoved() {
-      this._queueRestart();
-    }
-
-    _queueRestart() {
-      if (this.restartQueued || this.isClosed) return;
-      this.restartQueued = true;
-      queueMicrotask(() => {
-        this.restartQueued = false;
-        if (!this.isClosed) this._restart();
-      });
-    }
-
-    _restart() {
-      if (this.controller) this.controller.abort();
-      const controller = new AbortController();
-      this.controller = controller;
-      const channels = Array.from(this.client._channels.keys()).sort();
-      this._run(channels, controller.signal).catch((error) => {
-        if (controller.signal.aborted || this.isClosed) return;
-        if (error.code === "invalid_cursor") this.client._forgetCursors(channels);
-        // Report what is not just a network failure: an answer that makes no sense,
-        // a refusal (4xx), or our own bug.
-        if (!(error instanceof PushwireError) || error.code === "bad_frame" || error.status < 500) {
-          this.client._reportError(error);
-        }
-        this.fail(error.code || "network", error.message);
-      });
-    }
-
-    /** The stream cursor over `channels`; null if one was unsubscribed meanwhile (a restart is queued). */
-    _streamCursor(channels) {
-      const parts = [];
-      for (const name of channels) {
-        const entry = this.client._channels.get(name);
-        if (!entry) return null;
-        if (!entry.cursor) throw new PushwireError("bad_frame", "the server gave no position for " + name);
-        parts.push(entry.cursor);
-      }
-      return parts.join(".");
-    }
-
-    /** Without channels there is nothing to stream: check the server answers, then wait. */
-    async _idle(signal) {
-      if (!this.isOpen) await this.client._request("/health", { signal });
-      this.opened();
-    }
+  function isMessage(value) {
+    return value !== null && typeof value === "object" && typeof /** @type {any} */
+    value.channel === "string" && typeof /** @type {any} */
+    value.id === "string" && "data" in value;
   }
-
-  class SSEConnection extends HttpConnection {
-    constructor(client) {
-      super(client);
-      this.name = "sse";
-      this.lastDataAt = 0;
-      this.idleTimer = null;
-    }
-
-    teardown() {
-      super.teardown();
-      clearTimeout(this.idleTimer);
-    }
-
-    async _run(channels, signal) {
-      const client = this.client;
-      clearTimeout(this.idleTimer);
-      if (!channels.length) return this._idle(signal);
-      // Reopening for a new channel set must not hang either.
-      if (this.isOpen) this._alive();
-      await client._ensureCursors(channels, signal);
-      const cursor = this._streamCursor(channels);
-      if (signal.aborted || cursor === null) return;
-      const url = client.url + "/sse?" + channelQuery(channels) + "&lastEventId=" + encodeURIComponent(cursor);
-      client._log("GET", url);
-      let response;
-      try {
-        response = await fetch(url, { signal, cache: "no-store" });
-      } catch (error) {
-        throw new PushwireError("network", "GET /sse failed: " + error.message);
-      }
-      if (!response.ok) throw await errorOf(response);
-      this.opened();
-      client._streamOpened(channels);
-      clearTimeout(this.idleTimer);
-      this._alive();
-      const reader = response.body.getReader();
-      const decoder = new TextDecoder();
-      const parser = { buffer: "", data: [], event: "", id: null };
-      for (;;) {
-        let chunk;
-        try {
-          chunk = await reader.read();
-        } catch (error) {
-          throw new PushwireError("network", "event stream broke: " + error.message);
-        }
-        if (signal.aborted) return;
-        if (chunk.done) throw new PushwireError("stream_ended", "the server ended the event stream");
-        this.lastDataAt = Date.now();
-        parser.buffer += decoder.decode(chunk.value, { stream: true });
-        this._lines(parser, channels, signal);
-      }
-    }
-
-    // The event-stream format (WHATWG HTML §9.2.6); the server ends lines with "\n".
-    _lines(parser, channels, signal) {
-      let end;
-      while (!signal.aborted && (end = parser.buffer.indexOf("\n")) >= 0) {
-        let line = parser.buffer.slice(0, end);
-        parser.buffer = parser.buffer.slice(end + 1);
-        if (line.endsWith("\r")) line = line.slice(0, -1);
-        if (line === "") {
-          this._event(parser, channels);
-          parser.data = [];
-          parser.event = "";
-          parser.id = null;
-          continue;
-        }
-        if (line[0] === ":") continue; // a comment: the server's keep-alive
-        const colon = line.indexOf(":");
-        const field = colon < 0 ? line : line.slice(0, colon);
-        let value = colon < 0 ? "" : line.slice(colon + 1);
-        if (value[0] === " ") value = value.slice(1);
-        if (field === "data") parser.data.push(value);
-        else if (field === "event") parser.event = value;
-        else if (field === "id") parser.id = value;
-      }
-    }
-
-    _event(parser, channels) {
-      const client = this.client;
-      // The id is the stream cursor: every channel's position, also for id-only events.
-      if (parser.id !== null) client._setStreamCursor(channels, parser.id);
-      if (!parser.data.length) return;
-      const text = parser.data.join("\n");
-      let value;
-      try {
-        value = JSON.parse(text);
-      } catch (error) {
-        client._badFrame("event data is not JSON", text);
-        return;
-      }
-      // A publication may be named "pushwire.gap" too; only a real gap lacks an id.
-      if (parser.event === GAP_EVENT && value && typeof value.channel === "string" && !("id" in value)) {
-        const entry = client._channels.get(value.channel);
-        if (entry) client._gap(entry);
-        return;
-      }
-      client._deliver(value, text);
-    }
-
-    // Watchdog: a stream silent for longer than sseIdleTimeoutMs is dead.
-    _alive() {
-      const timeout = this.client.options.sseIdleTimeoutMs;
-      if (!(timeout > 0)) return;
-      this.lastDataAt = Date.now();
-      const check = () => {
-        const silent = Date.now() - this.lastDataAt;
-        if (silent < timeout) this.idleTimer = setTimeout(check, timeout - silent);
-        else this.fail("idle_timeout", "no data on the event stream for " + timeout + " ms");
-      };
-      this.idleTimer = setTimeout(check, timeout);
-    }
-  }
-
-  class PollConnection extends HttpConnection {
-    constructor(client) {
-      super(client);
-      this.name = "poll";
-    }
-
-    async _run(channels, signal) {
-      const client = this.client;
-      if (!channels.length) return this._idle(signal);
-      let first = true;
-      while (!signal.aborted) {
-        await client._ensureCursors(channels, signal);
-        const cursor = this._streamCursor(channels);
-        if (signal.aborted || cursor === null) return;
-        // The first poll over a channel set answers at once: it opens the connection
-        // and confirms the subscriptions.
-        const waitMs = first ? 0 : client.options.pollTimeoutMs;
-        const path =
-          "/poll?" + channelQuery(channels) + "&cursor=" + encodeURIComponent(cursor) + "&timeout=" + waitMs / 1000;
-        const answer = await client._request(path, {
-          signal,
-          timeoutMs: waitMs + client.options.connectTimeoutMs,
-        });
-        if (signal.aborted) return;
-        if (!answer || !Array.isArray(answer.messages) || typeof answer.cursor !== "string") {
-          throw new PushwireError("bad_frame", "poll answer without messages and cursor");
-        }
-        this.opened();
-        if (first) client._streamOpened(channels);
-        first = false;
-        for (const message of answer.messages) client._deliver(message, message);
-        client._setStreamCursor(channels, answer.cursor);
-        if (answer.gaps !== undefined && !Array.isArray(answer.gaps)) {
-          client._badFrame("poll answer with gaps that are not a list", answer);
-        }
-        for (const channel of Array.isArray(answer.gaps) ? answer.gaps : []) {
-          const entry = client._channels.get(channel);
-          if (entry) client._gap(entry);
-        }
-      }
-    }
-  }
-
-  const CONNECTIONS = { ws: WebSocketConnection, sse: SSEConnection, poll: PollConnection };
-
-  async function errorOf(response) {
-    let body = null;
-    try {
-      body = await response.json();
-    } catch (error) {
-      // not JSON: a proxy's page, say
-    }
-    const code = body && typeof body.error === "string" ? body.error : "http_" + response.status;
-    const message = body && typeof body.message === "string" ? body.message : "HTTP " + response.status;
-    return new PushwireError(code, message, response.status);
-  }
-
-  /**
-   * A connection to one pushwire server, kept open: reconnects, falls back between
-   * transports, resubscribes with cursors. Events: connecting, open, close, error, state.
-   */
-  class Pushwire extends EventTarget {
+  var Pushwire = class extends EventTarget {
+    /**
+     * @param {string} [url] the server's HTTP address; default: the page's origin
+     * @param {Partial<ClientOptions>} [options]
+     * @throws {TypeError} for an unknown option or transport, or none that can run here
+     */
     constructor(url, options) {
       super();
-      const base = root.location ? root.location.href : undefined;
+      const base = globalThis.location ? globalThis.location.href : void 0;
       this.url = new URL(url || "/", base).href.replace(/[?#].*$/, "").replace(/\/+$/, "");
-      this.options = Object.assign({}, DEFAULTS);
-      for (const [key, value] of Object.entries(options || {})) {
-        if (!(key in DEFAULTS)) throw new TypeError("unknown option " + JSON.stringify(key));
-        if (value !== undefined) this.options[key] = value;
-      }
-      for (const name of this.options.transports) {
-        if (!CONNECTIONS[name]) throw new TypeError("unknown transport " + JSON.stringify(name));
-      }
+      this.options = resolveOptions(options);
       this._order = this.options.transports.filter(
-        (name) => (name === "ws" ? typeof WebSocket === "function" : typeof fetch === "function")
+        (name) => name === "ws" ? typeof WebSocket === "function" : typeof fetch === "function"
       );
       if (!this._order.length) throw new TypeError("none of the transports can run here");
       this.state = "idle";
-      this.transport = null; // the name of the open transport
-      this._channels = new Map(); // name -> {name, cursor, subs, seen, active, ref}
+      this.transport = null;
+      this._channels = /* @__PURE__ */ new Map();
       this._connection = null;
-      this._timer = null;
-      this._index = 0; // into _order
-      this._failures = 0; // failed connects on the current transport
-      this._attempt = 0; // failed connects since the last open
-      this._proven = false; // a transport has worked: stay with it
+      this._timer = void 0;
+      this._index = 0;
+      this._failures = 0;
+      this._backoff = new Backoff(this.options);
+      this._proven = false;
       this._ref = 0;
+      this._host = this._makeHost();
+      this._owner = Object.freeze({
+        /** @param {string} channel */
+        cursorOf: (channel) => {
+          const entry = this._channels.get(channel);
+          return entry ? entry.cursor : null;
+        },
+        /** @param {Subscription} subscription */
+        release: (subscription) => this._release(subscription)
+      });
       this._onOnline = () => this._online();
       this._onOffline = () => this._offline();
       if (this.options.autoConnect) {
-        // After the constructor, so that listeners added right away see "connecting".
         queueMicrotask(() => {
           if (this.state === "idle") this.connect();
         });
       }
     }
-
     /** Start connecting (done for you unless options.autoConnect is false); also after close(). */
     connect() {
       if (this.state !== "idle" && this.state !== "closed") return;
-      if (root.addEventListener) {
-        root.addEventListener("online", this._onOnline);
-        root.addEventListener("offline", this._onOffline);
+      if (typeof globalThis.addEventListener === "function") {
+        globalThis.addEventListener("online", this._onOnline);
+        globalThis.addEventListener("offline", this._onOffline);
       }
-      this._attempt = 0;
+      this._backoff.reset();
       this._failures = 0;
       this._open();
     }
-
     /** Close the connection and stop reconnecting. Subscriptions stay, for a later connect(). */
     close() {
       if (this.state === "closed") return;
-      if (root.removeEventListener) {
-        root.removeEventListener("online", this._onOnline);
-        root.removeEventListener("offline", this._onOffline);
+      if (typeof globalThis.removeEventListener === "function") {
+        globalThis.removeEventListener("online", this._onOnline);
+        globalThis.removeEventListener("offline", this._onOffline);
       }
       clearTimeout(this._timer);
       const connection = this._connection;
@@ -634,48 +1019,57 @@
           code: "closed",
           reason: "closed by the application",
           wasOpen: true,
-          willReconnect: false,
+          willReconnect: false
         });
       }
     }
-
     /**
      * Receive the messages of `channel`. `onMessage(message)` gets each one
      * ({channel, id, event?, data}); the returned Subscription also fires
      * "message", "gap", "subscribed" and "error" events. options.cursor resumes
      * after a message id you stored (only when the channel is not subscribed yet).
+     * @param {string} channel
+     * @param {(message: any) => void} [onMessage]
+     * @param {{cursor?: string}} [options]
+     * @returns {Subscription}
+     * @throws {TypeError} for a channel name the server would refuse
      */
     subscribe(channel, onMessage, options) {
       if (typeof channel !== "string" || !CHANNEL.test(channel)) {
         throw new TypeError("invalid channel name " + JSON.stringify(channel));
       }
-      const subscription = new Subscription(this, channel);
+      const subscription = new Subscription(channel, this._owner);
       if (typeof onMessage === "function") {
-        subscription.addEventListener("message", (event) => onMessage(event.message));
+        subscription.addEventListener("message", (event) => onMessage(
+          /** @type {any} */
+          event.message
+        ));
       }
-      let entry = this._channels.get(channel);
-      if (entry) {
-        entry.subs.add(subscription);
-        // Joining a confirmed channel: confirm this one too, once its listeners are added.
+      const existing = this._channels.get(channel);
+      if (existing) {
+        existing.subscriptions.add(subscription);
         queueMicrotask(() => {
-          if (entry.active && !subscription.closed && this._channels.get(channel) === entry) {
+          if (existing.active && !subscription.closed && this._channels.get(channel) === existing) {
             subscription.dispatchEvent(
-              pushwireEvent("subscribed", { channel, cursor: entry.cursor, recovered: undefined })
+              pushwireEvent("subscribed", { channel, cursor: existing.cursor, recovered: void 0 })
             );
           }
         });
         return subscription;
       }
       const cursor = options && typeof options.cursor === "string" ? options.cursor : null;
-      entry = { name: channel, cursor, subs: new Set([subscription]), seen: new Set(), active: false, ref: null };
+      const entry = new Channel(channel, cursor, subscription);
       this._channels.set(channel, entry);
       if (this._connection) this._connection.channelAdded(entry);
       return subscription;
     }
-
     /**
      * Publish `data` to `channel` as this browser (the channel's allow_client_publish
      * rule applies). Resolves with {channel, id}; rejects with a PushwireError.
+     * @param {string} channel
+     * @param {unknown} data any JSON value
+     * @param {{event?: string}} [options]
+     * @returns {Promise<{channel: string, id: string}>}
      */
     publish(channel, data, options) {
       const body = { channel, data };
@@ -684,34 +1078,33 @@
       try {
         text = JSON.stringify(body);
       } catch (error) {
-        return Promise.reject(new PushwireError("bad_request", "data is not JSON-serialisable: " + error.message));
+        const reason = error instanceof Error ? error.message : String(error);
+        return Promise.reject(new PushwireError("bad_request", "data is not JSON-serialisable: " + reason));
       }
       const timeoutMs = this.options.publishTimeoutMs;
       const connection = this._connection;
-      if (connection && connection.isOpen && connection.publish) {
+      if (connection && connection.isOpen && connection.canPublish) {
         return connection.publish(body, timeoutMs);
       }
       return this._request("/publish", { method: "POST", body: text, timeoutMs }).then((answer) => ({
         channel: answer.channel,
-        id: answer.id,
+        id: answer.id
       }));
     }
-
     // Connection life cycle.
-
     _open() {
       clearTimeout(this._timer);
-      if (root.navigator && root.navigator.onLine === false) {
-        this._setState("offline"); // the "online" event resumes
+      if (globalThis.navigator && globalThis.navigator.onLine === false) {
+        this._setState("offline");
         return;
       }
       const name = this._order[this._index];
-      const connection = new CONNECTIONS[name](this);
+      const connection = new TRANSPORTS2[name](this._host);
       this._connection = connection;
-      this._attempt += 1;
+      const attempt = this._backoff.countAttempt();
       this._setState("connecting");
-      this._emit("connecting", { transport: name, attempt: this._attempt });
-      if (this._connection !== connection) return; // a listener closed the client
+      this._emit("connecting", { transport: name, attempt });
+      if (this._connection !== connection) return;
       this._timer = setTimeout(
         () => connection.fail("connect_timeout", "no connection within " + this.options.connectTimeoutMs + " ms"),
         this.options.connectTimeoutMs
@@ -722,18 +1115,22 @@
         connection.fail("connect_failed", String(error));
       }
     }
-
+    /** @param {Transport} connection */
     _opened(connection) {
       if (connection !== this._connection) return;
       clearTimeout(this._timer);
-      this._attempt = 0;
+      this._backoff.reset();
       this._failures = 0;
       this._proven = true;
       this.transport = connection.name;
       this._setState("open");
       this._emit("open", { transport: connection.name });
     }
-
+    /**
+     * @param {Transport} connection
+     * @param {string} code
+     * @param {string} reason
+     */
     _lost(connection, code, reason) {
       if (connection !== this._connection) return;
       clearTimeout(this._timer);
@@ -741,8 +1138,6 @@
       this.transport = null;
       for (const entry of this._channels.values()) entry.active = false;
       const wasOpen = connection.isOpen;
-      // Fall back only while no transport has worked: later failures mean the server
-      // or the network is down, and the transport that worked will work again.
       let fallBack = false;
       if (!wasOpen && !this._proven && this._order.length > 1) {
         this._failures += 1;
@@ -752,27 +1147,21 @@
           fallBack = true;
         }
       }
-      const giveUp = !wasOpen && this._attempt >= this.options.maxAttempts;
+      const attempts = this._backoff.attempts;
+      const giveUp = !wasOpen && attempts >= this.options.maxAttempts;
       this._log("connection lost:", code, reason);
       this._emit("close", { transport: connection.name, code, reason, wasOpen, willReconnect: !giveUp });
       if (this._connection !== null || this.state === "closed" || this.state === "offline") return;
       if (giveUp) {
         this.close();
-        this._reportError(new PushwireError("gave_up", "no connection after " + this._attempt + " attempts"));
+        this._reportError(new PushwireError("gave_up", "no connection after " + attempts + " attempts"));
         return;
       }
       this._setState("reconnecting");
-      const delay = fallBack ? 0 : this._backoffMs();
+      const delay = fallBack ? 0 : this._backoff.delayMs();
       this._log("reconnecting in", Math.round(delay), "ms over", this._order[this._index]);
       this._timer = setTimeout(() => this._open(), delay);
     }
-
-    /** Exponential back-off with full jitter: uniform in [0, min(max, min * 2^attempt)). */
-    _backoffMs() {
-      const { minReconnectDelayMs, maxReconnectDelayMs } = this.options;
-      return Math.random() * Math.min(maxReconnectDelayMs, minReconnectDelayMs * 2 ** this._attempt);
-    }
-
     _offline() {
       if (this.state === "closed" || this.state === "idle") return;
       clearTimeout(this._timer);
@@ -788,199 +1177,161 @@
           code: "offline",
           reason: "the browser went offline",
           wasOpen: connection.isOpen,
-          willReconnect: true,
+          willReconnect: true
         });
       }
     }
-
     _online() {
       if (this.state === "offline" || this.state === "reconnecting") {
-        this._attempt = 0;
+        this._backoff.reset();
         this._open();
       }
     }
-
-    _setState(state) {
+    /**
+     * The only place `state` changes; state.js has the transitions allowed.
+     * @param {ConnectionState} next
+     */
+    _setState(next) {
       const previous = this.state;
-      if (previous === state) return;
-      this.state = state;
-      this._emit("state", { state, previous });
+      if (previous === next) return;
+      checkTransition(previous, next);
+      this.state = next;
+      this._emit("state", { state: next, previous });
     }
-
+    /**
+     * @param {string} type
+     * @param {object} fields
+     */
     _emit(type, fields) {
       this.dispatchEvent(pushwireEvent(type, fields));
     }
-
+    /** @param {unknown[]} args */
     _log(...args) {
       if (this.options.debug) console.debug("[pushwire]", ...args);
     }
-
+    /** @param {PushwireError} error */
     _reportError(error) {
       this._log("error:", error.code, error.message);
       this._emit("error", { error });
     }
-
+    /**
+     * @param {string} reason
+     * @param {unknown} frame
+     */
     _badFrame(reason, frame) {
       this._log("unexpected frame:", reason, frame);
       this._emit("error", { error: new PushwireError("bad_frame", reason), frame });
     }
-
-    _nextRef() {
-      this._ref += 1;
-      return this._ref;
+    /**
+     * fetch() a JSON answer from the server; rejects with a PushwireError.
+     * @param {string} path
+     * @param {RequestInit} [init]
+     * @returns {Promise<any>}
+     */
+    _request(path, { method, body, signal, timeoutMs = this.options.connectTimeoutMs } = {}) {
+      return requestJson(this.url, path, { method, body, signal, timeoutMs, log: (...args) => this._log(...args) });
     }
-
-    _wsUrl() {
-      return this.options.wsUrl || this.url.replace(/^http/, "ws") + "/ws";
+    /**
+     * What the transports may use of the client (transports/base.js).
+     * @returns {TransportHost}
+     */
+    _makeHost() {
+      const client = this;
+      const host = {
+        get options() {
+          return client.options;
+        },
+        get url() {
+          return client.url;
+        },
+        get wsUrl() {
+          return client.options.wsUrl || client.url.replace(/^http/, "ws") + "/ws";
+        },
+        channels: () => Array.from(this._channels.values()),
+        channel: (name) => this._channels.get(name),
+        nextRef: () => ++this._ref,
+        log: (...args) => this._log(...args),
+        request: (path, init) => this._request(path, init),
+        opened: (transport) => this._opened(transport),
+        lost: (transport, code, reason) => this._lost(transport, code, reason),
+        deliver: (message, frame) => this._deliver(message, frame),
+        subscribed: (entry, recovered) => this._subscribed(asChannel(entry), recovered),
+        gap: (entry) => this._gap(asChannel(entry)),
+        subscriptionFailed: (entry, error) => this._subscriptionFailed(asChannel(entry), error),
+        badFrame: (reason, frame) => this._badFrame(reason, frame),
+        reportError: (error) => this._reportError(error)
+      };
+      return Object.freeze(host);
     }
-
     // Channels and deliveries.
-
-    _unsubscribe(subscription) {
+    /** @param {Subscription} subscription */
+    _release(subscription) {
       const entry = this._channels.get(subscription.channel);
-      if (!entry || !entry.subs.delete(subscription) || entry.subs.size) return;
+      if (!entry || !entry.subscriptions.delete(subscription) || entry.subscriptions.size) return;
       this._channels.delete(entry.name);
       if (this._connection) this._connection.channelRemoved(entry);
     }
-
+    /**
+     * @param {unknown} message
+     * @param {unknown} frame what the server sent, for a bad-frame report
+     */
     _deliver(message, frame) {
       if (!isMessage(message)) {
         this._badFrame("message without channel, id or data", frame);
         return;
       }
       const entry = this._channels.get(message.channel);
-      if (!entry) return; // unsubscribed meanwhile
-      if (entry.seen.has(message.id)) {
+      if (!entry) return;
+      if (!entry.accept(message.id)) {
         this._log("dropped a duplicate:", message.channel, message.id);
         return;
       }
-      entry.seen.add(message.id);
-      if (entry.seen.size > SEEN_IDS) entry.seen.delete(entry.seen.values().next().value);
-      entry.cursor = message.id;
-      for (const subscription of Array.from(entry.subs)) {
-        if (!subscription.closed) subscription.dispatchEvent(pushwireEvent("message", { message }));
-      }
+      this._dispatchToSubscriptions(entry, "message", { message });
     }
-
+    /**
+     * @param {Channel} entry
+     * @param {string} type
+     * @param {object} fields
+     */
     _dispatchToSubscriptions(entry, type, fields) {
-      for (const subscription of Array.from(entry.subs)) {
+      for (const subscription of Array.from(entry.subscriptions)) {
         if (!subscription.closed) subscription.dispatchEvent(pushwireEvent(type, fields));
       }
     }
-
+    /**
+     * @param {Channel} entry
+     * @param {boolean | undefined} recovered
+     */
     _subscribed(entry, recovered) {
       this._dispatchToSubscriptions(entry, "subscribed", { channel: entry.name, cursor: entry.cursor, recovered });
     }
-
-    /** History was lost: the application must reload its state. */
+    /**
+     * History was lost: the application must reload its state.
+     * @param {Channel} entry
+     */
     _gap(entry) {
       this._log("gap on", entry.name);
       this._dispatchToSubscriptions(entry, "gap", { channel: entry.name, cursor: entry.cursor });
     }
-
+    /**
+     * @param {Channel} entry
+     * @param {PushwireError} error
+     */
     _subscriptionFailed(entry, error) {
       this._channels.delete(entry.name);
       this._reportError(error);
-      for (const subscription of Array.from(entry.subs)) {
+      for (const subscription of Array.from(entry.subscriptions)) {
         subscription.closed = true;
         subscription.dispatchEvent(pushwireEvent("error", { error }));
       }
     }
+  };
 
-    _streamOpened(channels) {
-      for (const name of channels) {
-        const entry = this._channels.get(name);
-        if (entry && !entry.active) {
-          entry.active = true;
-          this._subscribed(entry, undefined);
-        }
-      }
-    }
+  // src/index.js
+  var VERSION = "0.1.0";
+  Object.assign(Pushwire, { version: VERSION, PushwireError, Subscription });
 
-    /** Split a stream cursor (per-channel cursors joined by "." in sorted order). */
-    _setStreamCursor(channels, cursor) {
-      const parts = String(cursor).split(".");
-      if (parts.length !== channels.length) {
-        this._badFrame("stream cursor does not match the channels", cursor);
-        return;
-      }
-      channels.forEach((name, index) => {
-        const entry = this._channels.get(name);
-        if (entry) entry.cursor = parts[index];
-      });
-    }
-
-    /** The server cannot resume from these channels' cursors: restart from now, report a gap. */
-    _forgetCursors(channels) {
-      for (const name of channels) {
-        const entry = this._channels.get(name);
-        if (entry && entry.cursor) {
-          entry.cursor = null;
-          this._gap(entry);
-        }
-      }
-    }
-
-    /**
-     * A stream cursor needs a position for every channel: ask the server where
-     * channels without one stand now (a short poll without a cursor starts from now).
-     */
-    async _ensureCursors(channels, signal) {
-      const missing = channels.filter((name) => {
-        const entry = this._channels.get(name);
-        return entry && !entry.cursor;
-      });
-      if (!missing.length) return;
-      const answer = await this._request("/poll?" + channelQuery(missing) + "&timeout=0", { signal });
-      if (!answer || typeof answer.cursor !== "string") {
-        throw new PushwireError("bad_frame", "poll answer without a cursor");
-      }
-      const parts = answer.cursor.split(".");
-      missing.forEach((name, index) => {
-        const entry = this._channels.get(name);
-        if (entry && !entry.cursor && parts[index]) entry.cursor = parts[index];
-      });
-    }
-
-    /** fetch() a JSON answer; rejects with a PushwireError (server code, "network" or "timeout"). */
-    async _request(path, { method = "GET", body, signal, timeoutMs = this.options.connectTimeoutMs } = {}) {
-      const controller = new AbortController();
-      const abort = () => controller.abort();
-      if (signal) signal.addEventListener("abort", abort);
-      let timedOut = false;
-      const timer = setTimeout(() => {
-        timedOut = true;
-        controller.abort();
-      }, timeoutMs);
-      const init = { method, signal: controller.signal, cache: "no-store" };
-      if (body !== undefined) {
-        init.body = body;
-        init.headers = { "Content-Type": "application/json" };
-      }
-      this._log(method, path);
-      try {
-        const response = await fetch(this.url + path, init);
-        if (!response.ok) throw await errorOf(response);
-        try {
-          return await response.json();
-        } catch (error) {
-          if (controller.signal.aborted) throw error;
-          throw new PushwireError("bad_frame", method + " " + path.split("?")[0] + " answered with something not JSON");
-        }
-      } catch (error) {
-        if (error instanceof PushwireError) throw error;
-        if (timedOut) throw new PushwireError("timeout", method + " " + path.split("?")[0] + " timed out");
-        throw new PushwireError("network", method + " " + path.split("?")[0] + " failed: " + error.message);
-      } finally {
-        clearTimeout(timer);
-        if (signal) signal.removeEventListener("abort", abort);
-      }
-    }
-  }
-
-  Pushwire.version = VERSION;
-  Pushwire.PushwireError = PushwireError;
-  Pushwire.Subscription = Subscription;
-  root.Pushwire = Pushwire;
+  // src/global.js
+  globalThis.Pushwire = Pushwire;
   if (typeof module === "object" && module && module.exports) module.exports = { Pushwire, PushwireError };
-})(globalThis);
+})();
