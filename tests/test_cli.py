@@ -113,7 +113,7 @@ def test_config_file_and_environment(tmp_path: Path, server_process: Launch) -> 
     config = tmp_path / "pushwire.toml"
     config.write_text(
         'history = "memory"\nmax_message_bytes = 2048\n'
-        '[[channels]]\nprefix = "ro:"\nallow_client_publish = false\n'
+        '[[channels]]\nprefix = "ro:"\npublish = "none"\n'
     )
     process = server_process("--config", str(config))
 

@@ -138,9 +138,7 @@ async def test_client_publish_returns_the_id_and_the_message_arrives(
 async def test_a_refused_publish_raises_the_server_error_code(
     launch_server: ServerLauncher, transport: str
 ) -> None:
-    server = launch_server(
-        env={"PUSHWIRE_CHANNELS": '[{"prefix": "ro:", "allow_client_publish": false}]'}
-    )
+    server = launch_server(env={"PUSHWIRE_CHANNELS": '[{"prefix": "ro:", "publish": "none"}]'})
     async with Client(server.url, fast_options(transports=(transport,))) as client:
         with pytest.raises(PermissionDeniedError) as caught:
             await client.publish("ro:news", 1)

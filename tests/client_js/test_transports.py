@@ -61,7 +61,7 @@ def test_publish_resolves_with_the_servers_answer_and_the_message_arrives(
 def test_publish_rejects_with_the_servers_error(
     harness: Harness, pushwire_server: ServerLauncher, transport: str
 ) -> None:
-    rules = '[{"prefix": "announce:", "allow_client_publish": false}]'
+    rules = '[{"prefix": "announce:", "publish": "none"}]'
     server = pushwire_server(PUSHWIRE_CHANNELS=rules)
     harness.start(server.url, ["chat"], transports=[transport])
     harness.wait_event("open")

@@ -55,3 +55,10 @@ def test_unknown_file_options_are_refused(tmp_path: Path) -> None:
 
     with pytest.raises(UsageError, match="prot"):
         load_config(path, environ={})
+
+
+def test_the_old_allow_client_publish_option_names_its_replacement() -> None:
+    with pytest.raises(UsageError, match='publish = "none"'):
+        load_config(
+            environ={"PUSHWIRE_CHANNELS": '[{"prefix": "a:", "allow_client_publish": false}]'}
+        )

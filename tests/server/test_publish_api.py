@@ -127,7 +127,7 @@ async def test_oversize_body_is_413(make_server: ServerFactory) -> None:
 
 
 async def test_client_publish_endpoint_follows_channel_rules(make_server: ServerFactory) -> None:
-    server = await make_server(channels=(ChannelRule(prefix="ro:", allow_client_publish=False),))
+    server = await make_server(channels=(ChannelRule(prefix="ro:", publish="none"),))
     async with httpx.AsyncClient(base_url=server.url) as http:
         allowed = await http.post("/publish", json={"channel": "chat", "data": 1})
         denied = await http.post("/publish", json={"channel": "ro:news", "data": 1})

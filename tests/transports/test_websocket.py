@@ -202,7 +202,7 @@ async def test_channel_limit_per_connection(make_server: ServerFactory) -> None:
 
 
 async def test_client_publish_can_be_forbidden_per_prefix(make_server: ServerFactory) -> None:
-    rules = (ChannelRule(prefix="announce:", allow_client_publish=False),)
+    rules = (ChannelRule(prefix="announce:", publish="none"),)
     server = await make_server(channels=rules)
     async with connect(ws_url(server)) as ws:
         await ws.send('{"type":"publish","channel":"announce:all","data":1,"ref":1}')

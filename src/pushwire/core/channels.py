@@ -10,7 +10,21 @@ from dataclasses import dataclass
 
 from pushwire.protocol.names import MAX_CHANNEL_LENGTH, validate_channel
 
-__all__ = ["MAX_CHANNEL_LENGTH", "ChannelRule", "ChannelRules", "validate_channel"]
+__all__ = [
+    "MAX_CHANNEL_LENGTH",
+    "PUBLISH_ACCESS",
+    "SUBSCRIBE_ACCESS",
+    "ChannelRule",
+    "ChannelRules",
+    "validate_channel",
+]
+
+
+#: Who may subscribe: anyone, any connection with a valid token, or only connections
+#: whose token lists the channel (its ``channels`` claim).
+SUBSCRIBE_ACCESS = ("anyone", "authenticated", "token")
+#: Who may publish as a client (backends with the API key always may).
+PUBLISH_ACCESS = ("anyone", "authenticated", "none")
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,14 +35,32 @@ class ChannelRule:
         prefix: channel-name prefix this rule covers ("" covers everything).
         history_size: publications kept per channel (0 keeps none: no recovery).
         history_ttl_seconds: publications older than this are dropped from history.
-        allow_client_publish: whether WebSocket and browser clients may publish
-            (backends publish through the API key regardless).
+        subscribe: who may subscribe (:data:`SUBSCRIBE_ACCESS`).
+        publish: who may publish from a client connection (:data:`PUBLISH_ACCESS`).
+        presence: whether the channel keeps a list of the users subscribed to it.
+        join_leave: whether subscribers are told when a user joins or leaves; off by
+            default, as each join costs one delivery per subscriber.
     """
 
     prefix: str = ""
     history_size: int = 1000
     history_ttl_seconds: float = 86400.0
-    allow_client_publish: bool = True
+    subscribe: str = "anyone"
+    publish: str = "anyone"
+    presence: bool = False
+    join_leave: bool = False
+
+    def __post_init__(self) -> None:
+        if self.subscribe not in SUBSCRIBE_ACCESS:
+            raise ValueError(
+                f"subscribe must be one of {', '.join(SUBSCRIBE_ACCESS)}, not {self.subscribe!r}"
+            )
+        if self.publish not in PUBLISH_ACCESS:
+            raise ValueError(
+                f"publish must be one of {', '.join(PUBLISH_ACCESS)}, not {self.publish!r}"
+            )
+        if self.history_size < 0:
+            raise ValueError("history_size must not be negative")
 
 
 class ChannelRules:

@@ -22,7 +22,7 @@ from pushwire.core.channels import ChannelRules
 from pushwire.core.history import Gap, HistoryPage, Publication, StreamPosition
 from pushwire.core.hub import ChannelState, Hub
 from pushwire.core.recovery import Recovery, recover
-from pushwire.errors import BadRequestError, PermissionDeniedError
+from pushwire.errors import BadRequestError
 from pushwire.protocol.names import validate_channel, validate_event
 
 __all__ = ["Node"]
@@ -98,16 +98,14 @@ class Node:
         )
 
     async def publish_json(
-        self, channel: str, data: bytes, *, event: str | None = None, from_client: bool = False
+        self, channel: str, data: bytes, *, event: str | None = None
     ) -> Publication:
         """Publish ``data``, already encoded as JSON, to an already validated ``channel``.
 
-        Raises:
-            PermissionDeniedError: if ``from_client`` and the channel's rule forbids it.
+        Checks no permission: a client's right to publish is checked where its
+        request arrives (``ChannelPermissions.check_publish``).
         """
         rule = self.rules.rule_for(channel)
-        if from_client and not rule.allow_client_publish:
-            raise PermissionDeniedError(f"clients may not publish to {channel!r}")
         options = HistoryOptions(rule.history_size, rule.history_ttl_seconds)
         return await self.broker.publish(channel, data, event=event, options=options)
 

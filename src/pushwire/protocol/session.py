@@ -11,8 +11,9 @@ of the ``/ws`` protocol is tested here without a network.
 from __future__ import annotations
 
 from collections import deque
+from typing import Protocol
 
-from pushwire.errors import AlreadySubscribedError, LimitExceededError
+from pushwire.errors import AlreadySubscribedError, ClientError, LimitExceededError
 from pushwire.protocol.codec import reply
 from pushwire.protocol.error_mapping import ws_error
 from pushwire.protocol.messages import (
@@ -24,10 +25,30 @@ from pushwire.protocol.messages import (
     parse_command,
 )
 
-__all__ = ["Action", "ClientSession"]
+__all__ = ["Action", "ClientSession", "Permissions"]
 
 #: A command the driver must run against the node.
 Action = Subscribe | Unsubscribe | Publish
+
+
+class Permissions(Protocol):
+    """What this connection may do (``core.permissions.ChannelPermissions``)."""
+
+    def check_subscribe(self, channel: str) -> None:
+        """Raise a ClientError (``unauthorized``, ``permission_denied``) if not allowed."""
+
+    def check_publish(self, channel: str) -> None:
+        """Raise a ClientError if this connection may not publish to ``channel``."""
+
+
+class _AllowAll:
+    __slots__ = ()
+
+    def check_subscribe(self, channel: str) -> None:
+        pass
+
+    def check_publish(self, channel: str) -> None:
+        pass
 
 
 class ClientSession:
@@ -39,10 +60,18 @@ class ClientSession:
     or :meth:`failed`; send whatever :meth:`data_to_send` returns, in order.
     """
 
-    __slots__ = ("_current", "_outgoing", "_queue", "max_channels", "subscriptions")
+    __slots__ = (
+        "_current",
+        "_outgoing",
+        "_queue",
+        "max_channels",
+        "permissions",
+        "subscriptions",
+    )
 
-    def __init__(self, *, max_channels: int) -> None:
+    def __init__(self, *, max_channels: int, permissions: Permissions | None = None) -> None:
         self.max_channels = max_channels
+        self.permissions = permissions or _AllowAll()
         #: Channels this connection is subscribed to (as confirmed by the driver).
         self.subscriptions: set[str] = set()
         self._queue: deque[Command] | None = None  # only while commands wait
@@ -102,14 +131,31 @@ class ClientSession:
                         LimitExceededError(f"at most {self.max_channels} channels per connection"),
                     )
                 else:
+                    self._hand_out(command)
+            elif isinstance(command, Unsubscribe):
+                if command.channel in self.subscriptions:
                     self._current = command
-            elif isinstance(command, Unsubscribe) and command.channel not in self.subscriptions:
-                self._outgoing.append(reply("unsubscribed", command.ref, channel=command.channel))
+                else:
+                    self._outgoing.append(
+                        reply("unsubscribed", command.ref, channel=command.channel)
+                    )
             else:
-                self._current = command
+                self._hand_out(command)
         if not queue:
             self._queue = None
         return self._current
+
+    def _hand_out(self, command: Subscribe | Publish) -> None:
+        """Make ``command`` the current action, if this connection may do it."""
+        try:
+            if isinstance(command, Subscribe):
+                self.permissions.check_subscribe(command.channel)
+            else:
+                self.permissions.check_publish(command.channel)
+        except ClientError as exc:
+            self._refuse(command, exc)
+            return
+        self._current = command
 
     def subscribed(self, command: Subscribe, cursor: str, recovered: bool | None) -> None:
         """The subscribe ran: live delivery continues after ``cursor``.

@@ -105,11 +105,22 @@ def _from_env(name: str, raw: str) -> Any:
     return raw
 
 
+def _channel_rule(fields: Any) -> ChannelRule:
+    if isinstance(fields, Mapping) and "allow_client_publish" in fields:
+        allowed = fields["allow_client_publish"]
+        raise UsageError(
+            "allow_client_publish was replaced by publish: write "
+            + ('publish = "anyone"' if allowed else 'publish = "none"')
+            + f" in the rule for prefix {fields.get('prefix', '')!r}"
+        )
+    return ChannelRule(**fields)
+
+
 def _coerce(name: str, value: Any, kind: Any) -> Any:
     """Turn file and environment values into the field's type, or say what is wrong."""
     try:
         if name == "channels":
-            return tuple(ChannelRule(**rule) for rule in value)
+            return tuple(_channel_rule(rule) for rule in value)
         if name == "cors_origins":
             return tuple(str(origin) for origin in value)
         if kind == "bool":

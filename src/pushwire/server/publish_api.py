@@ -13,6 +13,7 @@ import orjson
 
 from pushwire.core.history import StreamPosition
 from pushwire.core.node import Node
+from pushwire.core.permissions import ChannelPermissions
 from pushwire.errors import BadRequestError, InvalidJSONError, NotFoundError
 from pushwire.protocol.codec import message_json
 from pushwire.protocol.names import validate_channel, validate_event
@@ -64,8 +65,9 @@ class PublishApi:
         body = _json_object(request)
         channel = validate_channel(body.get("channel"))
         event = validate_event(body.get("event"))
+        ChannelPermissions(self._node.rules).check_publish(channel)
         publication = await self._node.publish_json(
-            channel, orjson.dumps(body["data"]), event=event, from_client=True
+            channel, orjson.dumps(body["data"]), event=event
         )
         return 200, {"channel": channel, "id": publication.position.cursor}
 

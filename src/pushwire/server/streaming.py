@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from pushwire.core.node import Node
+from pushwire.core.permissions import ChannelPermissions
 from pushwire.core.streams import open_stream
 from pushwire.errors import BadRequestError, LimitExceededError, UpgradeRequiredError
 from pushwire.protocol.error_mapping import error_body
@@ -84,6 +85,11 @@ class SubscriberEndpoints:
         self.sse_pinger = sse_pinger
         self.settings = settings
 
+    def _check_subscribe(self, channels: list[str]) -> None:
+        permissions = ChannelPermissions(self.node.rules)
+        for channel in channels:
+            permissions.check_subscribe(channel)
+
     def websocket(self, request: Request, connection: HttpConnection) -> None:
         """Complete the WebSocket handshake and hand the connection to a session."""
         if not request.upgrade:
@@ -115,7 +121,8 @@ class SubscriberEndpoints:
         if echo:
             session = EchoSession(transport, self.limits, self.heartbeat)
         else:
-            session = ChannelSession(transport, self.limits, self.heartbeat, self.node)
+            permissions = ChannelPermissions(self.node.rules)
+            session = ChannelSession(transport, self.limits, self.heartbeat, self.node, permissions)
         session.cork(result.response)
         if isinstance(session, ChannelSession):
             session.subscribe_all(channels)
@@ -125,6 +132,7 @@ class SubscriberEndpoints:
     async def sse(self, request: Request, connection: HttpConnection) -> None:
         """Open an event stream, replaying from ``Last-Event-ID`` / ``lastEventId`` first."""
         channels = channels_of(request, self.limits.max_channels, required=True)
+        self._check_subscribe(channels)
         cursor = request.headers.get("last-event-id") or request.param("lastEventId") or None
         start = await open_stream(self.node, channels, cursor)
         hub = self.node.hub
@@ -163,6 +171,7 @@ class SubscriberEndpoints:
     async def poll(self, request: Request, connection: HttpConnection) -> None:
         """Answer at once if anything follows the cursor (or ``timeout=0``), else wait."""
         channels = channels_of(request, self.limits.max_channels, required=True)
+        self._check_subscribe(channels)
         timeout = _timeout_of(request, self.settings.poll_max_timeout_seconds)
         start = await open_stream(self.node, channels, request.param("cursor") or None)
         hub = self.node.hub

@@ -1064,8 +1064,8 @@
       return subscription;
     }
     /**
-     * Publish `data` to `channel` as this browser (the channel's allow_client_publish
-     * rule applies). Resolves with {channel, id}; rejects with a PushwireError.
+     * Publish `data` to `channel` as this browser (the channel's `publish` rule
+     * applies). Resolves with {channel, id}; rejects with a PushwireError.
      * @param {string} channel
      * @param {unknown} data any JSON value
      * @param {{event?: string}} [options]

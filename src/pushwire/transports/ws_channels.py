@@ -15,6 +15,7 @@ from pushwire.core.eager import start_eagerly
 from pushwire.core.history import Publication, StreamPosition
 from pushwire.core.hub import Batch, ChannelState, Feed
 from pushwire.core.node import Node
+from pushwire.core.permissions import ChannelPermissions
 from pushwire.core.recovery import Recovery
 from pushwire.protocol.codec import message_json, ws_gap_frame, ws_message_frame
 from pushwire.protocol.messages import Publish, Subscribe, Unsubscribe
@@ -57,10 +58,11 @@ class ChannelSession(WebSocketSession):
         limits: ConnectionLimits,
         heartbeat: Heartbeat | None,
         node: Node,
+        permissions: ChannelPermissions,
     ) -> None:
         super().__init__(transport, limits, heartbeat)
         self.node = node
-        self.session = ClientSession(max_channels=limits.max_channels)
+        self.session = ClientSession(max_channels=limits.max_channels, permissions=permissions)
         self.feeds: dict[str, Feed] = {}
         self._task: asyncio.Task[None] | None = None  # only while an action waits
 
@@ -123,7 +125,7 @@ class ChannelSession(WebSocketSession):
                 await self._subscribe(action)
             elif isinstance(action, Publish):
                 publication = await self.node.publish_json(
-                    action.channel, action.data, event=action.event, from_client=True
+                    action.channel, action.data, event=action.event
                 )
                 self.session.published(action, publication.position.cursor)
             else:  # only Subscribe and Publish ever wait (see _run_now)

@@ -1,0 +1,88 @@
+"""What a connection may do on a channel, given who it is and the channel's rule.
+
+Two kinds of channel need no rule: ``user:ID`` belongs to the user ``ID`` (all of
+their connections, and no one else's), and ``dm:A,B`` to the users ``A`` and ``B``
+(their ids sorted, so that a conversation has one name). Anything else under
+those prefixes is refused. Refusals never say whether a channel or user exists.
+"""
+
+from __future__ import annotations
+
+from pushwire.core.channels import ChannelRule, ChannelRules
+from pushwire.core.identity import ANONYMOUS, Identity
+from pushwire.errors import PermissionDeniedError, UnauthorizedError
+
+__all__ = ["DM_PREFIX", "USER_PREFIX", "ChannelPermissions", "dm_channel", "owners_of"]
+
+USER_PREFIX = "user:"
+DM_PREFIX = "dm:"
+
+
+def dm_channel(a: str, b: str) -> str:
+    """The private channel of users ``a`` and ``b`` (the same either way round)."""
+    first, second = sorted((a, b))
+    return f"{DM_PREFIX}{first},{second}"
+
+
+def owners_of(channel: str) -> frozenset[str] | None:
+    """The users a ``user:`` or ``dm:`` channel belongs to; None for other channels.
+
+    An empty set for a malformed name under those prefixes: no one may use it.
+    """
+    if channel.startswith(USER_PREFIX):
+        user = channel[len(USER_PREFIX) :]
+        return frozenset({user}) if user and "," not in user else frozenset()
+    if channel.startswith(DM_PREFIX):
+        users = channel[len(DM_PREFIX) :].split(",")
+        if len(users) == 2 and all(users) and users[0] < users[1]:
+            return frozenset(users)
+        return frozenset()
+    return None
+
+
+class ChannelPermissions:
+    """The checks for one connection; raise, or return None when allowed.
+
+    Raises ``UnauthorizedError`` where a token would help (the connection is
+    anonymous) and ``PermissionDeniedError`` where it would not.
+    """
+
+    __slots__ = ("identity", "rules")
+
+    def __init__(self, rules: ChannelRules, identity: Identity = ANONYMOUS) -> None:
+        self.rules = rules
+        self.identity = identity
+
+    def check_subscribe(self, channel: str) -> None:
+        identity = self.identity
+        owners = owners_of(channel)
+        if owners is not None:
+            self._check_owner(owners, "subscribe to", channel)
+            return
+        if channel in identity.channels:
+            return  # the token grants it
+        access = self.rules.rule_for(channel).subscribe
+        if access == "anyone":
+            return
+        if identity.is_anonymous:
+            raise UnauthorizedError(f"subscribing to {channel!r} needs a token")
+        if access == "token":
+            raise PermissionDeniedError(f"the token does not allow subscribing to {channel!r}")
+
+    def check_publish(self, channel: str) -> None:
+        rule: ChannelRule = self.rules.rule_for(channel)
+        if rule.publish == "none":
+            raise PermissionDeniedError(f"clients may not publish to {channel!r}")
+        owners = owners_of(channel)
+        if owners is not None:
+            self._check_owner(owners, "publish to", channel)
+            return
+        if rule.publish == "authenticated" and self.identity.is_anonymous:
+            raise UnauthorizedError(f"publishing to {channel!r} needs a token")
+
+    def _check_owner(self, owners: frozenset[str], action: str, channel: str) -> None:
+        user = self.identity.user
+        if user is None:
+            raise UnauthorizedError(f"to {action} {channel!r} you need a token")
+        if user not in owners:
+            raise PermissionDeniedError(f"not allowed to {action} {channel!r}")
