@@ -28,6 +28,7 @@ __all__ = [
     "LimitExceededError",
     "MessageTooLargeError",
     "NotFoundError",
+    "OriginNotAllowedError",
     "PermissionDeniedError",
     "PushwireError",
     "ServerError",
@@ -162,6 +163,12 @@ class PermissionDeniedError(ClientError):
 
     code = "permission_denied"
     http_status = 403
+
+
+class OriginNotAllowedError(PermissionDeniedError):
+    """A browser page on an origin not in ``allowed_origins`` (and not this server's)."""
+
+    code = "origin_not_allowed"
 
 
 class NotFoundError(ClientError):

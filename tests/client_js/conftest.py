@@ -60,7 +60,7 @@ def harness(page: Page, site: StaticSite) -> Harness:
 
 
 @pytest.fixture
-def pushwire_server(tmp_path: Path) -> Iterator[ServerLauncher]:
+def pushwire_server(tmp_path: Path, site: StaticSite) -> Iterator[ServerLauncher]:
     """Start ``pushwire serve`` processes: ``pushwire_server("--memory", PUSHWIRE_X="1")``.
 
     Without ``--memory`` history is SQLite under this test's ``tmp_path``, so a restart
@@ -72,6 +72,7 @@ def pushwire_server(tmp_path: Path) -> Iterator[ServerLauncher]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("PUSHWIRE_")}
         env["PUSHWIRE_API_KEY"] = API_KEY
         env["PUSHWIRE_LOG_LEVEL"] = "warning"
+        env["PUSHWIRE_ALLOWED_ORIGINS"] = site.url  # the pages are served from there
         env.update(env_overrides)
         if "--memory" not in args:
             args = ("--data-dir", str(tmp_path / f"data-{len(started)}"), *args)

@@ -11,7 +11,7 @@ from pushwire import ChannelRule, UsageError, load_config
 
 def test_file_then_environment_then_overrides(tmp_path: Path) -> None:
     path = tmp_path / "c.toml"
-    path.write_text('port = 9000\nhost = "0.0.0.0"\ncors_origins = ["https://a"]\n')
+    path.write_text('port = 9000\nhost = "0.0.0.0"\nallowed_origins = ["https://a"]\n')
 
     config = load_config(
         path, environ={"PUSHWIRE_PORT": "9100", "PUSHWIRE_ECHO": "true"}, overrides={"port": 9200}
@@ -20,7 +20,7 @@ def test_file_then_environment_then_overrides(tmp_path: Path) -> None:
     assert config.port == 9200
     assert config.host == "0.0.0.0"
     assert config.echo is True
-    assert config.cors_origins == ("https://a",)
+    assert config.allowed_origins == ("https://a",)
 
 
 def test_channel_rules_from_file_and_environment(tmp_path: Path) -> None:
@@ -62,3 +62,23 @@ def test_the_old_allow_client_publish_option_names_its_replacement() -> None:
         load_config(
             environ={"PUSHWIRE_CHANNELS": '[{"prefix": "a:", "allow_client_publish": false}]'}
         )
+
+
+def test_allowed_origins_come_from_the_environment_comma_separated() -> None:
+    config = load_config(environ={"PUSHWIRE_ALLOWED_ORIGINS": "https://a, https://b"})
+
+    assert config.allowed_origins == ("https://a", "https://b")
+
+
+@pytest.mark.parametrize(
+    ("environ", "text"),
+    [({"PUSHWIRE_CORS_ORIGINS": "*"}, "allowed_origins"), ({}, "allowed_origins")],
+)
+def test_the_old_cors_origins_option_names_its_replacement(
+    tmp_path: Path, environ: dict[str, str], text: str
+) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text("" if environ else 'cors_origins = ["*"]\n')
+
+    with pytest.raises(UsageError, match=text):
+        load_config(path, environ=environ)

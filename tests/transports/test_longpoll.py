@@ -118,13 +118,16 @@ async def test_a_poll_whose_client_leaves_is_forgotten(server: Server) -> None:
     assert server.node.hub.channel("left") is None
 
 
-async def test_cors_headers_on_poll_answers(server: Server, http: httpx.AsyncClient) -> None:
-    response = await http.get("/poll?channel=a&timeout=0", headers={"Origin": "http://page"})
-    preflight = await http.options("/poll", headers={"Origin": "http://page"})
+async def test_cors_headers_on_poll_answers(make_server: ServerFactory) -> None:
+    server = await make_server(allowed_origins=("http://page",))
+    async with httpx.AsyncClient(base_url=server.url) as http:
+        response = await http.get("/poll?channel=a&timeout=0", headers={"Origin": "http://page"})
+        preflight = await http.options("/poll", headers={"Origin": "http://page"})
 
     assert response.headers["access-control-allow-origin"] == "http://page"
     assert preflight.status_code == 204
     assert "GET" in preflight.headers["access-control-allow-methods"]
+    assert "Authorization" in preflight.headers["access-control-allow-headers"]
 
 
 async def test_shutdown_answers_waiting_polls_with_their_cursor(make_server: ServerFactory) -> None:

@@ -143,13 +143,15 @@ async def test_keep_alive_comments_are_sent(make_server: ServerFactory) -> None:
 
 
 async def test_cors_is_granted_only_to_allowed_origins(make_server: ServerFactory) -> None:
-    server = await make_server(cors_origins=("https://app.example",))
+    server = await make_server(allowed_origins=("https://app.example",))
     async with httpx.AsyncClient(base_url=server.url) as http:
         allowed = await _head(http, "https://app.example")
-        refused = await _head(http, "https://evil.example")
+        refused = await http.get("/sse?channel=c", headers={"Origin": "https://evil.example"})
 
     assert allowed.get("access-control-allow-origin") == "https://app.example"
-    assert "access-control-allow-origin" not in refused
+    assert refused.status_code == 403
+    assert refused.json()["error"] == "origin_not_allowed"
+    assert "access-control-allow-origin" not in refused.headers
 
 
 async def _head(http: httpx.AsyncClient, origin: str) -> httpx.Headers:

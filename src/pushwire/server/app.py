@@ -26,12 +26,18 @@ from pushwire.core.channels import ChannelRules
 from pushwire.core.eager import start_eagerly
 from pushwire.core.history import Publication
 from pushwire.core.node import Node
-from pushwire.errors import GOING_AWAY, ClientError, NotFoundError, ServerError
+from pushwire.errors import (
+    GOING_AWAY,
+    ClientError,
+    NotFoundError,
+    OriginNotAllowedError,
+    ServerError,
+)
 from pushwire.protocol.error_mapping import http_error
 from pushwire.server.auth import ApiKey
 from pushwire.server.config import Config
-from pushwire.server.cors import cors_headers, preflight_headers
 from pushwire.server.http import HttpConnection, Request
+from pushwire.server.origins import OriginPolicy
 from pushwire.server.publish_api import PublishApi
 from pushwire.server.streaming import StreamSettings, SubscriberEndpoints
 from pushwire.transports.base import ConnectionLimits
@@ -45,6 +51,9 @@ logger = logging.getLogger("pushwire")
 Handler = Callable[[Request], Awaitable[tuple[int, object]]]
 StreamHandler = Callable[[Request, HttpConnection], Awaitable[None]]
 # Browsers may call these from other origins (the API is for backends).
+# Endpoints for browsers: their Origin is checked, and their answers carry CORS headers
+# (the API is for backends; /health carries CORS headers but is open to every origin).
+_BROWSER_PATHS = frozenset({"/ws", "/sse", "/poll", "/publish"})
 _CORS_PATHS = frozenset({"/sse", "/poll", "/publish", "/health"})
 _SHUTDOWN_GRACE_SECONDS = 2.0
 
@@ -71,8 +80,8 @@ class Server:
             max_buffer_bytes=config.max_buffer_bytes,
             max_channels=config.max_channels_per_connection,
             close_timeout_seconds=config.close_timeout_seconds,
-            cors_origins=config.cors_origins,
         )
+        self.origins = OriginPolicy(config.allowed_origins)
         self.node = Node(broker or self._embedded_broker(), ChannelRules(list(config.channels)))
         self.heartbeat = Heartbeat(config.ws_ping_interval_seconds, config.ws_ping_timeout_seconds)
         self.sse_pinger = SSEPinger(config.sse_ping_interval_seconds)
@@ -80,6 +89,7 @@ class Server:
         self.subscribers = SubscriberEndpoints(
             self.node,
             self.limits,
+            origins=self.origins,
             heartbeat=self.heartbeat,
             sse_pinger=self.sse_pinger,
             settings=StreamSettings(config.sse_retry_ms, config.poll_max_timeout_seconds),
@@ -190,13 +200,23 @@ class Server:
 
     def handle(self, request: Request, connection: HttpConnection) -> None:
         path = request.path
-        origin = request.headers.get("origin")
         if request.method == "OPTIONS":
-            headers = (
-                preflight_headers(origin, self.limits.cors_origins) if path in _CORS_PATHS else []
-            )
+            headers = []
+            if path in _CORS_PATHS:
+                origin, host = request.headers.get("origin"), request.headers.get("host")
+                headers = self.origins.preflight_headers(origin, host)
             connection.respond(204, b"", headers=headers, keep_alive=request.keep_alive)
             return
+        if path in _BROWSER_PATHS:
+            try:
+                self.origins.check(request.headers.get("origin"), request.headers.get("host"))
+            except OriginNotAllowedError as exc:
+                # A refused upgrade must not become a WebSocket: answer and close.
+                if request.upgrade:
+                    self._fail(request, connection, exc)
+                else:
+                    self._refuse(request, connection, exc)
+                return
         if path == "/ws" or (path == "/echo" and self.config.echo):
             self._run_sync(request, connection, self.subscribers.websocket)
             return
@@ -242,7 +262,7 @@ class Server:
     def _cors_headers(self, request: Request) -> list[tuple[bytes, bytes]]:
         if request.path not in _CORS_PATHS:
             return []
-        return cors_headers(request.headers.get("origin"), self.limits.cors_origins)
+        return self.origins.cors_headers(request.headers.get("origin"), request.headers.get("host"))
 
     def _refuse(self, request: Request, connection: HttpConnection, exc: BaseException) -> None:
         """Answer with the error's JSON; the connection carries on with the next request."""

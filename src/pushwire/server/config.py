@@ -43,7 +43,8 @@ class Config:
     sse_ping_interval_seconds: float = 15.0
     sse_retry_ms: int = 2000
     poll_max_timeout_seconds: float = 60.0
-    cors_origins: tuple[str, ...] = ("*",)
+    # Browser origins allowed besides this server's own ("*": any); see server/origins.py.
+    allowed_origins: tuple[str, ...] = ()
     log_level: str = "info"
     channels: tuple[ChannelRule, ...] = field(default_factory=tuple)
 
@@ -86,6 +87,11 @@ def load_config(
         if raw is not None:
             values[name] = _from_env(name, raw)
     values.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    if "cors_origins" in values or "PUSHWIRE_CORS_ORIGINS" in environ:
+        raise UsageError(
+            "cors_origins was replaced by allowed_origins (same-origin requests and"
+            ' non-browser clients are always allowed; ["*"] allows every origin)'
+        )
     unknown = sorted(set(values) - set(known))
     if unknown:
         raise UsageError(f"unknown configuration option(s): {', '.join(unknown)}")
@@ -95,12 +101,12 @@ def load_config(
 
 
 def _from_env(name: str, raw: str) -> Any:
-    if name in ("channels", "cors_origins") and raw.lstrip().startswith("["):
+    if name in ("channels", "allowed_origins") and raw.lstrip().startswith("["):
         try:
             return orjson.loads(raw)
         except orjson.JSONDecodeError as exc:
             raise UsageError(f"PUSHWIRE_{name.upper()} is not valid JSON: {exc}") from None
-    if name == "cors_origins":
+    if name == "allowed_origins":
         return [origin.strip() for origin in raw.split(",") if origin.strip()]
     return raw
 
@@ -121,7 +127,9 @@ def _coerce(name: str, value: Any, kind: Any) -> Any:
     try:
         if name == "channels":
             return tuple(_channel_rule(rule) for rule in value)
-        if name == "cors_origins":
+        if name == "allowed_origins":
+            if isinstance(value, str):
+                value = [origin.strip() for origin in value.split(",") if origin.strip()]
             return tuple(str(origin) for origin in value)
         if kind == "bool":
             if isinstance(value, str):

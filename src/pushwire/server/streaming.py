@@ -15,8 +15,8 @@ from pushwire.core.streams import open_stream
 from pushwire.errors import BadRequestError, LimitExceededError, UpgradeRequiredError
 from pushwire.protocol.error_mapping import error_body
 from pushwire.protocol.names import validate_channel
-from pushwire.server.cors import cors_headers
 from pushwire.server.http import HttpConnection, Request
+from pushwire.server.origins import OriginPolicy
 from pushwire.transports.base import ConnectionLimits
 from pushwire.transports.longpoll import POLL_ANSWERS, LongPollWaiter, replay_body
 from pushwire.transports.sse import SSE_EVENTS, SSEPinger, SSEStream, opening_bytes
@@ -68,19 +68,21 @@ def channels_of(request: Request, max_channels: int, *, required: bool) -> list[
 class SubscriberEndpoints:
     """``/ws``, ``/echo``, ``/sse`` and ``/poll`` over one node."""
 
-    __slots__ = ("heartbeat", "limits", "node", "settings", "sse_pinger")
+    __slots__ = ("heartbeat", "limits", "node", "origins", "settings", "sse_pinger")
 
     def __init__(
         self,
         node: Node,
         limits: ConnectionLimits,
         *,
+        origins: OriginPolicy,
         heartbeat: Heartbeat,
         sse_pinger: SSEPinger,
         settings: StreamSettings,
     ) -> None:
         self.node = node
         self.limits = limits
+        self.origins = origins
         self.heartbeat = heartbeat
         self.sse_pinger = sse_pinger
         self.settings = settings
@@ -147,8 +149,8 @@ class SubscriberEndpoints:
                 b"X-Accel-Buffering: no\r\n",  # tell nginx not to hold events back
                 b"Connection: close\r\n",
             ]
-            for name, value in cors_headers(
-                request.headers.get("origin"), self.limits.cors_origins
+            for name, value in self.origins.cors_headers(
+                request.headers.get("origin"), request.headers.get("host")
             ):
                 head.append(b"%s: %s\r\n" % (name, value))
             head.append(b"\r\n")
@@ -177,7 +179,7 @@ class SubscriberEndpoints:
         hub = self.node.hub
         headers = [
             _NO_CACHE,
-            *cors_headers(request.headers.get("origin"), self.limits.cors_origins),
+            *self.origins.cors_headers(request.headers.get("origin"), request.headers.get("host")),
         ]
         try:
             if start.steps or timeout == 0 or connection.is_closed:

@@ -77,14 +77,12 @@ class ConnectionLimits:
             it cuts the client off as a slow consumer.
         max_channels: most channels one connection may subscribe to.
         close_timeout_seconds: how long to wait for the peer's close frame.
-        cors_origins: origins allowed to read SSE and polling responses ("*" any).
     """
 
     max_message_bytes: int = 64 * 1024
     max_buffer_bytes: int = 1024 * 1024
     max_channels: int = 256
     close_timeout_seconds: float = 5.0
-    cors_origins: tuple[str, ...] = ("*",)
 
 
 class Ticker:
