@@ -25,12 +25,14 @@ __all__ = [
     "InvalidChannelError",
     "InvalidCursorError",
     "InvalidJSONError",
+    "InvalidTokenError",
     "LimitExceededError",
     "MessageTooLargeError",
     "NotFoundError",
     "PermissionDeniedError",
     "PushwireError",
     "ServerError",
+    "TokenExpiredError",
     "UnauthorizedError",
     "UnknownTypeError",
     "UpgradeRequiredError",
@@ -155,6 +157,22 @@ class UnauthorizedError(ClientError):
 
     code = "unauthorized"
     http_status = 401
+
+
+class InvalidTokenError(UnauthorizedError):
+    """A connection token that pushwire refuses: bad signature, algorithm, claims or form.
+
+    The message says what is wrong and never repeats the token. The client should
+    get a new token from its backend rather than retry the same one.
+    """
+
+    code = "invalid_token"
+
+
+class TokenExpiredError(InvalidTokenError):
+    """A connection token past its ``exp``: the client should fetch a fresh one."""
+
+    code = "token_expired"
 
 
 class PermissionDeniedError(ClientError):
