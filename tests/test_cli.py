@@ -1,4 +1,4 @@
-"""``pushwire serve`` and ``pushwire publish`` as real processes: start, stop, restart."""
+"""``pushwire serve``, ``publish`` and ``token`` as real processes: start, stop, restart."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import httpx
+import jwt
 import orjson
 import pytest
 from httpx_sse import aconnect_sse
@@ -194,3 +195,95 @@ def test_publish_command(server_process: Launch) -> None:
     assert "not valid JSON" in bad_json.stderr
     assert history["messages"][0]["data"] == {"t": 1}
     assert history["messages"][0]["event"] == "e"
+
+
+TOKEN_SECRET = "a-test-secret-of-at-least-32-bytes!"
+
+
+def _token_command(*args: str, **environ: str) -> subprocess.CompletedProcess[str]:
+    """``pushwire token ...`` in an environment with no PUSHWIRE_* but ``environ``."""
+    clean = {name: value for name, value in os.environ.items() if not name.startswith("PUSHWIRE_")}
+    return subprocess.run(
+        [sys.executable, "-m", "pushwire", "token", *args],
+        env={**clean, **environ},
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+
+
+def test_token_command_prints_a_token_any_jwt_library_accepts() -> None:
+    result = _token_command(
+        "ann",
+        "--info",
+        '{"name": "Ann"}',
+        "--channel",
+        "user:ann",
+        "--channel",
+        "chat:ops",
+        "--ttl",
+        "15m",
+        PUSHWIRE_TOKEN_SECRET=TOKEN_SECRET,
+    )
+
+    claims = jwt.decode(result.stdout.strip(), TOKEN_SECRET, algorithms=["HS256"])
+    assert result.returncode == 0
+    assert claims["sub"] == "ann"
+    assert claims["info"] == {"name": "Ann"}
+    assert claims["channels"] == ["chat:ops", "user:ann"]
+    assert claims["exp"] - claims["iat"] == 15 * 60
+
+
+@pytest.mark.parametrize(
+    ("ttl", "seconds"), [(None, 3600), ("90", 90), ("90s", 90), ("1h", 3600), ("7d", 7 * 86400)]
+)
+def test_token_command_reads_the_lifetime(ttl: str | None, seconds: int) -> None:
+    result = _token_command(
+        "ann", *(["--ttl", ttl] if ttl else []), PUSHWIRE_TOKEN_SECRET=TOKEN_SECRET
+    )
+
+    claims = jwt.decode(result.stdout.strip(), TOKEN_SECRET, algorithms=["HS256"])
+    assert claims["exp"] - claims["iat"] == seconds
+
+
+def test_token_command_takes_the_secret_from_the_config_file_or_the_flag(tmp_path: Path) -> None:
+    config = tmp_path / "pushwire.toml"
+    config.write_text(f'token_secret = "{TOKEN_SECRET}"\n')
+
+    from_file = _token_command("ann", "--config", str(config))
+    from_flag = _token_command("bob", "--secret", TOKEN_SECRET)
+
+    assert jwt.decode(from_file.stdout.strip(), TOKEN_SECRET, algorithms=["HS256"])["sub"] == "ann"
+    assert jwt.decode(from_flag.stdout.strip(), TOKEN_SECRET, algorithms=["HS256"])["sub"] == "bob"
+
+
+@pytest.mark.parametrize(
+    ("args", "environ", "message"),
+    [
+        (["ann"], {}, "no token_secret configured"),
+        (["ann", "--info", "{nope"], {"PUSHWIRE_TOKEN_SECRET": TOKEN_SECRET}, "not valid JSON"),
+        (["ann", "--info", "[1]"], {"PUSHWIRE_TOKEN_SECRET": TOKEN_SECRET}, "JSON object"),
+        (["ann", "--ttl", "1y"], {"PUSHWIRE_TOKEN_SECRET": TOKEN_SECRET}, "--ttl"),
+        (["ann", "--ttl", "0"], {"PUSHWIRE_TOKEN_SECRET": TOKEN_SECRET}, "--ttl"),
+        (["user:ann"], {"PUSHWIRE_TOKEN_SECRET": TOKEN_SECRET}, "user id has characters"),
+        (["ann", "--channel", "a b"], {"PUSHWIRE_TOKEN_SECRET": TOKEN_SECRET}, "channel"),
+    ],
+    ids=[
+        "no-secret",
+        "bad-json",
+        "info-not-object",
+        "bad-ttl",
+        "zero-ttl",
+        "bad-user",
+        "bad-channel",
+    ],
+)
+def test_token_command_refuses_bad_input_with_a_message(
+    args: list[str], environ: dict[str, str], message: str
+) -> None:
+    result = _token_command(*args, **environ)
+
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+    assert result.stdout == ""

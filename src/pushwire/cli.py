@@ -1,5 +1,5 @@
 """The ``pushwire`` command: ``serve`` runs a server, ``publish`` sends one message,
-``subscribe`` prints a channel's messages as they arrive."""
+``subscribe`` prints a channel's messages as they arrive, ``token`` mints a connection token."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import contextlib
 import gc
 import logging
 import os
+import re
 import signal
 import sys
 from collections.abc import Sequence
@@ -20,6 +21,9 @@ from pushwire.server.app import Server
 from pushwire.server.config import load_config
 
 __all__ = ["main"]
+
+_DURATION = re.compile(r"(\d+)([smhd]?)")
+_SECONDS_PER_UNIT = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -33,6 +37,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _serve(args)
         if args.command == "subscribe":
             return _subscribe(args)
+        if args.command == "token":
+            return _token(args)
         return _publish(args)
     except UsageError as exc:
         print(f"pushwire: {exc}", file=sys.stderr)
@@ -67,6 +73,26 @@ def _parser() -> argparse.ArgumentParser:
     )
     subscribe.add_argument("channels", nargs="+", metavar="CHANNEL")
     subscribe.add_argument("--url", default=os.environ.get("PUSHWIRE_URL", "http://127.0.0.1:8000"))
+    token = commands.add_parser(
+        "token",
+        help="print a connection token signed with the configured secret (development)",
+        description="Print a token for USER signed with token_secret (HS256), from --config "
+        "FILE, PUSHWIRE_TOKEN_SECRET or --secret. Production tokens come from your backend.",
+    )
+    token.add_argument("user", metavar="USER", help="the user id (the token's sub)")
+    token.add_argument("--info", help='JSON object shown in presence, e.g. \'{"name": "Ann"}\'')
+    token.add_argument("--ttl", default="1h", help="lifetime: 90, 90s, 15m, 1h or 7d (default 1h)")
+    token.add_argument(
+        "--channel",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="an extra channel the token may subscribe to (repeatable)",
+    )
+    token.add_argument("--config", help="TOML configuration file (for token_secret)")
+    token.add_argument(
+        "--secret", help="the HS256 secret (visible in ps; prefer PUSHWIRE_TOKEN_SECRET)"
+    )
     return parser
 
 
@@ -157,6 +183,40 @@ def _publish(args: argparse.Namespace) -> int:
             return 1
     print(orjson.dumps({"channel": result.channel, "id": result.id}).decode())
     return 0
+
+
+def _token(args: argparse.Namespace) -> int:
+    # Imported here: only this command needs PyJWT and cryptography loaded.
+    from pushwire.server.tokens import verifier_from_config
+
+    ttl_seconds = _duration_seconds(args.ttl)
+    info = None
+    if args.info is not None:
+        try:
+            info = orjson.loads(args.info)
+        except orjson.JSONDecodeError as exc:
+            raise UsageError(f"--info is not valid JSON: {exc}") from None
+        if not isinstance(info, dict):
+            raise UsageError('--info must be a JSON object, like \'{"name": "Ann"}\'')
+    config = load_config(args.config, overrides={"token_secret": args.secret})
+    verifier = verifier_from_config(config)
+    if verifier is None:
+        raise UsageError(
+            "no token_secret configured: set PUSHWIRE_TOKEN_SECRET, token_secret in the "
+            "--config file, or pass --secret"
+        )
+    print(verifier.mint(args.user, info=info, channels=args.channel, ttl_seconds=ttl_seconds))
+    return 0
+
+
+def _duration_seconds(text: str) -> int:
+    """``90``, ``90s``, ``15m``, ``1h``, ``7d`` in seconds."""
+    match = _DURATION.fullmatch(text.strip())
+    if match is None or int(match[1]) == 0:
+        raise UsageError(
+            f"--ttl must be a positive duration like 90, 90s, 15m, 1h or 7d, not {text!r}"
+        )
+    return int(match[1]) * _SECONDS_PER_UNIT[match[2]]
 
 
 def _subscribe(args: argparse.Namespace) -> int:

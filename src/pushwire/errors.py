@@ -25,6 +25,7 @@ __all__ = [
     "InvalidChannelError",
     "InvalidCursorError",
     "InvalidJSONError",
+    "InvalidTokenError",
     "LimitExceededError",
     "MessageTooLargeError",
     "NotFoundError",
@@ -32,6 +33,7 @@ __all__ = [
     "PermissionDeniedError",
     "PushwireError",
     "ServerError",
+    "TokenExpiredError",
     "UnauthorizedError",
     "UnknownTypeError",
     "UpgradeRequiredError",
@@ -156,6 +158,22 @@ class UnauthorizedError(ClientError):
 
     code = "unauthorized"
     http_status = 401
+
+
+class InvalidTokenError(UnauthorizedError):
+    """A connection token that pushwire refuses: bad signature, algorithm, claims or form.
+
+    The message says what is wrong and never repeats the token. The client should
+    get a new token from its backend rather than retry the same one.
+    """
+
+    code = "invalid_token"
+
+
+class TokenExpiredError(InvalidTokenError):
+    """A connection token past its ``exp``: the client should fetch a fresh one."""
+
+    code = "token_expired"
 
 
 class PermissionDeniedError(ClientError):

@@ -82,3 +82,57 @@ def test_the_old_cors_origins_option_names_its_replacement(
 
     with pytest.raises(UsageError, match=text):
         load_config(path, environ=environ)
+
+
+def test_token_options_have_open_defaults() -> None:
+    config = load_config(environ={})
+
+    assert (config.token_secret, config.token_public_key, config.token_algorithm) == ("", "", "")
+    assert config.allow_anonymous is True
+    assert config.token_refresh_timeout_seconds == 10.0
+    assert config.max_token_bytes == 8192
+
+
+def test_token_options_come_from_the_environment() -> None:
+    environ = {
+        "PUSHWIRE_TOKEN_SECRET": "s" * 32,
+        "PUSHWIRE_TOKEN_ALGORITHM": "HS256",
+        "PUSHWIRE_ALLOW_ANONYMOUS": "false",
+        "PUSHWIRE_TOKEN_REFRESH_TIMEOUT_SECONDS": "2.5",
+        "PUSHWIRE_MAX_TOKEN_BYTES": "4096",
+    }
+
+    config = load_config(environ=environ)
+
+    assert config.token_secret == "s" * 32
+    assert config.token_algorithm == "HS256"
+    assert config.allow_anonymous is False
+    assert config.token_refresh_timeout_seconds == 2.5
+    assert config.max_token_bytes == 4096
+
+
+@pytest.mark.parametrize(
+    ("environ", "message"),
+    [
+        (
+            {"PUSHWIRE_TOKEN_SECRET": "s", "PUSHWIRE_TOKEN_PUBLIC_KEY": "k.pem"},
+            "token_secret or token_public_key, not both",
+        ),
+        ({"PUSHWIRE_TOKEN_SECRET": "s", "PUSHWIRE_TOKEN_ALGORITHM": "none"}, "never allowed"),
+        ({"PUSHWIRE_TOKEN_SECRET": "s", "PUSHWIRE_TOKEN_ALGORITHM": "HS512"}, "one of HS256"),
+        ({"PUSHWIRE_TOKEN_SECRET": "s", "PUSHWIRE_TOKEN_ALGORITHM": "RS256"}, "token_public_key"),
+        (
+            {"PUSHWIRE_TOKEN_PUBLIC_KEY": "k.pem", "PUSHWIRE_TOKEN_ALGORITHM": "HS256"},
+            "HS256 needs token_secret",
+        ),
+        ({"PUSHWIRE_TOKEN_ALGORITHM": "ES256"}, "no token_secret or token_public_key"),
+        ({"PUSHWIRE_ALLOW_ANONYMOUS": "false"}, "nobody could connect"),
+        ({"PUSHWIRE_MAX_TOKEN_BYTES": "0"}, "max_token_bytes"),
+        ({"PUSHWIRE_TOKEN_REFRESH_TIMEOUT_SECONDS": "-1"}, "token_refresh_timeout_seconds"),
+    ],
+)
+def test_token_options_that_cannot_work_stop_the_start(
+    environ: dict[str, str], message: str
+) -> None:
+    with pytest.raises(UsageError, match=message):
+        load_config(environ=environ)

@@ -1,4 +1,8 @@
-"""Who a connection is: the user id and what its token says, or anonymous."""
+"""Who a connection is: the verified user behind it, or nobody.
+
+Pure data. Checking a token and turning it into an :class:`Identity` is the
+server's job (see server.tokens); the core only reads the result.
+"""
 
 from __future__ import annotations
 
@@ -9,13 +13,16 @@ __all__ = ["ANONYMOUS", "Identity"]
 
 @dataclass(frozen=True, slots=True)
 class Identity:
-    """A connection's verified identity.
+    """The user a connection acts for, as a verified token says.
 
     Attributes:
         user: the user id (the token's ``sub``); None for an anonymous connection.
-        info: a JSON object shown to others in presence (the ``info`` claim).
-        channels: extra channels the token lets it subscribe to.
-        expires_at: when the token expires (unix seconds), if it does.
+            Only ``A-Z a-z 0-9 _ . @ = + -``, so it fits into channel names such
+            as ``user:ID`` and ``dm:A,B``.
+        info: a JSON object shown to others in presence (the token's ``info``), or None.
+        channels: channels the token lets this connection subscribe to beyond what
+            the channel rules allow everyone.
+        expires_at: when the token stops being valid (unix seconds), or None if never.
     """
 
     user: str | None
@@ -25,7 +32,9 @@ class Identity:
 
     @property
     def is_anonymous(self) -> bool:
+        """Whether no user stands behind this connection."""
         return self.user is None
 
 
+#: A connection that presented no token.
 ANONYMOUS = Identity(None, None, frozenset(), None)

@@ -21,7 +21,10 @@ import orjson
 from pushwire.core.channels import ChannelRule
 from pushwire.errors import UsageError
 
-__all__ = ["Config", "load_config"]
+__all__ = ["TOKEN_ALGORITHMS", "Config", "load_config"]
+
+#: Signature algorithms a connection token may use; the configuration picks one.
+TOKEN_ALGORITHMS = ("HS256", "RS256", "ES256")
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +36,12 @@ class Config:
     data_dir: str = "./pushwire-data"
     history: str = "sqlite"  # "sqlite" (under data_dir) or "memory"
     api_key: str = ""  # empty: generate one at start and print it
+    token_secret: str = ""  # HS256 shared with the backend that mints tokens
+    token_public_key: str = ""  # path of a PEM public key (RS256/ES256)
+    token_algorithm: str = ""  # empty: HS256 for a secret, else from the key's type
+    allow_anonymous: bool = True  # connections without a token
+    token_refresh_timeout_seconds: float = 10.0  # after expiry, to send a new token
+    max_token_bytes: int = 8192
     echo: bool = False  # serve /echo for WebSocket conformance tests
     max_message_bytes: int = 64 * 1024
     max_buffer_bytes: int = 1024 * 1024
@@ -55,9 +64,49 @@ class Config:
             raise UsageError(f"port must be 0-65535 (0: any free port), not {self.port}")
         if self.max_message_bytes < 125:
             raise UsageError("max_message_bytes must be at least 125")
-        for name in ("ws_ping_interval_seconds", "ws_ping_timeout_seconds", "sse_retry_ms"):
+        for name in (
+            "ws_ping_interval_seconds",
+            "ws_ping_timeout_seconds",
+            "sse_retry_ms",
+            "token_refresh_timeout_seconds",
+        ):
             if getattr(self, name) < 0:
                 raise UsageError(f"{name} must not be negative")
+        self._check_tokens()
+
+    def _check_tokens(self) -> None:
+        """What can be said about token options without reading the key file.
+
+        The key itself is read, and checked against the algorithm, when the
+        verifier is built (``pushwire.server.tokens.verifier_from_config``).
+        """
+        if self.token_secret and self.token_public_key:
+            raise UsageError("set token_secret or token_public_key, not both")
+        algorithm = self.token_algorithm
+        if algorithm.lower() == "none":
+            raise UsageError("token_algorithm 'none' would accept unsigned tokens; never allowed")
+        if algorithm and algorithm not in TOKEN_ALGORITHMS:
+            raise UsageError(
+                f"token_algorithm must be one of {', '.join(TOKEN_ALGORITHMS)}, not {algorithm!r}"
+            )
+        if algorithm and not (self.token_secret or self.token_public_key):
+            raise UsageError(
+                f"token_algorithm {algorithm} is set but there is no token_secret or "
+                "token_public_key to verify with"
+            )
+        if self.token_secret and algorithm not in ("", "HS256"):
+            raise UsageError(
+                f"token_algorithm {algorithm} needs token_public_key; token_secret is for HS256"
+            )
+        if self.token_public_key and algorithm == "HS256":
+            raise UsageError("token_algorithm HS256 needs token_secret, not token_public_key")
+        if not self.allow_anonymous and not (self.token_secret or self.token_public_key):
+            raise UsageError(
+                "allow_anonymous is false but no token_secret or token_public_key is set: "
+                "nobody could connect"
+            )
+        if self.max_token_bytes < 1:
+            raise UsageError("max_token_bytes must be positive")
 
     def replace(self, **changes: Any) -> Config:
         return dataclasses.replace(self, **changes)
