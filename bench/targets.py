@@ -52,6 +52,8 @@ class Target:
         env = dict(os.environ)
         if self.name == "pushwire":
             env["PUSHWIRE_API_KEY"] = API_KEY
+            # The publisher is the benchmark's backend: no per-connection publish limit.
+            env["PUSHWIRE_MAX_PUBLISHES_PER_SECOND"] = "0"
         return env
 
     def sub_path(self, transport: str) -> str:

@@ -70,7 +70,13 @@ async def test_sigterm_closes_websockets_with_1001_and_ends_streams(
 
     assert closed.value.rcvd is not None
     assert closed.value.rcvd.code == 1001
-    assert all(not event.data for event in events)
+    farewells = [event for event in events if event.data]
+    assert [event.event for event in farewells] == ["pushwire.disconnect"]
+    assert orjson.loads(farewells[0].data) == {
+        "code": 1001,
+        "reason": "server shutting down",
+        "reconnect": True,
+    }
     assert code == 0
 
 

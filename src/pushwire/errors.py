@@ -13,10 +13,14 @@ from dataclasses import dataclass
 
 __all__ = [
     "CLOSE_MESSAGE_TOO_BIG",
+    "DISCONNECTED",
     "GOING_AWAY",
     "INTERNAL_ERROR",
     "PING_TIMEOUT",
+    "RATE_LIMITED",
     "SLOW_CONSUMER",
+    "TOKEN_EXPIRED",
+    "UNSUBSCRIBED",
     "AlreadySubscribedError",
     "BadRequestError",
     "ClientError",
@@ -32,14 +36,17 @@ __all__ = [
     "OriginNotAllowedError",
     "PermissionDeniedError",
     "PushwireError",
+    "RateLimitedError",
     "ServerError",
     "TokenExpiredError",
+    "TooManyConnectionsError",
     "UnauthorizedError",
     "UnknownTypeError",
     "UpgradeRequiredError",
     "UrlTooLongError",
     "UsageError",
     "invalid_utf8",
+    "token_refused",
 ]
 
 
@@ -62,8 +69,21 @@ INTERNAL_ERROR = Disconnect(1011, "internal error", reconnect=True)
 PING_TIMEOUT = Disconnect(4001, "ping timeout", reconnect=True)  # the network is probably gone
 # Outgoing buffer full: reconnect and recover from history.
 SLOW_CONSUMER = Disconnect(4008, "slow consumer: outgoing buffer full", reconnect=True)
+# Disconnected through the API (``POST /api/disconnect``): do not reconnect by yourself.
+DISCONNECTED = Disconnect(4000, "disconnected by server", reconnect=False)
+# A stream that carried a channel the server took away (``POST /api/unsubscribe``).
+UNSUBSCRIBED = Disconnect(4004, "unsubscribed by server", reconnect=True)
+# The token expired and no new one came in time (or the new one was refused).
+TOKEN_EXPIRED = Disconnect(4401, "token expired", reconnect=True)
+# Publishing far over the rate limit, again and again.
+RATE_LIMITED = Disconnect(4429, "rate limit exceeded", reconnect=True)
 # Sent by the websockets library itself for a message over ``max_message_bytes``.
 CLOSE_MESSAGE_TOO_BIG = 1009
+
+
+def token_refused(detail: str) -> Disconnect:
+    """A refresh token that was refused: get a valid one before reconnecting."""
+    return Disconnect(4401, f"token refused: {detail}"[:120], reconnect=True)
 
 
 def invalid_utf8(detail: str) -> Disconnect:
@@ -145,6 +165,19 @@ class LimitExceededError(ClientError):
     """A per-connection limit (such as the number of channels) would be exceeded."""
 
     code = "limit_exceeded"
+
+
+class TooManyConnectionsError(LimitExceededError):
+    """The user already has ``max_connections_per_user`` connections open."""
+
+    http_status = 429
+
+
+class RateLimitedError(ClientError):
+    """More publishes than ``max_publishes_per_second`` allows: slow down."""
+
+    code = "rate_limited"
+    http_status = 429
 
 
 class AlreadySubscribedError(ClientError):

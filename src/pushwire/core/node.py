@@ -22,6 +22,7 @@ from pushwire.core.channels import ChannelRules
 from pushwire.core.history import Gap, HistoryPage, Publication, StreamPosition
 from pushwire.core.hub import ChannelState, Hub
 from pushwire.core.recovery import Recovery, recover
+from pushwire.core.users import UserRegistry
 from pushwire.errors import BadRequestError
 from pushwire.protocol.names import validate_channel, validate_event
 
@@ -46,6 +47,7 @@ class Node:
         self.broker = broker
         self.rules = rules
         self.hub = Hub(self._call_soon, self._channel_idle)
+        self.users = UserRegistry()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._locks = _ChannelLocks()
         self._broker_channels: set[str] = set()  # channels the broker delivers here

@@ -17,6 +17,7 @@ __all__ = [
     "Ping",
     "Publish",
     "Ref",
+    "Refresh",
     "Subscribe",
     "Unsubscribe",
     "parse_command",
@@ -51,7 +52,15 @@ class Ping:
     ref: Ref = None
 
 
-Command = Subscribe | Unsubscribe | Publish | Ping
+@dataclass(frozen=True, slots=True)
+class Refresh:
+    """A new connection token, before or after the server asked for one."""
+
+    token: str
+    ref: Ref = None
+
+
+Command = Subscribe | Unsubscribe | Publish | Ping | Refresh
 
 
 def parse_command(text: str | bytes) -> Command:
@@ -87,6 +96,11 @@ def _build(frame: dict[str, object], ref: Ref) -> Command:
         if cursor is not None and not isinstance(cursor, str):
             raise BadRequestError("cursor must be a string")
         return Subscribe(channel, cursor, ref)
+    if kind == "refresh":
+        token = frame.get("token")
+        if not isinstance(token, str) or not token:
+            raise BadRequestError("refresh needs a token string")
+        return Refresh(token, ref)
     if kind == "unsubscribe":
         return Unsubscribe(validate_channel(frame.get("channel")), ref)
     if kind == "publish":

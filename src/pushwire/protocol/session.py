@@ -10,16 +10,26 @@ of the ``/ws`` protocol is tested here without a network.
 
 from __future__ import annotations
 
+import time
 from collections import deque
+from collections.abc import Callable
 from typing import Protocol
 
-from pushwire.errors import AlreadySubscribedError, ClientError, LimitExceededError
+from pushwire.errors import (
+    RATE_LIMITED,
+    AlreadySubscribedError,
+    ClientError,
+    Disconnect,
+    LimitExceededError,
+    RateLimitedError,
+)
 from pushwire.protocol.codec import reply
 from pushwire.protocol.error_mapping import ws_error
 from pushwire.protocol.messages import (
     Command,
     Ping,
     Publish,
+    Refresh,
     Subscribe,
     Unsubscribe,
     parse_command,
@@ -28,7 +38,7 @@ from pushwire.protocol.messages import (
 __all__ = ["Action", "ClientSession", "Permissions"]
 
 #: A command the driver must run against the node.
-Action = Subscribe | Unsubscribe | Publish
+Action = Subscribe | Unsubscribe | Publish | Refresh
 
 
 class Permissions(Protocol):
@@ -64,14 +74,37 @@ class ClientSession:
         "_current",
         "_outgoing",
         "_queue",
+        "_rate",
+        "disconnect",
         "max_channels",
         "permissions",
         "subscriptions",
     )
 
-    def __init__(self, *, max_channels: int, permissions: Permissions | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        max_channels: int,
+        permissions: Permissions | None = None,
+        max_publishes_per_second: float = 0.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        """
+        Args:
+            max_channels: subscriptions this connection may hold at once.
+            permissions: what it may subscribe and publish to (default: anything).
+            max_publishes_per_second: publishes over this rate are refused with
+                ``rate_limited`` (0: no limit).
+            clock: monotonic seconds, for the rate limit.
+        """
         self.max_channels = max_channels
         self.permissions = permissions or _AllowAll()
+        self._rate = (
+            _PublishRate(max_publishes_per_second, clock) if max_publishes_per_second else None
+        )
+        #: Set when the connection must be closed (for example, sustained flooding);
+        #: the driver closes with it after handing over the replies.
+        self.disconnect: Disconnect | None = None
         #: Channels this connection is subscribed to (as confirmed by the driver).
         self.subscriptions: set[str] = set()
         self._queue: deque[Command] | None = None  # only while commands wait
@@ -94,6 +127,11 @@ class ClientSession:
             return
         if isinstance(command, Ping) and not self.is_busy:
             self._outgoing.append(reply("pong", command.ref))  # nothing to wait behind
+            return
+        if isinstance(command, Publish) and self._rate is not None and not self._rate.allow():
+            self._refuse(command, RateLimitedError("too many publishes: slow down"))
+            if self._rate.is_abused():
+                self.disconnect = RATE_LIMITED
             return
         self._enqueue(command)
 
@@ -139,6 +177,8 @@ class ClientSession:
                     self._outgoing.append(
                         reply("unsubscribed", command.ref, channel=command.channel)
                     )
+            elif isinstance(command, Refresh):
+                self._current = command  # the driver verifies it
             else:
                 self._hand_out(command)
         if not queue:
@@ -185,6 +225,21 @@ class ClientSession:
         self.subscriptions.discard(command.channel)
         self._outgoing.append(reply("unsubscribed", command.ref, channel=command.channel))
 
+    def refreshed(self, command: Refresh) -> None:
+        """The new token was accepted (a refused one closes the connection)."""
+        self._done(command)
+        self._outgoing.append(reply("refreshed", command.ref))
+
+    def ask_for_refresh(self) -> None:
+        """The connection's token expired: ask the client for a new one."""
+        self._outgoing.append(reply("refresh", None))
+
+    def unsubscribed_by_server(self, channel: str) -> None:
+        """The server took the subscription away (``POST /api/unsubscribe``)."""
+        if channel in self.subscriptions:
+            self.subscriptions.discard(channel)
+            self._outgoing.append(reply("unsubscribed", None, channel=channel))
+
     def published(self, command: Publish, cursor: str) -> None:
         self._done(command)
         self._outgoing.append(reply("published", command.ref, channel=command.channel, id=cursor))
@@ -217,3 +272,34 @@ class ClientSession:
         """The connection is gone: drop waiting commands and unsent replies."""
         self._queue = None
         self._outgoing = []
+
+
+class _PublishRate:
+    """A token bucket of one second's worth of publishes, and a count of refusals.
+
+    Refusals drain at the same rate as publishes refill, so a client that keeps
+    sending at well over twice the rate for several seconds is called abusive.
+    """
+
+    __slots__ = ("_clock", "_last", "_rate", "_strikes", "_tokens")
+
+    def __init__(self, per_second: float, clock: Callable[[], float]) -> None:
+        self._rate = per_second
+        self._clock = clock
+        self._tokens = max(per_second, 1.0)
+        self._strikes = 0.0
+        self._last = clock()
+
+    def allow(self) -> bool:
+        now = self._clock()
+        elapsed, self._last = now - self._last, now
+        self._tokens = min(max(self._rate, 1.0), self._tokens + elapsed * self._rate)
+        self._strikes = max(0.0, self._strikes - elapsed * self._rate)
+        if self._tokens >= 1.0:
+            self._tokens -= 1.0
+            return True
+        self._strikes += 1.0
+        return False
+
+    def is_abused(self) -> bool:
+        return self._strikes > 5 * self._rate + 10

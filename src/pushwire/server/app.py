@@ -34,15 +34,17 @@ from pushwire.errors import (
     ServerError,
 )
 from pushwire.protocol.error_mapping import http_error
-from pushwire.server.auth import ApiKey
+from pushwire.server.auth import ApiKey, Authenticator
 from pushwire.server.config import Config
 from pushwire.server.http import HttpConnection, Request
 from pushwire.server.origins import OriginPolicy
 from pushwire.server.publish_api import PublishApi
 from pushwire.server.streaming import StreamSettings, SubscriberEndpoints
+from pushwire.server.tokens import verifier_from_config
 from pushwire.transports.base import ConnectionLimits
 from pushwire.transports.sse import SSEPinger
 from pushwire.transports.websocket import Heartbeat
+from pushwire.transports.ws_channels import SessionSettings
 
 __all__ = ["Server"]
 
@@ -82,6 +84,9 @@ class Server:
             close_timeout_seconds=config.close_timeout_seconds,
         )
         self.origins = OriginPolicy(config.allowed_origins)
+        self.authenticator = Authenticator(
+            verifier_from_config(config), allow_anonymous=config.allow_anonymous
+        )
         self.node = Node(broker or self._embedded_broker(), ChannelRules(list(config.channels)))
         self.heartbeat = Heartbeat(config.ws_ping_interval_seconds, config.ws_ping_timeout_seconds)
         self.sse_pinger = SSEPinger(config.sse_ping_interval_seconds)
@@ -92,14 +97,31 @@ class Server:
             origins=self.origins,
             heartbeat=self.heartbeat,
             sse_pinger=self.sse_pinger,
-            settings=StreamSettings(config.sse_retry_ms, config.poll_max_timeout_seconds),
+            authenticator=self.authenticator,
+            settings=StreamSettings(
+                config.sse_retry_ms,
+                config.poll_max_timeout_seconds,
+                max_connections_per_user=config.max_connections_per_user,
+            ),
+            session_settings=SessionSettings(
+                self.authenticator.verify,
+                refresh_timeout_seconds=config.token_refresh_timeout_seconds,
+                max_publishes_per_second=config.max_publishes_per_second,
+            ),
         )
-        api = PublishApi(self.node, self.api_key, connection_count=lambda: len(self.connections))
+        api = PublishApi(
+            self.node,
+            self.api_key,
+            client_permissions=self.subscribers.permissions_of,
+            connection_count=lambda: len(self.connections),
+        )
         self._api_routes: dict[str, Handler] = {
             "/api/publish": api.api_publish,
             "/api/broadcast": api.api_broadcast,
             "/api/history": api.api_history,
             "/api/channels": api.api_channels,
+            "/api/disconnect": api.api_disconnect,
+            "/api/unsubscribe": api.api_unsubscribe,
             "/publish": api.client_publish,
             "/health": api.health,
         }

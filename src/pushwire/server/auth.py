@@ -1,13 +1,15 @@
-"""The backend API key: who may publish through ``/api/*`` without channel rules."""
+"""Who is asking: the backend API key (``/api/*``), and connection tokens (everything else)."""
 
 from __future__ import annotations
 
 import hmac
 import secrets
 
-from pushwire.errors import UnauthorizedError
+from pushwire.core.identity import ANONYMOUS, Identity
+from pushwire.errors import InvalidTokenError, UnauthorizedError
+from pushwire.server.tokens import TokenVerifier, bearer_token
 
-__all__ = ["ApiKey"]
+__all__ = ["ApiKey", "Authenticator"]
 
 
 class ApiKey:
@@ -28,3 +30,35 @@ class ApiKey:
             raise UnauthorizedError("missing X-API-Key header")
         if not hmac.compare_digest(presented.encode(), self.value.encode()):
             raise UnauthorizedError("wrong API key")
+
+
+class Authenticator:
+    """Who a request is: the token in ``?token=`` or ``Authorization: Bearer``, verified.
+
+    The query string serves the browser APIs that cannot set headers (``WebSocket``,
+    ``EventSource``); the header serves fetch-based clients and backends.
+    """
+
+    __slots__ = ("allow_anonymous", "verifier")
+
+    def __init__(self, verifier: TokenVerifier | None, *, allow_anonymous: bool) -> None:
+        self.verifier = verifier
+        self.allow_anonymous = allow_anonymous
+
+    def identify(self, token: str | None, authorization: str | None) -> Identity:
+        """Raises:
+        InvalidTokenError, TokenExpiredError: a token was given and is refused.
+        UnauthorizedError: no token, and anonymous connections are not allowed.
+        """
+        if not token:
+            token = bearer_token(authorization)
+        if not token:
+            if not self.allow_anonymous:
+                raise UnauthorizedError("this server needs a connection token")
+            return ANONYMOUS
+        return self.verify(token)
+
+    def verify(self, token: str) -> Identity:
+        if self.verifier is None:
+            raise InvalidTokenError("this server has no token key configured: connect without one")
+        return self.verifier.verify(token)

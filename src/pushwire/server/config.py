@@ -46,6 +46,8 @@ class Config:
     max_message_bytes: int = 64 * 1024
     max_buffer_bytes: int = 1024 * 1024
     max_channels_per_connection: int = 256
+    max_connections_per_user: int = 100  # WebSockets and SSE streams at once; 0: no limit
+    max_publishes_per_second: float = 100.0  # per /ws connection; 0: no limit
     ws_ping_interval_seconds: float = 25.0
     ws_ping_timeout_seconds: float = 10.0
     close_timeout_seconds: float = 5.0

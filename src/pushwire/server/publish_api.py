@@ -14,7 +14,7 @@ import orjson
 from pushwire.core.history import StreamPosition
 from pushwire.core.node import Node
 from pushwire.core.permissions import ChannelPermissions
-from pushwire.errors import BadRequestError, InvalidJSONError, NotFoundError
+from pushwire.errors import DISCONNECTED, BadRequestError, InvalidJSONError, NotFoundError
 from pushwire.protocol.codec import message_json
 from pushwire.protocol.names import validate_channel, validate_event
 from pushwire.server.auth import ApiKey
@@ -26,7 +26,7 @@ MAX_HISTORY_LIMIT = 1000
 MAX_BROADCAST_CHANNELS = 1000
 
 
-def _json_object(request: Request) -> dict[str, Any]:
+def _body(request: Request) -> dict[str, Any]:
     if request.method != "POST":
         raise NotFoundError("use POST with a JSON body")
     try:
@@ -35,19 +35,45 @@ def _json_object(request: Request) -> dict[str, Any]:
         raise InvalidJSONError(f"body is not valid JSON: {exc.msg}") from None
     if not isinstance(body, dict):
         raise BadRequestError("body must be a JSON object")
+    return body
+
+
+def _json_object(request: Request) -> dict[str, Any]:
+    """A publish body: a JSON object with ``data``."""
+    body = _body(request)
     if "data" not in body:
         raise BadRequestError("body needs a data field")
     return body
 
 
+def _user_of(body: dict[str, Any]) -> str:
+    user = body.get("user")
+    if not isinstance(user, str) or not user or len(user) > 255:
+        raise BadRequestError("user must be a non-empty string (a user id)")
+    return user
+
+
 class PublishApi:
     """The HTTP API over one node: publishing, history, channels, health."""
 
-    __slots__ = ("_api_key", "_connection_count", "_node")
+    __slots__ = ("_api_key", "_client_permissions", "_connection_count", "_node")
 
-    def __init__(self, node: Node, api_key: ApiKey, *, connection_count: Callable[[], int]) -> None:
+    def __init__(
+        self,
+        node: Node,
+        api_key: ApiKey,
+        *,
+        client_permissions: Callable[..., ChannelPermissions],
+        connection_count: Callable[[], int],
+    ) -> None:
+        """
+        Args:
+            client_permissions: the permissions of a client request (its token),
+                ``SubscriberEndpoints.permissions_of``.
+        """
         self._node = node
         self._api_key = api_key
+        self._client_permissions = client_permissions
         self._connection_count = connection_count
 
     async def api_publish(self, request: Request) -> tuple[int, object]:
@@ -65,7 +91,7 @@ class PublishApi:
         body = _json_object(request)
         channel = validate_channel(body.get("channel"))
         event = validate_event(body.get("event"))
-        ChannelPermissions(self._node.rules).check_publish(channel)
+        self._client_permissions(request, long_lived=False).check_publish(channel)
         publication = await self._node.publish_json(
             channel, orjson.dumps(body["data"]), event=event
         )
@@ -121,6 +147,26 @@ class PublishApi:
                 for stats in self._node.hub.statistics()
             ]
         }
+
+    async def api_disconnect(self, request: Request) -> tuple[int, object]:
+        """Close every connection of a user on this node (close 4000: do not come back)."""
+        self._api_key.check(request.headers.get("x-api-key"))
+        user = _user_of(_body(request))
+        connections = self._node.users.connections(user)
+        for connection in connections:
+            connection.close(DISCONNECTED)
+        return 200, {"user": user, "disconnected": len(connections)}
+
+    async def api_unsubscribe(self, request: Request) -> tuple[int, object]:
+        """Take ``channel`` from every connection of a user (a WebSocket gets ``unsubscribed``)."""
+        self._api_key.check(request.headers.get("x-api-key"))
+        body = _body(request)
+        user = _user_of(body)
+        channel = validate_channel(body.get("channel"))
+        count = sum(
+            connection.unsubscribe(channel) for connection in self._node.users.connections(user)
+        )
+        return 200, {"user": user, "channel": channel, "unsubscribed": count}
 
     async def health(self, request: Request) -> tuple[int, object]:
         return 200, {"status": "ok", "connections": self._connection_count()}

@@ -7,21 +7,33 @@ to the WebSocket session, the event stream or the long-poll waiter.
 
 from __future__ import annotations
 
+import asyncio
+import time
 from dataclasses import dataclass
+
+import orjson
 
 from pushwire.core.node import Node
 from pushwire.core.permissions import ChannelPermissions
 from pushwire.core.streams import open_stream
-from pushwire.errors import BadRequestError, LimitExceededError, UpgradeRequiredError
+from pushwire.errors import (
+    TOKEN_EXPIRED,
+    BadRequestError,
+    InvalidJSONError,
+    LimitExceededError,
+    TooManyConnectionsError,
+    UpgradeRequiredError,
+)
 from pushwire.protocol.error_mapping import error_body
 from pushwire.protocol.names import validate_channel
+from pushwire.server.auth import Authenticator
 from pushwire.server.http import HttpConnection, Request
 from pushwire.server.origins import OriginPolicy
 from pushwire.transports.base import ConnectionLimits
 from pushwire.transports.longpoll import POLL_ANSWERS, LongPollWaiter, replay_body
 from pushwire.transports.sse import SSE_EVENTS, SSEPinger, SSEStream, opening_bytes
 from pushwire.transports.websocket import EchoSession, Heartbeat, WebSocketSession, handshake
-from pushwire.transports.ws_channels import ChannelSession
+from pushwire.transports.ws_channels import ChannelSession, SessionSettings
 
 __all__ = ["StreamSettings", "SubscriberEndpoints", "channels_of"]
 
@@ -45,6 +57,7 @@ class StreamSettings:
 
     sse_retry_ms: int = 2000
     poll_max_timeout_seconds: float = 60.0
+    max_connections_per_user: int = 0  # WebSockets and SSE streams at once; 0: no limit
 
 
 def channels_of(request: Request, max_channels: int, *, required: bool) -> list[str]:
@@ -68,29 +81,61 @@ def channels_of(request: Request, max_channels: int, *, required: bool) -> list[
 class SubscriberEndpoints:
     """``/ws``, ``/echo``, ``/sse`` and ``/poll`` over one node."""
 
-    __slots__ = ("heartbeat", "limits", "node", "origins", "settings", "sse_pinger")
+    __slots__ = (
+        "authenticator",
+        "heartbeat",
+        "limits",
+        "node",
+        "origins",
+        "session_settings",
+        "settings",
+        "sse_pinger",
+    )
 
     def __init__(
         self,
         node: Node,
         limits: ConnectionLimits,
         *,
+        authenticator: Authenticator,
         origins: OriginPolicy,
         heartbeat: Heartbeat,
         sse_pinger: SSEPinger,
         settings: StreamSettings,
+        session_settings: SessionSettings,
     ) -> None:
         self.node = node
         self.limits = limits
+        self.authenticator = authenticator
         self.origins = origins
         self.heartbeat = heartbeat
         self.sse_pinger = sse_pinger
         self.settings = settings
+        self.session_settings = session_settings
 
-    def _check_subscribe(self, channels: list[str]) -> None:
-        permissions = ChannelPermissions(self.node.rules)
+    def permissions_of(self, request: Request, *, long_lived: bool) -> ChannelPermissions:
+        """The request's identity (its token, or anonymous) and what it may do.
+
+        Raises:
+            UnauthorizedError, InvalidTokenError: no acceptable identity.
+            TooManyConnectionsError: ``long_lived`` and the user has enough already.
+        """
+        identity = self.authenticator.identify(
+            request.param("token"), request.headers.get("authorization")
+        )
+        most = self.settings.max_connections_per_user
+        user = identity.user
+        if long_lived and most and user is not None and self.node.users.count(user) >= most:
+            raise TooManyConnectionsError(f"at most {most} connections per user")
+        return ChannelPermissions(self.node.rules, identity)
+
+    def _subscribe_permissions(
+        self, request: Request, channels: list[str], *, long_lived: bool
+    ) -> ChannelPermissions:
+        permissions = self.permissions_of(request, long_lived=long_lived)
         for channel in channels:
             permissions.check_subscribe(channel)
+        return permissions
 
     def websocket(self, request: Request, connection: HttpConnection) -> None:
         """Complete the WebSocket handshake and hand the connection to a session."""
@@ -105,6 +150,9 @@ class SubscriberEndpoints:
             return
         echo = request.path == "/echo"
         channels = [] if echo else channels_of(request, self.limits.max_channels, required=False)
+        # Refused here, the client gets a 401 it can read; URL channels it may not have
+        # are refused after the upgrade, as error frames, like subscribe commands.
+        permissions = None if echo else self.permissions_of(request, long_lived=True)
         result = handshake(
             request.raw_url.decode("latin-1"),
             # Only what the handshake reads: browsers send a dozen more (cookies, agent).
@@ -120,11 +168,17 @@ class SubscriberEndpoints:
         if result.rejection is not None:
             raise BadRequestError(result.rejection)
         session: WebSocketSession
-        if echo:
+        if permissions is None:
             session = EchoSession(transport, self.limits, self.heartbeat)
         else:
-            permissions = ChannelPermissions(self.node.rules)
-            session = ChannelSession(transport, self.limits, self.heartbeat, self.node, permissions)
+            session = ChannelSession(
+                transport,
+                self.limits,
+                self.heartbeat,
+                self.node,
+                permissions,
+                self.session_settings,
+            )
         session.cork(result.response)
         if isinstance(session, ChannelSession):
             session.subscribe_all(channels)
@@ -132,10 +186,20 @@ class SubscriberEndpoints:
         connection.upgrade(session)
 
     async def sse(self, request: Request, connection: HttpConnection) -> None:
-        """Open an event stream, replaying from ``Last-Event-ID`` / ``lastEventId`` first."""
-        channels = channels_of(request, self.limits.max_channels, required=True)
-        self._check_subscribe(channels)
-        cursor = request.headers.get("last-event-id") or request.param("lastEventId") or None
+        """Open an event stream, replaying from ``Last-Event-ID`` / ``lastEventId`` first.
+
+        ``GET`` names the channels in the query (what ``EventSource`` can do);
+        ``POST`` in a JSON body, ``{"channels": [...], "last_event_id": ...}``, for
+        fetch-based clients that also send ``Authorization``.
+        """
+        if request.method == "POST":
+            channels, cursor = self._stream_body(request)
+        else:
+            channels = channels_of(request, self.limits.max_channels, required=True)
+            cursor = request.param("lastEventId") or None
+        # The browser's own Last-Event-ID wins: it is where the stream really got to.
+        cursor = request.headers.get("last-event-id") or cursor
+        permissions = self._subscribe_permissions(request, channels, long_lived=True)
         start = await open_stream(self.node, channels, cursor)
         hub = self.node.hub
         try:
@@ -157,23 +221,60 @@ class SubscriberEndpoints:
             connection.start_stream(
                 b"".join(head) + opening_bytes(start, self.settings.sse_retry_ms)
             )
-            stream = SSEStream(transport, self.limits.max_buffer_bytes)
+            stream = SSEStream(transport, self.limits.max_buffer_bytes, channels=tuple(channels))
             feed = hub.join(SSE_EVENTS, start.states, stream)
         finally:
             hub.release_all(start.states)
         pinger = self.sse_pinger
         pinger.streams.add(stream)
+        identity = permissions.identity
+        users = self.node.users
+        if identity.user is not None:
+            users.add(identity.user, stream)
+        expiry = None
+        if identity.expires_at is not None:
+            # A stream cannot be handed a new token: it ends, and the client comes
+            # back with a fresh one (a grace of the refresh timeout, as on /ws).
+            delay = (
+                identity.expires_at - time.time() + self.session_settings.refresh_timeout_seconds
+            )
+            expiry = asyncio.get_running_loop().call_later(
+                max(delay, 0.0), stream.close, TOKEN_EXPIRED
+            )
 
         def on_lost() -> None:
             pinger.streams.discard(stream)
             hub.leave(feed, stream)
+            if identity.user is not None:
+                users.remove(identity.user, stream)
+            if expiry is not None:
+                expiry.cancel()
 
         connection.on_lost = on_lost
+
+    def _stream_body(self, request: Request) -> tuple[list[str], str | None]:
+        """The channels and cursor of a ``POST /sse`` body."""
+        try:
+            body = orjson.loads(request.body)
+        except orjson.JSONDecodeError as exc:
+            raise InvalidJSONError(f"body is not valid JSON: {exc.msg}") from None
+        if not isinstance(body, dict):
+            raise BadRequestError('body must be a JSON object: {"channels": [...]}')
+        names = body.get("channels")
+        if not isinstance(names, list) or not names:
+            raise BadRequestError("channels must be a non-empty list of channel names")
+        if len(names) > self.limits.max_channels:
+            raise LimitExceededError(f"at most {self.limits.max_channels} channels per connection")
+        channels = sorted({validate_channel(name) for name in names})
+        cursor = body.get("last_event_id")
+        if cursor is not None and not isinstance(cursor, str):
+            raise BadRequestError("last_event_id must be a string")
+        return channels, cursor or None
 
     async def poll(self, request: Request, connection: HttpConnection) -> None:
         """Answer at once if anything follows the cursor (or ``timeout=0``), else wait."""
         channels = channels_of(request, self.limits.max_channels, required=True)
-        self._check_subscribe(channels)
+        self._subscribe_permissions(request, channels, long_lived=False)
         timeout = _timeout_of(request, self.settings.poll_max_timeout_seconds)
         start = await open_stream(self.node, channels, request.param("cursor") or None)
         hub = self.node.hub

@@ -12,14 +12,19 @@ from __future__ import annotations
 import asyncio
 import logging
 
+import orjson
+
 from pushwire.core.history import Publication
 from pushwire.core.hub import Batch, Feed
 from pushwire.core.streams import StreamStart
-from pushwire.errors import SLOW_CONSUMER, Disconnect
+from pushwire.errors import SLOW_CONSUMER, UNSUBSCRIBED, Disconnect
 from pushwire.protocol.codec import SSE_PING, message_json, sse_event, sse_gap_event, sse_retry
 from pushwire.transports.base import Clock, Ticker
 
-__all__ = ["SSE_EVENTS", "SSEPinger", "SSEStream", "opening_bytes"]
+__all__ = ["DISCONNECT_EVENT", "SSE_EVENTS", "SSEPinger", "SSEStream", "opening_bytes"]
+
+#: The last event of a stream the server ends on purpose: why, and whether to come back.
+DISCONNECT_EVENT = b"pushwire.disconnect"
 
 logger = logging.getLogger("pushwire.sse")
 
@@ -75,14 +80,21 @@ def opening_bytes(start: StreamStart, retry_ms: int) -> bytes:
 class SSEStream:
     """One open event stream, receiving its group's events from the hub."""
 
-    __slots__ = ("max_buffer_bytes", "transport")
+    __slots__ = ("channels", "max_buffer_bytes", "transport")
 
     name = "sse"
     unidirectional = True
 
-    def __init__(self, transport: asyncio.Transport, max_buffer_bytes: int) -> None:
+    def __init__(
+        self,
+        transport: asyncio.Transport,
+        max_buffer_bytes: int,
+        *,
+        channels: tuple[str, ...] = (),
+    ) -> None:
         self.transport = transport
         self.max_buffer_bytes = max_buffer_bytes
+        self.channels = channels
 
     def write(self, data: bytes) -> bool:
         transport = self.transport
@@ -99,8 +111,21 @@ class SSEStream:
             )
             self.transport.abort()
         else:
-            # End the response after what is buffered; EventSource reconnects by itself.
+            # Say why, then end the response after what is buffered. EventSource
+            # reconnects by itself; pushwire.js reads the event and does not when
+            # ``reconnect`` is false.
+            farewell = orjson.dumps(
+                {"code": reason.code, "reason": reason.reason, "reconnect": reason.reconnect}
+            )
+            self.transport.write(b"event: %s\ndata: %s\n\n" % (DISCONNECT_EVENT, farewell))
             self.transport.close()
+
+    def unsubscribe(self, channel: str) -> bool:
+        """A stream cannot drop one channel: it ends, and its client reconnects."""
+        if channel not in self.channels:
+            return False
+        self.close(UNSUBSCRIBED)
+        return True
 
 
 class SSEPinger:

@@ -10,20 +10,41 @@ writes them to :meth:`WebSocketSession.write`, encoded by :data:`WS_MESSAGES`.
 from __future__ import annotations
 
 import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
 
 from pushwire.core.eager import start_eagerly
 from pushwire.core.history import Publication, StreamPosition
 from pushwire.core.hub import Batch, ChannelState, Feed
+from pushwire.core.identity import Identity
 from pushwire.core.node import Node
 from pushwire.core.permissions import ChannelPermissions
 from pushwire.core.recovery import Recovery
+from pushwire.errors import TOKEN_EXPIRED, ClientError, Disconnect, token_refused
 from pushwire.protocol.codec import message_json, ws_gap_frame, ws_message_frame
-from pushwire.protocol.messages import Publish, Subscribe, Unsubscribe
+from pushwire.protocol.messages import Publish, Refresh, Subscribe, Unsubscribe
 from pushwire.protocol.session import Action, ClientSession
-from pushwire.transports.base import ConnectionLimits
+from pushwire.transports.base import ConnectionLimits, Timer
 from pushwire.transports.websocket import Heartbeat, WebSocketSession
 
-__all__ = ["WS_MESSAGES", "ChannelSession"]
+__all__ = ["WS_MESSAGES", "ChannelSession", "SessionSettings"]
+
+
+@dataclass(frozen=True, slots=True)
+class SessionSettings:
+    """What every ``/ws`` session of a server shares besides its limits.
+
+    Attributes:
+        verify_token: turns a refresh token into an identity, or raises ClientError.
+        refresh_timeout_seconds: after its token expires, how long a connection has
+            to send a new one before it is closed with 4401.
+        max_publishes_per_second: per connection; 0 for no limit.
+    """
+
+    verify_token: Callable[[str], Identity]
+    refresh_timeout_seconds: float = 10.0
+    max_publishes_per_second: float = 0.0
 
 
 class _WebSocketFormat:
@@ -50,7 +71,7 @@ WS_MESSAGES = _WebSocketFormat()
 class ChannelSession(WebSocketSession):
     """A ``/ws`` client: subscribes, unsubscribes, publishes and pings by JSON commands."""
 
-    __slots__ = ("_task", "feeds", "node", "session")
+    __slots__ = ("_expiry", "_task", "feeds", "node", "permissions", "session", "settings")
 
     def __init__(
         self,
@@ -59,12 +80,24 @@ class ChannelSession(WebSocketSession):
         heartbeat: Heartbeat | None,
         node: Node,
         permissions: ChannelPermissions,
+        settings: SessionSettings,
     ) -> None:
         super().__init__(transport, limits, heartbeat)
         self.node = node
-        self.session = ClientSession(max_channels=limits.max_channels, permissions=permissions)
+        self.permissions = permissions
+        self.settings = settings
+        self.session = ClientSession(
+            max_channels=limits.max_channels,
+            permissions=permissions,
+            max_publishes_per_second=settings.max_publishes_per_second,
+        )
         self.feeds: dict[str, Feed] = {}
         self._task: asyncio.Task[None] | None = None  # only while an action waits
+        self._expiry: Timer | None = None  # only for a token that expires
+        user = permissions.identity.user
+        if user is not None:
+            node.users.add(user, self)
+        self._watch_expiry()
 
     def subscribe_all(self, channels: list[str]) -> None:
         """Subscribe to the channels named in the connection URL (``?channel=``).
@@ -78,6 +111,38 @@ class ChannelSession(WebSocketSession):
     def on_message(self, data: bytes, is_text: bool) -> None:
         self.session.receive_message(data)
         self._advance()
+        if self.session.disconnect is not None:
+            self.close(self.session.disconnect)
+
+    # Server-side changes (the API), as the UserConnection protocol has them.
+
+    def unsubscribe(self, channel: str) -> bool:
+        feed = self.feeds.pop(channel, None)
+        if feed is None:
+            return False
+        self.node.hub.leave(feed, self)
+        self.session.unsubscribed_by_server(channel)
+        self._send_replies()
+        return True
+
+    # Token expiry.
+
+    def _watch_expiry(self) -> None:
+        """Ask for a new token when this one expires; close if none comes in time."""
+        expires_at = self.permissions.identity.expires_at
+        if self._expiry is not None:
+            self._expiry.cancel()
+            self._expiry = None
+        if expires_at is not None:
+            delay = max(expires_at - time.time(), 0.0)
+            self._expiry = asyncio.get_running_loop().call_later(delay, self._token_expired)
+
+    def _token_expired(self) -> None:
+        self.session.ask_for_refresh()
+        self._send_replies()
+        self._expiry = asyncio.get_running_loop().call_later(
+            self.settings.refresh_timeout_seconds, self.close, TOKEN_EXPIRED
+        )
 
     # Running actions.
 
@@ -106,6 +171,9 @@ class ChannelSession(WebSocketSession):
 
     def _run_now(self, action: Action) -> bool:
         """Run ``action`` if it needs no wait; False if it must go through :meth:`_run`."""
+        if isinstance(action, Refresh):
+            self._refresh(action)
+            return True
         if isinstance(action, Unsubscribe):
             feed = self.feeds.pop(action.channel, None)
             if feed is not None:
@@ -136,6 +204,22 @@ class ChannelSession(WebSocketSession):
         except Exception as exc:
             self.session.failed(action, exc)
 
+    def _refresh(self, action: Refresh) -> None:
+        """A new token: the same user, verified, or the connection ends (4401)."""
+        try:
+            identity = self.settings.verify_token(action.token)
+        except ClientError as exc:
+            self.session.abandoned(action)
+            self.close(token_refused(str(exc)))
+            return
+        if identity.user != self.permissions.identity.user:
+            self.session.abandoned(action)
+            self.close(token_refused("the token is for another user"))
+            return
+        self.permissions.identity = identity
+        self.session.refreshed(action)
+        self._watch_expiry()
+
     async def _subscribe(self, action: Subscribe) -> None:
         since = None if action.cursor is None else StreamPosition.from_cursor(action.cursor)
         hub = self.node.hub
@@ -162,9 +246,19 @@ class ChannelSession(WebSocketSession):
             self.transport.write(_replay_frames(recovery.publications))
         self.feeds[state.name] = self.node.hub.join(WS_MESSAGES, (state,), self)
 
+    def close(self, reason: Disconnect) -> None:
+        self._send_replies()  # what the session said last (an error, say) goes first
+        super().close(reason)
+
     def on_closed(self) -> None:
         # A running action finishes on its own (a publish is not taken back) and
         # finds the connection closed.
+        if self._expiry is not None:
+            self._expiry.cancel()
+            self._expiry = None
+        user = self.permissions.identity.user
+        if user is not None:
+            self.node.users.remove(user, self)
         self.session.close()
         hub = self.node.hub
         for feed in self.feeds.values():
