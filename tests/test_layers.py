@@ -22,7 +22,9 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("protocol",),
     ("core",),
     ("brokers", "transports"),
-    ("server", "client"),
+    # pushwire/testing.py, public test support (FakeClock), stands beside the assembly:
+    # it may use transports and below, and as a peer of server and client none imports it.
+    ("server", "client", "testing"),
 )
 # pushwire/__init__.py, the public facade, may import anything (lazily where costly);
 # the command line (pushwire/cli.py, and __main__.py that runs it) assembles server
@@ -232,6 +234,16 @@ def test_the_server_modules_import_each_other_without_cycles() -> None:
     assert not new, "imports on a cycle inside pushwire.server:\n" + _listing(new)
 
 
+def test_no_module_imports_the_test_support() -> None:
+    graph = import_graph(SOURCE)
+
+    importers = sorted(module for module, targets in graph.items() if "pushwire.testing" in targets)
+
+    assert importers == [], "pushwire.testing is for tests only, yet imported by: " + ", ".join(
+        importers
+    )
+
+
 def test_every_known_violation_still_occurs() -> None:
     graph = import_graph(SOURCE)
     occurring = layer_violations(graph) | cycle_edges(graph, "pushwire.server", ignore=set())
@@ -335,6 +347,6 @@ def test_a_cycle_in_the_server_is_found_unless_known(tmp_path: Path) -> None:
 
 
 def test_a_module_outside_the_layers_is_reported(tmp_path: Path) -> None:
-    graph = import_graph(_tree(tmp_path, {**LAYERED, "testing/pair.py": ""}))
+    graph = import_graph(_tree(tmp_path, {**LAYERED, "extras/pair.py": ""}))
 
-    assert unclassified(graph) == ["pushwire.testing.pair"]
+    assert unclassified(graph) == ["pushwire.extras.pair"]

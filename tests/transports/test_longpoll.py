@@ -1,12 +1,18 @@
-"""/poll end to end: long and short polling with cursors, over httpx."""
+"""/poll: long and short polling with cursors end to end over httpx, and one waiter below it."""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 import httpx
+import orjson
 
 from pushwire import ChannelRule, Server
+from pushwire.core.history import Publication, StreamPosition
+from pushwire.core.hub import Hub
+from pushwire.testing import FakeClock
+from pushwire.transports.longpoll import POLL_ANSWERS, LongPollWaiter
 from tests.conftest import ServerFactory, api_publish, subscriber_count
 from tests.waiting import wait_until
 
@@ -141,3 +147,67 @@ async def test_shutdown_answers_waiting_polls_with_their_cursor(make_server: Ser
         response = await asyncio.wait_for(poll, 5)
 
     assert response.json() == {"messages": [], "cursor": cursor}
+
+
+# Below the network: one waiter in a real hub, its timeout on a fake clock.
+
+
+class _Poll:
+    def __init__(self) -> None:
+        self.clock = FakeClock()
+        self.soon: list[Callable[[], None]] = []
+        self.hub = Hub(self.soon.append, lambda channel: None)
+        self.state = self.hub.open_channel("news", StreamPosition("e0", 3))
+        self.feed = self.hub.feed(POLL_ANSWERS, (self.state,))
+        self.answers: list[object] = []
+        self.waiter = LongPollWaiter(
+            self.feed,
+            lambda body: self.answers.append(orjson.loads(body)),
+            30,
+            leave=lambda waiter: self.hub.leave(self.feed, waiter),
+            clock=self.clock,
+        )
+        self.hub.join(POLL_ANSWERS, (self.state,), self.waiter)
+
+    def publish(self, offset: int) -> None:
+        position = StreamPosition("e0", offset)
+        self.hub.enqueue(self.state, Publication("news", position, b"%d" % offset))
+        for callback in self.soon:
+            callback()
+        self.soon.clear()
+
+
+def test_a_waiter_unanswered_by_its_timeout_answers_empty_and_leaves_its_feed() -> None:
+    poll = _Poll()
+
+    poll.clock.advance(29.9)
+    before = list(poll.answers)
+    poll.clock.advance(0.1)
+
+    assert before == []
+    assert poll.answers == [{"messages": [], "cursor": "e0-3"}]
+    assert poll.feed.sinks == set()
+
+
+def test_a_waiter_answered_before_its_timeout_answers_once() -> None:
+    poll = _Poll()
+
+    poll.publish(4)
+    timers_left = poll.clock.pending()
+    poll.clock.advance(60)
+
+    assert poll.answers == [
+        {"messages": [{"channel": "news", "id": "e0-4", "data": 4}], "cursor": "e0-4"}
+    ]
+    assert timers_left == 0  # the timeout was cancelled
+
+
+def test_a_waiter_whose_client_left_never_answers() -> None:
+    poll = _Poll()
+
+    poll.waiter.cancel()
+    poll.clock.advance(60)
+    poll.publish(4)
+
+    assert poll.answers == []
+    assert poll.feed.sinks == set()

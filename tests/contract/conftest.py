@@ -1,0 +1,107 @@
+"""The brokers the contract runs against, each started with a recording BrokerEvents.
+
+To add a broker, add a factory to ``BROKERS`` and its name to ``BROKER_PARAMS``;
+a broker that needs a server (Redis, NATS) goes in as
+``pytest.param("redis", marks=pytest.mark.integration)``. A factory gets a
+directory of its own and the contract's clock, and must take publication times
+and history expiry from that clock (see ``ContractClock``).
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import pytest
+
+from pushwire.brokers.memory import MemoryBroker
+from pushwire.brokers.memory_history import MemoryHistoryStore
+from pushwire.brokers.sqlite_history import SqliteHistoryStore
+from pushwire.core.broker import Broker
+from pushwire.core.history import Publication
+
+
+class ContractClock:
+    """The broker's wall clock, standing still until a test moves it on."""
+
+    def __init__(self) -> None:
+        self.now = 1_700_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+class RecordingEvents:
+    """A node as a broker sees it (``core.broker.BrokerEvents``): it keeps what arrives."""
+
+    def __init__(self) -> None:
+        self.publications: list[Publication] = []
+        self.resubscribed = 0
+
+    def on_publication(self, publication: Publication) -> None:
+        self.publications.append(publication)
+
+    def on_resubscribed(self) -> None:
+        self.resubscribed += 1
+
+    def on(self, channel: str) -> list[Publication]:
+        return [p for p in self.publications if p.channel == channel]
+
+
+BrokerFactory = Callable[[], Broker]
+
+BROKERS: dict[str, Callable[[Path, ContractClock], Broker]] = {
+    "memory": lambda directory, clock: MemoryBroker(MemoryHistoryStore(), clock=clock),
+    "sqlite": lambda directory, clock: MemoryBroker(
+        SqliteHistoryStore(directory / "history.db"), clock=clock
+    ),
+}
+BROKER_PARAMS = ["memory", "sqlite"]
+
+
+@pytest.fixture
+def clock() -> ContractClock:
+    return ContractClock()
+
+
+@pytest.fixture
+def events() -> RecordingEvents:
+    return RecordingEvents()
+
+
+@pytest.fixture(params=BROKER_PARAMS)
+def new_broker(
+    request: pytest.FixtureRequest, tmp_path: Path, clock: ContractClock
+) -> BrokerFactory:
+    """Makes brokers of one kind, not started (each in its own directory)."""
+    factory = BROKERS[request.param]
+    made = 0
+
+    def make() -> Broker:
+        nonlocal made
+        made += 1
+        directory = tmp_path / f"broker-{made}"
+        directory.mkdir()
+        return factory(directory, clock)
+
+    return make
+
+
+@pytest.fixture
+async def broker(new_broker: BrokerFactory, events: RecordingEvents) -> AsyncIterator[Broker]:
+    """A started broker of each kind, delivering to ``events``; closed after the test."""
+    started = new_broker()
+    await started.start(events)
+    yield started
+    await started.close()
+
+
+@pytest.fixture
+def fresh() -> Callable[[str], str]:
+    """Channel names no other test (or earlier run, on a shared server) has used."""
+    run = secrets.token_hex(4)
+    return lambda name: f"{name}-{run}"
