@@ -11,8 +11,9 @@ import orjson
 from pushwire import ChannelRule, Server
 from pushwire.core.history import Publication, StreamPosition
 from pushwire.core.hub import Hub
+from pushwire.core.identity import ANONYMOUS, Identity
 from pushwire.testing import FakeClock
-from pushwire.transports.longpoll import POLL_ANSWERS, LongPollWaiter
+from pushwire.transports.longpoll import POLL_ANSWERS, LongPollWaiter, PollPresence
 from tests.conftest import ServerFactory, api_publish, subscriber_count
 from tests.waiting import wait_until
 
@@ -211,3 +212,34 @@ def test_a_waiter_whose_client_left_never_answers() -> None:
 
     assert poll.answers == []
     assert poll.feed.sinks == set()
+
+
+def test_a_poller_stays_a_member_between_polls_and_leaves_after_the_grace() -> None:
+    clock = FakeClock()
+    left: list[tuple[str, str | None]] = []
+    joined: list[str] = []
+    presence = PollPresence(2.0, lambda channel, who: left.append((channel, who.user)), clock=clock)
+    presence.start()
+    alice = Identity("alice", None, frozenset(), None)
+
+    done = presence.polling(("a", "b"), alice, joined.append)
+    clock.advance(30)  # a long poll may wait: no leave while it does
+    done()
+    clock.advance(1.5)
+    again = presence.polling(("a",), alice, joined.append)  # polled again in time
+    again()
+    clock.advance(2.5)
+
+    assert joined == ["a", "b"]
+    assert left == [("b", "alice"), ("a", "alice")]  # b at 32 s, a (polled again) at 33.5 s
+    presence.stop()
+
+
+def test_anonymous_pollers_are_never_members() -> None:
+    clock = FakeClock()
+    joined: list[str] = []
+    presence = PollPresence(1.0, lambda channel, who: None, clock=clock)
+
+    presence.polling(("a",), ANONYMOUS, joined.append)()
+
+    assert joined == []

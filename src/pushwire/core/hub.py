@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from pushwire.core.history import Gap, Publication, StreamPosition, encode_stream_cursor
+from pushwire.core.presence import Join, Leave
 from pushwire.errors import INTERNAL_ERROR, SLOW_CONSUMER, Disconnect
 from pushwire.protocol.codec import message_json
 
@@ -35,8 +36,9 @@ __all__ = [
 
 logger = logging.getLogger("pushwire.hub")
 
-#: What the hub queues and fans out: a publication, or a gap in the channel's stream.
-Item = Publication | Gap
+#: What the hub queues and fans out: a publication, a gap in the channel's stream, or a
+#: user joining or leaving (ordered among the messages, taking no place in the stream).
+Item = Publication | Gap | Join | Leave
 
 
 class Sink(Protocol):
@@ -75,7 +77,7 @@ class Batch:
 
     @property
     def messages(self) -> list[bytes | None]:
-        """The message object of each item (None for a gap)."""
+        """The message object of each item (None for a gap, a join or a leave)."""
         messages = self._messages
         if messages is None:
             messages = self._messages = [

@@ -21,6 +21,8 @@ from pushwire.core.broker import Broker, HistoryOptions
 from pushwire.core.channels import ChannelRules
 from pushwire.core.history import Gap, HistoryPage, Publication, StreamPosition
 from pushwire.core.hub import ChannelState, Hub
+from pushwire.core.identity import Identity
+from pushwire.core.presence import Join, Leave, LocalPresence, Member
 from pushwire.core.recovery import Recovery, recover
 from pushwire.core.users import UserRegistry
 from pushwire.errors import BadRequestError
@@ -48,6 +50,7 @@ class Node:
         self.rules = rules
         self.hub = Hub(self._call_soon, self._channel_idle)
         self.users = UserRegistry()
+        self.presence = LocalPresence()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._locks = _ChannelLocks()
         self._broker_channels: set[str] = set()  # channels the broker delivers here
@@ -171,6 +174,42 @@ class Node:
             if state.delivered == live_from:
                 return recover(since, page, live_from)
         return Recovery((), recovered=False)
+
+    # Presence.
+
+    def member_joined(self, state: ChannelState, identity: Identity) -> None:
+        """A connection of ``identity`` now receives ``state``'s channel (call after joining).
+
+        Counts it among the channel's members where the rule keeps presence, and
+        tells the subscribers when it is the user's first connection (``join_leave``).
+        """
+        user = identity.user
+        rule = self.rules.rule_for(state.name)
+        if user is None or not (rule.presence or rule.join_leave):
+            return
+        if self.presence.add(state.name, user, identity.info) and rule.join_leave:
+            self.hub.enqueue(state, Join(state.name, user, identity.info, state.accepted))
+
+    def member_left(self, channel: str, identity: Identity) -> None:
+        """A connection of ``identity`` no longer receives ``channel`` (call after leaving)."""
+        user = identity.user
+        rule = self.rules.rule_for(channel)
+        if user is None or not (rule.presence or rule.join_leave):
+            return
+        last, info = self.presence.remove(channel, user)
+        state = self.hub.channel(channel)
+        if last and rule.join_leave and state is not None:
+            self.hub.enqueue(state, Leave(channel, user, info, state.accepted))
+
+    async def members(self, channel: str) -> list[Member]:
+        """Who is subscribed to ``channel`` (sorted by user id).
+
+        Raises:
+            BadRequestError: if the channel's rule keeps no presence.
+        """
+        if not self.rules.rule_for(channel).presence:
+            raise BadRequestError(f"presence is off for {channel!r}")
+        return self.presence.members(channel)
 
     # Broker events: live delivery, checked.
 

@@ -14,10 +14,13 @@ __all__ = [
     "SSE_GAP_EVENT",
     "SSE_PING",
     "WS_PING_FRAME",
+    "member_json",
     "message_json",
+    "presence_json",
     "reply",
     "sse_event",
     "sse_gap_event",
+    "sse_presence_event",
     "sse_retry",
     "ws_gap_frame",
     "ws_message_frame",
@@ -68,6 +71,22 @@ def sse_event(message: bytes, event: str | None, stream_cursor: str) -> bytes:
     if event is None:
         return b"id: %s\ndata: %s\n\n" % (stream_cursor.encode(), message)
     return b"id: %s\nevent: %s\ndata: %s\n\n" % (stream_cursor.encode(), event.encode(), message)
+
+
+def presence_json(kind: str, channel: str, user: str, info: object) -> bytes:
+    """A join or leave object: ``{"type": "join", "channel", "user", "info"}``."""
+    return orjson.dumps({"type": kind, "channel": channel, "user": user, "info": info})
+
+
+def member_json(user: str, info: object, connections: int) -> bytes:
+    """One presence member: ``{"user", "info", "connections"}``."""
+    return orjson.dumps({"user": user, "info": info, "connections": connections})
+
+
+def sse_presence_event(kind: str, channel: str, user: str, info: object, cursor: str) -> bytes:
+    """The ``pushwire.join`` / ``pushwire.leave`` event (``kind``: join or leave)."""
+    data = orjson.dumps({"channel": channel, "user": user, "info": info})
+    return b"id: %s\nevent: pushwire.%s\ndata: %s\n\n" % (cursor.encode(), kind.encode(), data)
 
 
 def ws_gap_frame(channel: str, cursor: str) -> bytes:

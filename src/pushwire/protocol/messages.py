@@ -15,6 +15,7 @@ from pushwire.protocol.names import validate_channel, validate_event
 __all__ = [
     "Command",
     "Ping",
+    "PresenceQuery",
     "Publish",
     "Ref",
     "Refresh",
@@ -60,7 +61,15 @@ class Refresh:
     ref: Ref = None
 
 
-Command = Subscribe | Unsubscribe | Publish | Ping | Refresh
+@dataclass(frozen=True, slots=True)
+class PresenceQuery:
+    """Who is subscribed to ``channel`` (for subscribers of that channel)."""
+
+    channel: str
+    ref: Ref = None
+
+
+Command = Subscribe | Unsubscribe | Publish | Ping | Refresh | PresenceQuery
 
 
 def parse_command(text: str | bytes) -> Command:
@@ -96,6 +105,8 @@ def _build(frame: dict[str, object], ref: Ref) -> Command:
         if cursor is not None and not isinstance(cursor, str):
             raise BadRequestError("cursor must be a string")
         return Subscribe(channel, cursor, ref)
+    if kind == "presence":
+        return PresenceQuery(validate_channel(frame.get("channel")), ref)
     if kind == "refresh":
         token = frame.get("token")
         if not isinstance(token, str) or not token:

@@ -15,12 +15,15 @@ from collections import deque
 from collections.abc import Callable
 from typing import Protocol
 
+import orjson
+
 from pushwire.errors import (
     RATE_LIMITED,
     AlreadySubscribedError,
     ClientError,
     Disconnect,
     LimitExceededError,
+    PermissionDeniedError,
     RateLimitedError,
 )
 from pushwire.protocol.codec import reply
@@ -28,6 +31,7 @@ from pushwire.protocol.error_mapping import ws_error
 from pushwire.protocol.messages import (
     Command,
     Ping,
+    PresenceQuery,
     Publish,
     Refresh,
     Subscribe,
@@ -38,7 +42,7 @@ from pushwire.protocol.messages import (
 __all__ = ["Action", "ClientSession", "Permissions"]
 
 #: A command the driver must run against the node.
-Action = Subscribe | Unsubscribe | Publish | Refresh
+Action = Subscribe | Unsubscribe | Publish | Refresh | PresenceQuery
 
 
 class Permissions(Protocol):
@@ -179,6 +183,14 @@ class ClientSession:
                     )
             elif isinstance(command, Refresh):
                 self._current = command  # the driver verifies it
+            elif isinstance(command, PresenceQuery):
+                if command.channel in self.subscriptions:
+                    self._current = command
+                else:
+                    self._refuse(
+                        command,
+                        PermissionDeniedError("presence is for subscribers of the channel"),
+                    )
             else:
                 self._hand_out(command)
         if not queue:
@@ -224,6 +236,18 @@ class ClientSession:
         self._done(command)
         self.subscriptions.discard(command.channel)
         self._outgoing.append(reply("unsubscribed", command.ref, channel=command.channel))
+
+    def presence_answered(self, command: PresenceQuery, members: list[bytes]) -> None:
+        """The members (each a JSON object) of the channel asked about."""
+        self._done(command)
+        self._outgoing.append(
+            reply(
+                "presence",
+                command.ref,
+                channel=command.channel,
+                members=[orjson.Fragment(member) for member in members],
+            )
+        )
 
     def refreshed(self, command: Refresh) -> None:
         """The new token was accepted (a refused one closes the connection)."""

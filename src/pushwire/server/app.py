@@ -55,8 +55,8 @@ StreamHandler = Callable[[Request, HttpConnection], Awaitable[None]]
 # Browsers may call these from other origins (the API is for backends).
 # Endpoints for browsers: their Origin is checked, and their answers carry CORS headers
 # (the API is for backends; /health carries CORS headers but is open to every origin).
-_BROWSER_PATHS = frozenset({"/ws", "/sse", "/poll", "/publish"})
-_CORS_PATHS = frozenset({"/sse", "/poll", "/publish", "/health"})
+_BROWSER_PATHS = frozenset({"/ws", "/sse", "/poll", "/publish", "/presence"})
+_CORS_PATHS = frozenset({"/sse", "/poll", "/publish", "/presence", "/health"})
 _SHUTDOWN_GRACE_SECONDS = 2.0
 
 
@@ -102,6 +102,7 @@ class Server:
                 config.sse_retry_ms,
                 config.poll_max_timeout_seconds,
                 max_connections_per_user=config.max_connections_per_user,
+                presence_poll_grace_seconds=config.presence_poll_grace_seconds,
             ),
             session_settings=SessionSettings(
                 self.authenticator.verify,
@@ -120,6 +121,8 @@ class Server:
             "/api/broadcast": api.api_broadcast,
             "/api/history": api.api_history,
             "/api/channels": api.api_channels,
+            "/api/presence": api.api_presence,
+            "/presence": self.subscribers.presence,
             "/api/disconnect": api.api_disconnect,
             "/api/unsubscribe": api.api_unsubscribe,
             "/publish": api.client_publish,
@@ -165,6 +168,7 @@ class Server:
         )
         self.heartbeat.start()
         self.sse_pinger.start()
+        self.subscribers.poll_presence.start()
         logger.info("pushwire listening on %s (history %s)", self.url, self._history_label())
 
     def _history_label(self) -> str:
@@ -181,6 +185,7 @@ class Server:
         listener.close()
         self.heartbeat.stop()
         self.sse_pinger.stop()
+        self.subscribers.poll_presence.stop()
         # Tell every subscriber to go elsewhere: WebSockets get 1001, polls their
         # answer, streams their end; then WebSockets without subscriptions.
         self.node.hub.close_all(GOING_AWAY)

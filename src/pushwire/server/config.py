@@ -48,6 +48,7 @@ class Config:
     max_channels_per_connection: int = 256
     max_connections_per_user: int = 100  # WebSockets and SSE streams at once; 0: no limit
     max_publishes_per_second: float = 100.0  # per /ws connection; 0: no limit
+    presence_poll_grace_seconds: float = 10.0  # a polling user stays a member between polls
     ws_ping_interval_seconds: float = 25.0
     ws_ping_timeout_seconds: float = 10.0
     close_timeout_seconds: float = 5.0

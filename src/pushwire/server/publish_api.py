@@ -148,6 +148,15 @@ class PublishApi:
             ]
         }
 
+    async def api_presence(self, request: Request) -> tuple[int, object]:
+        self._api_key.check(request.headers.get("x-api-key"))
+        channel = validate_channel(request.param("channel"))
+        members = [
+            {"user": m.user, "info": m.info, "connections": m.connections}
+            for m in await self._node.members(channel)
+        ]
+        return 200, {"channel": channel, "members": members}
+
     async def api_disconnect(self, request: Request) -> tuple[int, object]:
         """Close every connection of a user on this node (close 4000: do not come back)."""
         self._api_key.check(request.headers.get("x-api-key"))

@@ -30,7 +30,7 @@ from pushwire.server.auth import Authenticator
 from pushwire.server.http import HttpConnection, Request
 from pushwire.server.origins import OriginPolicy
 from pushwire.transports.base import ConnectionLimits
-from pushwire.transports.longpoll import POLL_ANSWERS, LongPollWaiter, replay_body
+from pushwire.transports.longpoll import POLL_ANSWERS, LongPollWaiter, PollPresence, replay_body
 from pushwire.transports.sse import SSE_EVENTS, SSEPinger, SSEStream, opening_bytes
 from pushwire.transports.websocket import EchoSession, Heartbeat, WebSocketSession, handshake
 from pushwire.transports.ws_channels import ChannelSession, SessionSettings
@@ -58,6 +58,7 @@ class StreamSettings:
     sse_retry_ms: int = 2000
     poll_max_timeout_seconds: float = 60.0
     max_connections_per_user: int = 0  # WebSockets and SSE streams at once; 0: no limit
+    presence_poll_grace_seconds: float = 10.0  # a poller stays a member this long after
 
 
 def channels_of(request: Request, max_channels: int, *, required: bool) -> list[str]:
@@ -87,6 +88,7 @@ class SubscriberEndpoints:
         "limits",
         "node",
         "origins",
+        "poll_presence",
         "session_settings",
         "settings",
         "sse_pinger",
@@ -112,6 +114,7 @@ class SubscriberEndpoints:
         self.sse_pinger = sse_pinger
         self.settings = settings
         self.session_settings = session_settings
+        self.poll_presence = PollPresence(settings.presence_poll_grace_seconds, node.member_left)
 
     def permissions_of(self, request: Request, *, long_lived: bool) -> ChannelPermissions:
         """The request's identity (its token, or anonymous) and what it may do.
@@ -229,8 +232,11 @@ class SubscriberEndpoints:
         pinger.streams.add(stream)
         identity = permissions.identity
         users = self.node.users
+        node = self.node
         if identity.user is not None:
             users.add(identity.user, stream)
+            for state in start.states:
+                node.member_joined(state, identity)
         expiry = None
         if identity.expires_at is not None:
             # A stream cannot be handed a new token: it ends, and the client comes
@@ -247,6 +253,8 @@ class SubscriberEndpoints:
             hub.leave(feed, stream)
             if identity.user is not None:
                 users.remove(identity.user, stream)
+                for channel in feed.channels:
+                    node.member_left(channel, identity)
             if expiry is not None:
                 expiry.cancel()
 
@@ -274,7 +282,7 @@ class SubscriberEndpoints:
     async def poll(self, request: Request, connection: HttpConnection) -> None:
         """Answer at once if anything follows the cursor (or ``timeout=0``), else wait."""
         channels = channels_of(request, self.limits.max_channels, required=True)
-        self._subscribe_permissions(request, channels, long_lived=False)
+        identity = self._subscribe_permissions(request, channels, long_lived=False).identity
         timeout = _timeout_of(request, self.settings.poll_max_timeout_seconds)
         start = await open_stream(self.node, channels, request.param("cursor") or None)
         hub = self.node.hub
@@ -282,14 +290,20 @@ class SubscriberEndpoints:
             _NO_CACHE,
             *self.origins.cors_headers(request.headers.get("origin"), request.headers.get("host")),
         ]
+        by_name = {state.name: state for state in start.states}
+        polled = self.poll_presence.polling(
+            tuple(by_name), identity, lambda name: self.node.member_joined(by_name[name], identity)
+        )
         try:
             if start.steps or timeout == 0 or connection.is_closed:
                 connection.respond(200, replay_body(start), headers=headers)
+                polled()
                 return
 
             def respond(body: bytes) -> None:
                 connection.on_lost = None
                 connection.respond(200, body, headers=headers)
+                polled()
 
             feed = hub.feed(POLL_ANSWERS, start.states)
             waiter = LongPollWaiter(
@@ -298,7 +312,25 @@ class SubscriberEndpoints:
             feed.sinks.add(waiter)
         finally:
             hub.release_all(start.states)
-        connection.on_lost = waiter.cancel
+
+        def on_lost() -> None:
+            waiter.cancel()
+            polled()
+
+        connection.on_lost = on_lost
+
+    async def presence(self, request: Request) -> tuple[int, object]:
+        """``GET /presence?channel=``: the members, for a client that may subscribe to it."""
+        channel = validate_channel(request.param("channel"))
+        self._subscribe_permissions(request, [channel], long_lived=False)
+        return 200, {"channel": channel, "members": await _members(self.node, channel)}
+
+
+async def _members(node: Node, channel: str) -> list[dict[str, object]]:
+    return [
+        {"user": m.user, "info": m.info, "connections": m.connections}
+        for m in await node.members(channel)
+    ]
 
 
 def _timeout_of(request: Request, maximum: float) -> float:

@@ -13,12 +13,14 @@ import orjson
 
 from pushwire.core.history import Gap
 from pushwire.core.hub import Batch, Feed
+from pushwire.core.identity import Identity
+from pushwire.core.presence import Join, Leave
 from pushwire.core.streams import StreamStart
 from pushwire.errors import Disconnect
-from pushwire.protocol.codec import message_json
-from pushwire.transports.base import Clock, LoopClock
+from pushwire.protocol.codec import message_json, presence_json
+from pushwire.transports.base import Clock, LoopClock, Ticker
 
-__all__ = ["POLL_ANSWERS", "LongPollWaiter", "replay_body"]
+__all__ = ["POLL_ANSWERS", "LongPollWaiter", "PollPresence", "replay_body"]
 
 
 class _PollFormat:
@@ -37,6 +39,20 @@ class _PollFormat:
         }
         if any(isinstance(item, Gap) for item in items):
             body["gaps"] = [state.name]
+        events = [
+            orjson.Fragment(
+                presence_json(
+                    "join" if isinstance(item, Join) else "leave",
+                    item.channel,
+                    item.user,
+                    item.info,
+                )
+            )
+            for item in items
+            if isinstance(item, Join | Leave)
+        ]
+        if events:
+            body["events"] = events
         return orjson.dumps(body)
 
 
@@ -108,3 +124,74 @@ class LongPollWaiter:
         self._respond = None
         self._timer.cancel()
         self._leave(self)
+
+
+class PollPresence:
+    """Keeps a polling user among a channel's members between two polls.
+
+    A poll lasts a moment; a user who polls again within ``grace_seconds`` of the
+    last answer has not left. One timer sweeps every user who stopped polling.
+    """
+
+    __slots__ = ("_clock", "_deadlines", "_grace", "_member_left", "_ticker", "_waiting")
+
+    def __init__(
+        self,
+        grace_seconds: float,
+        member_left: Callable[[str, Identity], None],
+        *,
+        clock: Clock | None = None,
+    ) -> None:
+        self._grace = grace_seconds
+        self._member_left = member_left
+        self._clock = clock or LoopClock()
+        # (channel, user) -> the identity, and when it leaves if it polls no more.
+        self._deadlines: dict[tuple[str, str], tuple[Identity, float]] = {}
+        self._waiting: dict[tuple[str, str], int] = {}  # polls of the user still open
+        self._ticker = Ticker(min(max(grace_seconds / 4, 0.25), 5.0), self._sweep, clock=clock)
+
+    def start(self) -> None:
+        self._ticker.start()
+
+    def stop(self) -> None:
+        self._ticker.stop()
+
+    def polling(
+        self, channels: tuple[str, ...], identity: Identity, joined: Callable[[str], None]
+    ) -> Callable[[], None]:
+        """A poll of ``identity`` opened; returns what to call once it is answered or gone.
+
+        ``joined(channel)`` is called for each channel the user was not yet on.
+        """
+        user = identity.user
+        if user is None:
+            return _nothing
+        keys = [(channel, user) for channel in channels]
+        for key in keys:
+            if key not in self._deadlines and key not in self._waiting:
+                joined(key[0])
+            self._deadlines.pop(key, None)
+            self._waiting[key] = self._waiting.get(key, 0) + 1
+
+        def done() -> None:
+            until = self._clock.time() + self._grace
+            for key in keys:
+                left = self._waiting.get(key, 0) - 1
+                if left > 0:
+                    self._waiting[key] = left
+                else:
+                    self._waiting.pop(key, None)
+                    self._deadlines[key] = (identity, until)
+
+        return done
+
+    def _sweep(self) -> None:
+        now = self._clock.time()
+        gone = [key for key, (_, until) in self._deadlines.items() if until <= now]
+        for key in gone:
+            identity, _ = self._deadlines.pop(key)
+            self._member_left(key[0], identity)
+
+
+def _nothing() -> None:
+    pass

@@ -14,11 +14,19 @@ import logging
 
 import orjson
 
-from pushwire.core.history import Publication
+from pushwire.core.history import Gap, Publication
 from pushwire.core.hub import Batch, Feed
+from pushwire.core.presence import Join, Leave
 from pushwire.core.streams import StreamStart
 from pushwire.errors import SLOW_CONSUMER, UNSUBSCRIBED, Disconnect
-from pushwire.protocol.codec import SSE_PING, message_json, sse_event, sse_gap_event, sse_retry
+from pushwire.protocol.codec import (
+    SSE_PING,
+    message_json,
+    sse_event,
+    sse_gap_event,
+    sse_presence_event,
+    sse_retry,
+)
 from pushwire.transports.base import Clock, Ticker
 
 __all__ = ["DISCONNECT_EVENT", "SSE_EVENTS", "SSEPinger", "SSEStream", "opening_bytes"]
@@ -41,11 +49,14 @@ class _SSEFormat:
         parts = []
         for item, message in zip(batch.items, batch.messages, strict=True):
             cursor = feed.cursor_at(state, item.position)
-            if message is None:
-                parts.append(sse_gap_event(item.channel, item.position.cursor, cursor))
-            else:
+            if message is not None:
                 assert isinstance(item, Publication)  # a message object is made for these only
                 parts.append(sse_event(message, item.event, cursor))
+            elif isinstance(item, Gap):
+                parts.append(sse_gap_event(item.channel, item.position.cursor, cursor))
+            elif isinstance(item, Join | Leave):
+                kind = "join" if isinstance(item, Join) else "leave"
+                parts.append(sse_presence_event(kind, item.channel, item.user, item.info, cursor))
         return b"".join(parts)
 
 

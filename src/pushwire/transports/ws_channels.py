@@ -15,15 +15,23 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from pushwire.core.eager import start_eagerly
-from pushwire.core.history import Publication, StreamPosition
-from pushwire.core.hub import Batch, ChannelState, Feed
+from pushwire.core.history import Gap, Publication, StreamPosition
+from pushwire.core.hub import Batch, ChannelState, Feed, Item
 from pushwire.core.identity import Identity
 from pushwire.core.node import Node
 from pushwire.core.permissions import ChannelPermissions
+from pushwire.core.presence import Join, Leave
 from pushwire.core.recovery import Recovery
 from pushwire.errors import TOKEN_EXPIRED, ClientError, Disconnect, token_refused
-from pushwire.protocol.codec import message_json, ws_gap_frame, ws_message_frame
-from pushwire.protocol.messages import Publish, Refresh, Subscribe, Unsubscribe
+from pushwire.protocol.codec import (
+    member_json,
+    message_json,
+    presence_json,
+    ws_gap_frame,
+    ws_message_frame,
+    ws_text_frame,
+)
+from pushwire.protocol.messages import PresenceQuery, Publish, Refresh, Subscribe, Unsubscribe
 from pushwire.protocol.session import Action, ClientSession
 from pushwire.transports.base import ConnectionLimits, Timer
 from pushwire.transports.websocket import Heartbeat, WebSocketSession
@@ -57,12 +65,20 @@ class _WebSocketFormat:
     def encode(self, batch: Batch, feed: Feed) -> bytes:
         return b"".join(
             [
-                ws_message_frame(message)
-                if message is not None
-                else ws_gap_frame(item.channel, item.position.cursor)
+                ws_message_frame(message) if message is not None else _event_frame(item)
                 for item, message in zip(batch.items, batch.messages, strict=True)
             ]
         )
+
+
+def _event_frame(item: Item) -> bytes:
+    """The frame of what is not a publication: a gap, a join, a leave."""
+    if isinstance(item, Gap):
+        return ws_gap_frame(item.channel, item.position.cursor)
+    if isinstance(item, Join | Leave):
+        kind = "join" if isinstance(item, Join) else "leave"
+        return ws_text_frame(presence_json(kind, item.channel, item.user, item.info))
+    raise AssertionError(f"no frame for {type(item).__name__}")
 
 
 WS_MESSAGES = _WebSocketFormat()
@@ -117,12 +133,19 @@ class ChannelSession(WebSocketSession):
     # Server-side changes (the API), as the UserConnection protocol has them.
 
     def unsubscribe(self, channel: str) -> bool:
+        if not self._leave(channel):
+            return False
+        self.session.unsubscribed_by_server(channel)
+        self._send_replies()
+        return True
+
+    def _leave(self, channel: str) -> bool:
+        """Stop receiving ``channel``; False if this connection was not subscribed."""
         feed = self.feeds.pop(channel, None)
         if feed is None:
             return False
         self.node.hub.leave(feed, self)
-        self.session.unsubscribed_by_server(channel)
-        self._send_replies()
+        self.node.member_left(channel, self.permissions.identity)
         return True
 
     # Token expiry.
@@ -175,9 +198,7 @@ class ChannelSession(WebSocketSession):
             self._refresh(action)
             return True
         if isinstance(action, Unsubscribe):
-            feed = self.feeds.pop(action.channel, None)
-            if feed is not None:
-                self.node.hub.leave(feed, self)
+            self._leave(action.channel)
             self.session.unsubscribed(action)
             return True
         if isinstance(action, Subscribe) and action.cursor is None:
@@ -196,7 +217,12 @@ class ChannelSession(WebSocketSession):
                     action.channel, action.data, event=action.event
                 )
                 self.session.published(action, publication.position.cursor)
-            else:  # only Subscribe and Publish ever wait (see _run_now)
+            elif isinstance(action, PresenceQuery):
+                members = await self.node.members(action.channel)
+                self.session.presence_answered(
+                    action, [member_json(m.user, m.info, m.connections) for m in members]
+                )
+            else:  # the others are run at once (see _run_now)
                 raise AssertionError(f"{type(action).__name__} is run at once")
         except asyncio.CancelledError:
             self.session.abandoned(action)
@@ -245,6 +271,7 @@ class ChannelSession(WebSocketSession):
         if recovery is not None and recovery.publications:
             self.transport.write(_replay_frames(recovery.publications))
         self.feeds[state.name] = self.node.hub.join(WS_MESSAGES, (state,), self)
+        self.node.member_joined(state, self.permissions.identity)
 
     def close(self, reason: Disconnect) -> None:
         self._send_replies()  # what the session said last (an error, say) goes first
@@ -260,10 +287,8 @@ class ChannelSession(WebSocketSession):
         if user is not None:
             self.node.users.remove(user, self)
         self.session.close()
-        hub = self.node.hub
-        for feed in self.feeds.values():
-            hub.leave(feed, self)
-        self.feeds.clear()
+        for channel in list(self.feeds):
+            self._leave(channel)
 
 
 def _replay_frames(publications: tuple[Publication, ...]) -> bytes:
