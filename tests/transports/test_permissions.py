@@ -70,3 +70,17 @@ async def test_http_client_publishing_follows_the_publish_rule(make_server: Serv
     assert refused.status_code == 403
     assert refused.json()["error"] == "permission_denied"
     assert allowed.status_code == 200
+
+
+async def test_clients_channel_names_are_limited_by_max_channel_length(
+    make_server: ServerFactory,
+) -> None:
+    server = await make_server(max_channel_length=8)
+    async with connect(ws_url(server) + "?channel=short&channel=much-too-long") as ws:
+        replies = [await recv_json(ws), await recv_json(ws)]
+    async with httpx.AsyncClient(base_url=server.url, timeout=5) as http:
+        refused = await http.get("/sse?channel=much-too-long")
+
+    assert sorted(r["type"] for r in replies) == ["error", "subscribed"]
+    assert next(r for r in replies if r["type"] == "error")["code"] == "invalid_channel"
+    assert (refused.status_code, refused.json()["error"]) == (400, "invalid_channel")

@@ -8,9 +8,9 @@ those prefixes is refused. Refusals never say whether a channel or user exists.
 
 from __future__ import annotations
 
-from pushwire.core.channels import ChannelRule, ChannelRules
+from pushwire.core.channels import MAX_CHANNEL_LENGTH, ChannelRule, ChannelRules
 from pushwire.core.identity import ANONYMOUS, Identity
-from pushwire.errors import PermissionDeniedError, UnauthorizedError
+from pushwire.errors import InvalidChannelError, PermissionDeniedError, UnauthorizedError
 
 __all__ = ["DM_PREFIX", "USER_PREFIX", "ChannelPermissions", "dm_channel", "owners_of"]
 
@@ -47,13 +47,27 @@ class ChannelPermissions:
     anonymous) and ``PermissionDeniedError`` where it would not.
     """
 
-    __slots__ = ("identity", "rules")
+    __slots__ = ("identity", "max_channel_length", "rules")
 
-    def __init__(self, rules: ChannelRules, identity: Identity = ANONYMOUS) -> None:
+    def __init__(
+        self,
+        rules: ChannelRules,
+        identity: Identity = ANONYMOUS,
+        *,
+        max_channel_length: int = MAX_CHANNEL_LENGTH,
+    ) -> None:
         self.rules = rules
         self.identity = identity
+        self.max_channel_length = max_channel_length
+
+    def _check_length(self, channel: str) -> None:
+        if len(channel) > self.max_channel_length:
+            raise InvalidChannelError(
+                f"channel is longer than {self.max_channel_length} characters"
+            )
 
     def check_subscribe(self, channel: str) -> None:
+        self._check_length(channel)
         identity = self.identity
         owners = owners_of(channel)
         if owners is not None:
@@ -70,6 +84,7 @@ class ChannelPermissions:
             raise PermissionDeniedError(f"the token does not allow subscribing to {channel!r}")
 
     def check_publish(self, channel: str) -> None:
+        self._check_length(channel)
         rule: ChannelRule = self.rules.rule_for(channel)
         if rule.publish == "none":
             raise PermissionDeniedError(f"clients may not publish to {channel!r}")

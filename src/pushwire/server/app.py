@@ -103,6 +103,7 @@ class Server:
                 config.poll_max_timeout_seconds,
                 max_connections_per_user=config.max_connections_per_user,
                 presence_poll_grace_seconds=config.presence_poll_grace_seconds,
+                max_channel_length=config.max_channel_length,
             ),
             session_settings=SessionSettings(
                 self.authenticator.verify,

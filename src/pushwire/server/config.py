@@ -46,6 +46,7 @@ class Config:
     max_message_bytes: int = 64 * 1024
     max_buffer_bytes: int = 1024 * 1024
     max_channels_per_connection: int = 256
+    max_channel_length: int = 255  # longest channel name a client may use (at most 255)
     max_connections_per_user: int = 100  # WebSockets and SSE streams at once; 0: no limit
     max_publishes_per_second: float = 100.0  # per /ws connection; 0: no limit
     presence_poll_grace_seconds: float = 10.0  # a polling user stays a member between polls
@@ -65,6 +66,8 @@ class Config:
             raise UsageError(f"history must be 'sqlite' or 'memory', not {self.history!r}")
         if not 0 <= self.port < 65536:
             raise UsageError(f"port must be 0-65535 (0: any free port), not {self.port}")
+        if not 1 <= self.max_channel_length <= 255:
+            raise UsageError("max_channel_length must be from 1 to 255")
         if self.max_message_bytes < 125:
             raise UsageError("max_message_bytes must be at least 125")
         for name in (

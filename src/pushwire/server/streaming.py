@@ -59,6 +59,7 @@ class StreamSettings:
     poll_max_timeout_seconds: float = 60.0
     max_connections_per_user: int = 0  # WebSockets and SSE streams at once; 0: no limit
     presence_poll_grace_seconds: float = 10.0  # a poller stays a member this long after
+    max_channel_length: int = 255  # for clients; backends may use up to 255
 
 
 def channels_of(request: Request, max_channels: int, *, required: bool) -> list[str]:
@@ -130,7 +131,9 @@ class SubscriberEndpoints:
         user = identity.user
         if long_lived and most and user is not None and self.node.users.count(user) >= most:
             raise TooManyConnectionsError(f"at most {most} connections per user")
-        return ChannelPermissions(self.node.rules, identity)
+        return ChannelPermissions(
+            self.node.rules, identity, max_channel_length=self.settings.max_channel_length
+        )
 
     def _subscribe_permissions(
         self, request: Request, channels: list[str], *, long_lived: bool
