@@ -12,6 +12,7 @@ from typing import cast
 from pushwire.errors import PING_TIMEOUT, Disconnect
 from pushwire.protocol.codec import SSE_PING
 from pushwire.testing import FakeClock
+from pushwire.transports.base import Ticker
 from pushwire.transports.sse import SSEPinger, SSEStream
 from pushwire.transports.websocket import Heartbeat, WebSocketSession
 
@@ -182,3 +183,30 @@ def test_a_stopped_sse_pinger_writes_no_more() -> None:
     clock.advance(INTERVAL * 3)
 
     assert transport.written == [SSE_PING]
+
+
+def test_stopping_the_heartbeat_cancels_a_pong_check_already_due() -> None:
+    clock = FakeClock()
+    silent = PingedSession(answers=False)
+    heartbeat = _heartbeat(clock, silent)
+    clock.advance(INTERVAL)  # pinged; its pong check falls due TIMEOUT later
+
+    heartbeat.stop()
+    clock.advance(INTERVAL)
+
+    assert silent.pings == [INTERVAL]
+    assert silent.closed == []
+
+
+def test_starting_a_running_ticker_again_adds_no_second_timer() -> None:
+    clock = FakeClock()
+    ticks: list[float] = []
+    ticker = Ticker(INTERVAL, lambda: ticks.append(clock.time()), clock=clock)
+
+    ticker.start()
+    ticker.start()
+    clock.advance(INTERVAL * 2)
+    ticker.stop()
+    clock.advance(INTERVAL * 2)
+
+    assert ticks == [10.0, 20.0]

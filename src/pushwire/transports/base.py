@@ -103,7 +103,8 @@ class Ticker:
         self._handle: Timer | None = None
 
     def start(self) -> None:
-        if self.interval_seconds > 0:
+        """Start ticking (once: starting a running ticker changes nothing)."""
+        if self.interval_seconds > 0 and self._handle is None:
             self._schedule()
 
     def stop(self) -> None:

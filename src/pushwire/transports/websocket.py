@@ -347,13 +347,14 @@ class Heartbeat:
     waiting are closed (half-open connections are found this way).
     """
 
-    __slots__ = ("_clock", "_sessions", "_ticker", "timeout")
+    __slots__ = ("_checks", "_clock", "_sessions", "_ticker", "timeout")
 
     def __init__(self, interval: float, timeout: float, *, clock: Clock | None = None) -> None:
         self.timeout = timeout
         self._clock = clock = clock or LoopClock()
         self._sessions: set[WebSocketSession] = set()
         self._ticker = Ticker(interval, self._ping_all, clock=clock)
+        self._checks: list[Timer] = []  # pong checks due (one per ping round)
 
     def add(self, session: WebSocketSession) -> None:
         self._sessions.add(session)
@@ -370,15 +371,20 @@ class Heartbeat:
 
     def stop(self) -> None:
         self._ticker.stop()
+        for check in self._checks:
+            check.cancel()
+        self._checks.clear()
 
     def _ping_all(self) -> None:
         now = self._clock.time()
         for session in self._sessions:
             if not session.awaiting_pong:
                 session.ping(now)
-        self._clock.call_later(self.timeout, self._expire)
+        self._checks.append(self._clock.call_later(self.timeout, self._expire))
 
     def _expire(self) -> None:
+        if self._checks:
+            self._checks.pop(0)  # the oldest check is the one running
         deadline = self._clock.time() - self.timeout + 0.001
         expired = [s for s in self._sessions if s.awaiting_pong and s.ping_sent_at <= deadline]
         for session in expired:
