@@ -16,7 +16,7 @@ MAX_CHANNEL_LENGTH = 255
 MAX_EVENT_LENGTH = 64
 # Events pushwire itself sends on SSE (``pushwire.gap``): a publication must not fake one.
 RESERVED_EVENT_PREFIX = "pushwire."
-# Namespaces use ":" ("chat:lobby"), user channels "#" ("dialog#42,43"); no spaces,
+# Namespaces use ":" ("chat:lobby"); user and DM channels are "user:42" and "dm:42,43"; no spaces,
 # quotes or control characters, so a name is safe in URLs, logs and JSON alike.
 _CHANNEL = re.compile(rf"[A-Za-z0-9_.:@/#,=+\-]{{1,{MAX_CHANNEL_LENGTH}}}")
 
