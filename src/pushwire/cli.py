@@ -57,6 +57,9 @@ def _parser() -> argparse.ArgumentParser:
         "--memory", action="store_true", help="keep history in memory only (no files)"
     )
     serve.add_argument("--echo", action="store_true", help="serve /echo (conformance tests)")
+    serve.add_argument(
+        "--no-demo", action="store_true", help="do not serve the demo chat at / (and /demo/*)"
+    )
     serve.add_argument("--max-message-bytes", type=int, help="largest client message")
     serve.add_argument("--log-level", help="debug, info, warning or error")
     publish = commands.add_parser("publish", help="publish one message over the HTTP API")
@@ -105,6 +108,7 @@ def _serve(args: argparse.Namespace) -> int:
         "log_level": args.log_level,
         "history": "memory" if args.memory else None,
         "echo": True if args.echo else None,
+        "demo": False if args.no_demo else None,
     }
     config = load_config(args.config, overrides=overrides)
     logging.basicConfig(

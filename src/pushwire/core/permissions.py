@@ -12,10 +12,23 @@ from pushwire.core.channels import MAX_CHANNEL_LENGTH, ChannelRule, ChannelRules
 from pushwire.core.identity import ANONYMOUS, Identity
 from pushwire.errors import InvalidChannelError, PermissionDeniedError, UnauthorizedError
 
-__all__ = ["DM_PREFIX", "USER_PREFIX", "ChannelPermissions", "dm_channel", "owners_of"]
+__all__ = [
+    "DEMO_CHANNEL_PREFIX",
+    "DEMO_USER_PREFIX",
+    "DM_PREFIX",
+    "USER_PREFIX",
+    "ChannelPermissions",
+    "dm_channel",
+    "owners_of",
+]
 
 USER_PREFIX = "user:"
 DM_PREFIX = "dm:"
+# Users of the demo chat (server.demo) and its channels. A demo user reaches only the
+# demo's channels, its own user channel, DMs with other demo users and channels open
+# to anyone: a running demo opens nothing of the application's.
+DEMO_USER_PREFIX = "demo-"
+DEMO_CHANNEL_PREFIX = "demo:"
 
 
 def dm_channel(a: str, b: str) -> str:
@@ -73,9 +86,11 @@ class ChannelPermissions:
         if owners is not None:
             self._check_owner(owners, "subscribe to", channel)
             return
+        access = self.rules.rule_for(channel).subscribe
+        if self._is_demo() and access != "anyone" and not channel.startswith(DEMO_CHANNEL_PREFIX):
+            raise PermissionDeniedError(f"demo users may not subscribe to {channel!r}")
         if channel in identity.channels:
             return  # the token grants it
-        access = self.rules.rule_for(channel).subscribe
         if access == "anyone":
             return
         if identity.is_anonymous:
@@ -92,12 +107,24 @@ class ChannelPermissions:
         if owners is not None:
             self._check_owner(owners, "publish to", channel)
             return
+        if (
+            self._is_demo()
+            and rule.publish != "anyone"
+            and not channel.startswith(DEMO_CHANNEL_PREFIX)
+        ):
+            raise PermissionDeniedError(f"demo users may not publish to {channel!r}")
         if rule.publish == "authenticated" and self.identity.is_anonymous:
             raise UnauthorizedError(f"publishing to {channel!r} needs a token")
+
+    def _is_demo(self) -> bool:
+        user = self.identity.user
+        return user is not None and user.startswith(DEMO_USER_PREFIX)
 
     def _check_owner(self, owners: frozenset[str], action: str, channel: str) -> None:
         user = self.identity.user
         if user is None:
             raise UnauthorizedError(f"to {action} {channel!r} you need a token")
         if user not in owners:
+            raise PermissionDeniedError(f"not allowed to {action} {channel!r}")
+        if self._is_demo() and not all(owner.startswith(DEMO_USER_PREFIX) for owner in owners):
             raise PermissionDeniedError(f"not allowed to {action} {channel!r}")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import importlib.metadata
 import logging
 import os
 from collections.abc import Awaitable, Callable
@@ -36,11 +37,12 @@ from pushwire.errors import (
 from pushwire.protocol.error_mapping import http_error
 from pushwire.server.auth import ApiKey, Authenticator
 from pushwire.server.config import Config
+from pushwire.server.demo import DEMO_RULE, DemoLogins, demo_secret, static_file
 from pushwire.server.http import HttpConnection, Request
 from pushwire.server.origins import OriginPolicy
 from pushwire.server.publish_api import PublishApi
 from pushwire.server.streaming import StreamSettings, SubscriberEndpoints
-from pushwire.server.tokens import verifier_from_config
+from pushwire.server.tokens import TokenVerifier, verifier_from_config
 from pushwire.transports.base import ConnectionLimits
 from pushwire.transports.sse import SSEPinger
 from pushwire.transports.websocket import Heartbeat
@@ -55,9 +57,30 @@ StreamHandler = Callable[[Request, HttpConnection], Awaitable[None]]
 # Browsers may call these from other origins (the API is for backends).
 # Endpoints for browsers: their Origin is checked, and their answers carry CORS headers
 # (the API is for backends; /health carries CORS headers but is open to every origin).
-_BROWSER_PATHS = frozenset({"/ws", "/sse", "/poll", "/publish", "/presence"})
+_BROWSER_PATHS = frozenset(
+    {"/ws", "/sse", "/poll", "/publish", "/presence", "/demo/login", "/demo/refresh"}
+)
+# What / answers when there is no demo chat to serve.
+_ENDPOINTS = {
+    "/ws": "WebSocket: subscribe, publish, presence (docs/protocol.md)",
+    "/sse": "Server-Sent Events: ?channel=NAME",
+    "/poll": "long and short polling: ?channel=NAME&cursor=C&timeout=S",
+    "/publish": "POST: publish as a client",
+    "/presence": "GET: members of a channel (?channel=NAME)",
+    "/api/": "backend API with X-API-Key: publish, broadcast, history, channels, presence",
+    "/health": "GET: status",
+    "/pushwire.js": "the browser client",
+}
 _CORS_PATHS = frozenset({"/sse", "/poll", "/publish", "/presence", "/health"})
 _SHUTDOWN_GRACE_SECONDS = 2.0
+
+
+@functools.cache
+def _version() -> str:
+    try:
+        return importlib.metadata.version("pushwire")
+    except importlib.metadata.PackageNotFoundError:  # run from a source tree
+        return "unknown"
 
 
 @functools.cache
@@ -84,10 +107,19 @@ class Server:
             close_timeout_seconds=config.close_timeout_seconds,
         )
         self.origins = OriginPolicy(config.allowed_origins)
+        rules = list(config.channels)
+        self.demo: DemoLogins | None = None
+        if config.demo:
+            secret = demo_secret(config.data_dir, persistent=config.history != "memory")
+            self.demo = DemoLogins(TokenVerifier("HS256", secret))
+            if not any(rule.prefix == DEMO_RULE.prefix for rule in rules):
+                rules.append(DEMO_RULE)
         self.authenticator = Authenticator(
-            verifier_from_config(config), allow_anonymous=config.allow_anonymous
+            verifier_from_config(config),
+            allow_anonymous=config.allow_anonymous,
+            demo_verifier=None if self.demo is None else self.demo.verifier,
         )
-        self.node = Node(broker or self._embedded_broker(), ChannelRules(list(config.channels)))
+        self.node = Node(broker or self._embedded_broker(), ChannelRules(rules))
         self.heartbeat = Heartbeat(config.ws_ping_interval_seconds, config.ws_ping_timeout_seconds)
         self.sse_pinger = SSEPinger(config.sse_ping_interval_seconds)
         self.connections: set[HttpConnection] = set()
@@ -125,6 +157,11 @@ class Server:
             "/api/presence": api.api_presence,
             "/presence": self.subscribers.presence,
             "/api/disconnect": api.api_disconnect,
+            **(
+                {}
+                if self.demo is None
+                else {"/demo/login": self.demo.login, "/demo/refresh": self.demo.refresh}
+            ),
             "/api/unsubscribe": api.api_unsubscribe,
             "/publish": api.client_publish,
             "/health": api.health,
@@ -254,6 +291,9 @@ class Server:
         if path in ("/pushwire.js", "/pushwire.mjs"):
             self._serve_client_script(request, connection)
             return
+        if path == "/" or path.startswith("/chat/"):
+            self._serve_page(request, connection)
+            return
         stream_handler = self._stream_routes.get(path)
         if stream_handler is not None:
             self._spawn(request, connection, stream_handler(request, connection))
@@ -275,6 +315,26 @@ class Server:
             script,
             content_type=b"text/javascript; charset=utf-8",
             headers=[(b"Access-Control-Allow-Origin", b"*"), (b"Cache-Control", b"no-cache")],
+            keep_alive=request.keep_alive,
+        )
+
+    def _serve_page(self, request: Request, connection: HttpConnection) -> None:
+        """``/``: the demo chat (its files under ``/chat/``), or an index of the endpoints."""
+        name = "index.html" if request.path == "/" else request.path[len("/chat/") :]
+        page = static_file(name) if self.demo is not None else None
+        if page is None:
+            if request.path != "/":
+                self._refuse(request, connection, NotFoundError(f"no file {request.path[:100]}"))
+                return
+            body = orjson.dumps({"pushwire": _version(), "endpoints": _ENDPOINTS})
+            connection.respond(200, body, keep_alive=request.keep_alive)
+            return
+        data, content_type = page
+        connection.respond(
+            200,
+            data,
+            content_type=content_type,
+            headers=[(b"Cache-Control", b"no-cache")],
             keep_alive=request.keep_alive,
         )
 

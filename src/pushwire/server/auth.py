@@ -6,7 +6,8 @@ import hmac
 import secrets
 
 from pushwire.core.identity import ANONYMOUS, Identity
-from pushwire.errors import InvalidTokenError, UnauthorizedError
+from pushwire.core.permissions import DEMO_USER_PREFIX
+from pushwire.errors import InvalidTokenError, TokenExpiredError, UnauthorizedError
 from pushwire.server.tokens import TokenVerifier, bearer_token
 
 __all__ = ["ApiKey", "Authenticator"]
@@ -39,11 +40,24 @@ class Authenticator:
     ``EventSource``); the header serves fetch-based clients and backends.
     """
 
-    __slots__ = ("allow_anonymous", "verifier")
+    __slots__ = ("allow_anonymous", "demo_verifier", "verifier")
 
-    def __init__(self, verifier: TokenVerifier | None, *, allow_anonymous: bool) -> None:
+    def __init__(
+        self,
+        verifier: TokenVerifier | None,
+        *,
+        allow_anonymous: bool,
+        demo_verifier: TokenVerifier | None = None,
+    ) -> None:
+        """
+        Args:
+            verifier: the application's key; None if it has none.
+            demo_verifier: the demo chat's own key (server.demo), whose tokens name
+                ``demo-`` users only; tried when the application's refuses a signature.
+        """
         self.verifier = verifier
         self.allow_anonymous = allow_anonymous
+        self.demo_verifier = demo_verifier
 
     def identify(self, token: str | None, authorization: str | None) -> Identity:
         """Raises:
@@ -59,6 +73,28 @@ class Authenticator:
         return self.verify(token)
 
     def verify(self, token: str) -> Identity:
-        if self.verifier is None:
+        """The identity of ``token``, signed with the application's key or the demo's.
+
+        Raises:
+            TokenExpiredError: the signature verifies but the token has expired.
+            InvalidTokenError: no key verifies it (the application key's reason).
+        """
+        verifiers = [v for v in (self.verifier, self.demo_verifier) if v is not None]
+        if not verifiers:
             raise InvalidTokenError("this server has no token key configured: connect without one")
-        return self.verifier.verify(token)
+        refusal: InvalidTokenError | None = None
+        for verifier in verifiers:
+            try:
+                identity = verifier.verify(token)
+            except TokenExpiredError:
+                raise  # the signature was right: this key made it
+            except InvalidTokenError as exc:
+                refusal = refusal or exc
+                continue
+            if verifier is self.demo_verifier and not (identity.user or "").startswith(
+                DEMO_USER_PREFIX
+            ):
+                raise InvalidTokenError("a demo token must name a demo user")
+            return identity
+        assert refusal is not None
+        raise refusal

@@ -43,6 +43,7 @@ class Config:
     token_refresh_timeout_seconds: float = 10.0  # after expiry, to send a new token
     max_token_bytes: int = 8192
     echo: bool = False  # serve /echo for WebSocket conformance tests
+    demo: bool = True  # serve the demo chat at / and its logins at /demo/*
     max_message_bytes: int = 64 * 1024
     max_buffer_bytes: int = 1024 * 1024
     max_channels_per_connection: int = 256

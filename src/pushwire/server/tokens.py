@@ -103,8 +103,11 @@ class TokenVerifier:
         """The one algorithm tokens must be signed with."""
         return self._algorithm
 
-    def verify(self, token: str) -> Identity:
+    def verify(self, token: str, *, expired_grace_seconds: float = 0.0) -> Identity:
         """The identity ``token`` vouches for, once its signature, times and claims check out.
+
+        ``expired_grace_seconds`` accepts a token that expired that long ago (for a
+        refresh endpoint that re-issues a token to the same user).
 
         Raises:
             TokenExpiredError: if ``exp`` has passed (beyond :data:`LEEWAY_SECONDS`).
@@ -118,7 +121,7 @@ class TokenVerifier:
         if len(token) > self._max_token_bytes:
             raise InvalidTokenError(f"token is longer than {self._max_token_bytes} bytes")
         claims = self._decode(token)
-        expires_at = self._check_times(claims)
+        expires_at = self._check_times(claims, expired_grace_seconds)
         return Identity(_user(claims), _info(claims), _channels(claims), expires_at)
 
     def mint(
@@ -198,11 +201,11 @@ class TokenVerifier:
         except jwt.PyJWTError:
             raise InvalidTokenError("token is invalid") from None
 
-    def _check_times(self, claims: dict[str, object]) -> float | None:
+    def _check_times(self, claims: dict[str, object], grace_seconds: float) -> float | None:
         """``exp``, once ``exp``, ``nbf`` and ``iat`` all admit the present moment."""
         now = self._clock()
         expires_at = _time_claim(claims, "exp")
-        if expires_at is not None and now >= expires_at + LEEWAY_SECONDS:
+        if expires_at is not None and now >= expires_at + LEEWAY_SECONDS + grace_seconds:
             raise TokenExpiredError("token has expired")
         not_before = _time_claim(claims, "nbf")
         if not_before is not None and now + LEEWAY_SECONDS < not_before:
