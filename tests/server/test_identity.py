@@ -237,3 +237,22 @@ async def test_connections_per_user_are_limited(make_server: ServerFactory) -> N
 
     assert (status, body["error"]) == (429, "limit_exceeded")
     assert sse.status_code == 429
+
+
+async def test_clients_read_history_of_the_channels_they_may_subscribe_to(server: Server) -> None:
+    first = (await server.publish("user:alice", "one")).position.cursor
+    await server.publish("user:alice", "two")
+    async with httpx.AsyncClient(base_url=server.url, timeout=5) as http:
+        mine = await http.get(
+            "/history?channel=user:alice&limit=10",
+            headers={"Authorization": f"Bearer {mint('alice')}"},
+        )
+        since = await http.get(f"/history?channel=user:alice&since={first}&token={mint('alice')}")
+        theirs = await http.get(f"/history?channel=user:alice&token={mint('bob')}")
+        anonymous = await http.get("/history?channel=user:alice")
+
+    assert [m["data"] for m in mine.json()["messages"]] == ["one", "two"]
+    assert [m["data"] for m in since.json()["messages"]] == ["two"]
+    assert since.json()["gap"] is False
+    assert (theirs.status_code, theirs.json()["error"]) == (403, "permission_denied")
+    assert anonymous.status_code == 401

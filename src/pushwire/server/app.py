@@ -58,7 +58,7 @@ StreamHandler = Callable[[Request, HttpConnection], Awaitable[None]]
 # Endpoints for browsers: their Origin is checked, and their answers carry CORS headers
 # (the API is for backends; /health carries CORS headers but is open to every origin).
 _BROWSER_PATHS = frozenset(
-    {"/ws", "/sse", "/poll", "/publish", "/presence", "/demo/login", "/demo/refresh"}
+    {"/ws", "/sse", "/poll", "/publish", "/presence", "/history", "/demo/login", "/demo/refresh"}
 )
 # What / answers when there is no demo chat to serve.
 _ENDPOINTS = {
@@ -67,11 +67,12 @@ _ENDPOINTS = {
     "/poll": "long and short polling: ?channel=NAME&cursor=C&timeout=S",
     "/publish": "POST: publish as a client",
     "/presence": "GET: members of a channel (?channel=NAME)",
+    "/history": "GET: a channel's recent messages (?channel=NAME&limit=N&since=C)",
     "/api/": "backend API with X-API-Key: publish, broadcast, history, channels, presence",
     "/health": "GET: status",
     "/pushwire.js": "the browser client",
 }
-_CORS_PATHS = frozenset({"/sse", "/poll", "/publish", "/presence", "/health"})
+_CORS_PATHS = frozenset({"/sse", "/poll", "/publish", "/presence", "/history", "/health"})
 _SHUTDOWN_GRACE_SECONDS = 2.0
 
 
@@ -164,6 +165,7 @@ class Server:
             ),
             "/api/unsubscribe": api.api_unsubscribe,
             "/publish": api.client_publish,
+            "/history": api.client_history,
             "/health": api.health,
         }
         self._stream_routes: dict[str, StreamHandler] = {

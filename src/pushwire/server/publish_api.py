@@ -116,7 +116,15 @@ class PublishApi:
 
     async def api_history(self, request: Request) -> tuple[int, object]:
         self._api_key.check(request.headers.get("x-api-key"))
+        return await self._history(request, validate_channel(request.param("channel")))
+
+    async def client_history(self, request: Request) -> tuple[int, object]:
+        """``GET /history``: a channel's history, for a client that may subscribe to it."""
         channel = validate_channel(request.param("channel"))
+        self._client_permissions(request, long_lived=False).check_subscribe(channel)
+        return await self._history(request, channel)
+
+    async def _history(self, request: Request, channel: str) -> tuple[int, object]:
         raw_since = request.param("since")
         since = StreamPosition.from_cursor(raw_since) if raw_since else None
         limit = _limit_of(request)
