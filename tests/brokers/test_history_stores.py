@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -98,3 +99,35 @@ def test_memory_history_starts_a_new_epoch_per_store() -> None:
     after = MemoryHistoryStore().append("c", b"1", None, KEEP_THREE, now=0)
 
     assert before.position.epoch != after.position.epoch
+
+
+def test_the_publisher_is_kept_with_the_publication(store: HistoryStore) -> None:
+    store.append("c", b"1", None, KEEP_THREE, now=0, publisher=b'{"user":"a","info":null}')
+    store.append("c", b"2", None, KEEP_THREE, now=0)
+
+    page = store.read("c", None, 10, KEEP_THREE, now=0)
+
+    assert [p.publisher for p in page.publications] == [b'{"user":"a","info":null}', None]
+
+
+def test_a_history_file_from_before_publishers_is_upgraded(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    old = sqlite3.connect(path)
+    old.executescript(
+        "CREATE TABLE streams (channel TEXT PRIMARY KEY, epoch TEXT NOT NULL,"
+        " top INTEGER NOT NULL) WITHOUT ROWID;"
+        "CREATE TABLE publications (channel TEXT NOT NULL, offset INTEGER NOT NULL,"
+        " time REAL NOT NULL, event TEXT, data BLOB NOT NULL,"
+        " PRIMARY KEY (channel, offset)) WITHOUT ROWID;"
+        "INSERT INTO streams VALUES ('c', 'abcd1234', 1);"
+        "INSERT INTO publications VALUES ('c', 1, 0, NULL, X'31');"
+    )
+    old.commit()
+    old.close()
+
+    store = SqliteHistoryStore(path)
+    store.append("c", b"2", None, KEEP_THREE, now=0, publisher=b"{}")
+    page = store.read("c", None, 10, KEEP_THREE, now=0)
+    store.close()
+
+    assert [(p.data, p.publisher) for p in page.publications] == [(b"1", None), (b"2", b"{}")]

@@ -256,3 +256,32 @@ async def test_clients_read_history_of_the_channels_they_may_subscribe_to(server
     assert since.json()["gap"] is False
     assert (theirs.status_code, theirs.json()["error"]) == (403, "permission_denied")
     assert anonymous.status_code == 401
+
+
+async def test_a_message_from_a_client_with_a_token_says_who_sent_it(server: Server) -> None:
+    token = mint("alice", info={"name": "Alice"})
+    async with (
+        connect(ws_url(server) + "?channel=room") as reader,
+        connect(ws_url(server) + f"?token={token}") as alice,
+        connect(ws_url(server)) as anonymous,
+        httpx.AsyncClient(base_url=server.url, timeout=5) as http,
+    ):
+        await recv_json(reader)
+        await alice.send(orjson.dumps({"type": "publish", "channel": "room", "data": "hi"}))
+        await anonymous.send(orjson.dumps({"type": "publish", "channel": "room", "data": "?"}))
+        over_http = await http.post(
+            "/publish",
+            json={"channel": "room", "data": "web"},
+            headers={"Authorization": f"Bearer {token}"},
+        )
+        received = [await recv_until(reader, "message") for _ in range(3)]
+        history = await http.get("/api/history?channel=room", headers={"X-API-Key": API_KEY})
+
+    assert over_http.status_code == 200
+    by_data = {m["data"]: m.get("from") for m in received}
+    assert by_data == {
+        "hi": {"user": "alice", "info": {"name": "Alice"}},
+        "?": None,
+        "web": {"user": "alice", "info": {"name": "Alice"}},
+    }
+    assert {m["data"]: m.get("from") for m in history.json()["messages"]} == by_data

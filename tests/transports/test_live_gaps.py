@@ -51,9 +51,17 @@ class DroppingBroker:
         await self._inner.close()
 
     async def publish(
-        self, channel: str, data: bytes, *, event: str | None, options: HistoryOptions
+        self,
+        channel: str,
+        data: bytes,
+        *,
+        event: str | None,
+        options: HistoryOptions,
+        publisher: bytes | None = None,
     ) -> Publication:
-        return await self._inner.publish(channel, data, event=event, options=options)
+        return await self._inner.publish(
+            channel, data, event=event, options=options, publisher=publisher
+        )
 
     async def history(
         self, channel: str, *, since: StreamPosition | None, limit: int, options: HistoryOptions

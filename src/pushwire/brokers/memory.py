@@ -27,7 +27,14 @@ class HistoryStore(Protocol):
     """
 
     def append(
-        self, channel: str, data: bytes, event: str | None, options: HistoryOptions, now: float
+        self,
+        channel: str,
+        data: bytes,
+        event: str | None,
+        options: HistoryOptions,
+        now: float,
+        *,
+        publisher: bytes | None = None,
     ) -> Publication:
         """Store one publication at the next offset of the channel's stream."""
 
@@ -68,12 +75,20 @@ class MemoryBroker:
         self._store.close()
 
     async def publish(
-        self, channel: str, data: bytes, *, event: str | None, options: HistoryOptions
+        self,
+        channel: str,
+        data: bytes,
+        *,
+        event: str | None,
+        options: HistoryOptions,
+        publisher: bytes | None = None,
     ) -> Publication:
         events = self._events
         if events is None:
             raise UsageError("broker is not started")
-        publication = self._store.append(channel, data, event, options, self._clock())
+        publication = self._store.append(
+            channel, data, event, options, self._clock(), publisher=publisher
+        )
         events.on_publication(publication)
         return publication
 

@@ -42,12 +42,19 @@ class MemoryHistoryStore:
         return stream
 
     def append(
-        self, channel: str, data: bytes, event: str | None, options: HistoryOptions, now: float
+        self,
+        channel: str,
+        data: bytes,
+        event: str | None,
+        options: HistoryOptions,
+        now: float,
+        *,
+        publisher: bytes | None = None,
     ) -> Publication:
         stream = self._stream(channel, options)
         stream.top += 1
         publication = Publication(
-            channel, StreamPosition(stream.epoch, stream.top), data, event, now
+            channel, StreamPosition(stream.epoch, stream.top), data, event, now, publisher
         )
         if options.size > 0:
             stream.publications.append(publication)

@@ -28,6 +28,7 @@ CREATE TABLE IF NOT EXISTS publications (
     time REAL NOT NULL,
     event TEXT,
     data BLOB NOT NULL,
+    publisher BLOB,
     PRIMARY KEY (channel, offset)
 ) WITHOUT ROWID;
 """
@@ -47,6 +48,9 @@ class SqliteHistoryStore:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(publications)")}
+        if "publisher" not in columns:  # a file written before publishers were kept
+            self._db.execute("ALTER TABLE publications ADD COLUMN publisher BLOB")
         self._tops: dict[str, StreamPosition] = {}
 
     def top(self, channel: str) -> StreamPosition:
@@ -69,7 +73,14 @@ class SqliteHistoryStore:
         return top
 
     def append(
-        self, channel: str, data: bytes, event: str | None, options: HistoryOptions, now: float
+        self,
+        channel: str,
+        data: bytes,
+        event: str | None,
+        options: HistoryOptions,
+        now: float,
+        *,
+        publisher: bytes | None = None,
     ) -> Publication:
         previous = self.top(channel)
         position = StreamPosition(previous.epoch, previous.offset + 1)
@@ -79,9 +90,9 @@ class SqliteHistoryStore:
             db.execute("UPDATE streams SET top = ? WHERE channel = ?", (position.offset, channel))
             if options.size > 0:
                 db.execute(
-                    "INSERT INTO publications (channel, offset, time, event, data)"
-                    " VALUES (?, ?, ?, ?, ?)",
-                    (channel, position.offset, now, event, data),
+                    "INSERT INTO publications (channel, offset, time, event, data, publisher)"
+                    " VALUES (?, ?, ?, ?, ?, ?)",
+                    (channel, position.offset, now, event, data, publisher),
                 )
             db.execute(
                 "DELETE FROM publications WHERE channel = ? AND offset <= ?",
@@ -97,7 +108,7 @@ class SqliteHistoryStore:
             db.execute("ROLLBACK")
             raise
         self._tops[channel] = position
-        return Publication(channel, position, data, event, now)
+        return Publication(channel, position, data, event, now, publisher)
 
     def read(
         self,
@@ -113,20 +124,27 @@ class SqliteHistoryStore:
         oldest_allowed = now - options.ttl_seconds
         if since is None:
             rows = self._db.execute(
-                "SELECT offset, time, event, data FROM publications"
+                "SELECT offset, time, event, data, publisher FROM publications"
                 " WHERE channel = ? AND time >= ? ORDER BY offset DESC LIMIT ?",
                 (channel, oldest_allowed, limit),
             ).fetchall()
             rows.reverse()
         else:
             rows = self._db.execute(
-                "SELECT offset, time, event, data FROM publications"
+                "SELECT offset, time, event, data, publisher FROM publications"
                 " WHERE channel = ? AND offset > ? AND time >= ? ORDER BY offset LIMIT ?",
                 (channel, since.offset, oldest_allowed, limit),
             ).fetchall()
         publications = tuple(
-            Publication(channel, StreamPosition(top.epoch, offset), bytes(data), event, time)
-            for offset, time, event, data in rows
+            Publication(
+                channel,
+                StreamPosition(top.epoch, offset),
+                bytes(data),
+                event,
+                time,
+                None if publisher is None else bytes(publisher),
+            )
+            for offset, time, event, data, publisher in rows
         )
         return HistoryPage(publications, top)
 

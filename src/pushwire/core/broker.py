@@ -69,9 +69,18 @@ class Broker(Protocol):
         """Stop delivering and release connections and files."""
 
     async def publish(
-        self, channel: str, data: bytes, *, event: str | None, options: HistoryOptions
+        self,
+        channel: str,
+        data: bytes,
+        *,
+        event: str | None,
+        options: HistoryOptions,
+        publisher: bytes | None = None,
     ) -> Publication:
-        """Append to history and fan out to every node; returns once history holds it."""
+        """Append to history and fan out to every node; returns once history holds it.
+
+        ``publisher`` (a client's verified identity, JSON) is kept with the publication.
+        """
 
     async def history(
         self,

@@ -70,6 +70,9 @@ class Publication:
     data: bytes
     event: str | None = None
     time: float = 0.0
+    #: Who published it, when a client with a token did: ``{"user", "info"}`` as JSON,
+    #: checked by the server (subscribers see it as the message's ``from``).
+    publisher: bytes | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -81,7 +81,9 @@ class Batch:
         messages = self._messages
         if messages is None:
             messages = self._messages = [
-                message_json(item.channel, item.position.cursor, item.event, item.data)
+                message_json(
+                    item.channel, item.position.cursor, item.event, item.data, item.publisher
+                )
                 if isinstance(item, Publication)
                 else None
                 for item in self.items

@@ -26,6 +26,7 @@ from pushwire.core.presence import Join, Leave, LocalPresence, Member
 from pushwire.core.recovery import Recovery, recover
 from pushwire.core.users import UserRegistry
 from pushwire.errors import BadRequestError
+from pushwire.protocol.codec import publisher_json
 from pushwire.protocol.names import validate_channel, validate_event
 
 __all__ = ["Node"]
@@ -103,16 +104,25 @@ class Node:
         )
 
     async def publish_json(
-        self, channel: str, data: bytes, *, event: str | None = None
+        self,
+        channel: str,
+        data: bytes,
+        *,
+        event: str | None = None,
+        publisher: Identity | None = None,
     ) -> Publication:
         """Publish ``data``, already encoded as JSON, to an already validated ``channel``.
 
         Checks no permission: a client's right to publish is checked where its
-        request arrives (``ChannelPermissions.check_publish``).
+        request arrives (``ChannelPermissions.check_publish``). A client's
+        ``publisher`` identity (with a user) goes with the message as its ``from``.
         """
         rule = self.rules.rule_for(channel)
         options = HistoryOptions(rule.history_size, rule.history_ttl_seconds)
-        return await self.broker.publish(channel, data, event=event, options=options)
+        who = None
+        if publisher is not None and publisher.user is not None:
+            who = publisher_json(publisher.user, publisher.info)
+        return await self.broker.publish(channel, data, event=event, options=options, publisher=who)
 
     # Reading history.
 

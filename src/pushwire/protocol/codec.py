@@ -17,6 +17,7 @@ __all__ = [
     "member_json",
     "message_json",
     "presence_json",
+    "publisher_json",
     "reply",
     "sse_event",
     "sse_gap_event",
@@ -36,13 +37,22 @@ SSE_PING = b": ping\n\n"
 SSE_GAP_EVENT = "pushwire.gap"
 
 
-def message_json(channel: str, cursor: str, event: str | None, data: bytes) -> bytes:
-    """The message object every transport delivers: channel, id (cursor), event, data."""
-    if event is None:
-        body = {"channel": channel, "id": cursor, "data": orjson.Fragment(data)}
-    else:
-        body = {"channel": channel, "id": cursor, "event": event, "data": orjson.Fragment(data)}
+def message_json(
+    channel: str, cursor: str, event: str | None, data: bytes, publisher: bytes | None = None
+) -> bytes:
+    """The message object every transport delivers: channel, id (cursor), event, data, from."""
+    body: dict[str, object] = {"channel": channel, "id": cursor}
+    if event is not None:
+        body["event"] = event
+    body["data"] = orjson.Fragment(data)
+    if publisher is not None:
+        body["from"] = orjson.Fragment(publisher)
     return orjson.dumps(body)
+
+
+def publisher_json(user: str, info: object) -> bytes:
+    """A client publisher's verified identity, as the message object's ``from``."""
+    return orjson.dumps({"user": user, "info": info})
 
 
 def ws_text_frame(payload: bytes) -> bytes:

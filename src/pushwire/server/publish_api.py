@@ -91,9 +91,10 @@ class PublishApi:
         body = _json_object(request)
         channel = validate_channel(body.get("channel"))
         event = validate_event(body.get("event"))
-        self._client_permissions(request, long_lived=False).check_publish(channel)
+        permissions = self._client_permissions(request, long_lived=False)
+        permissions.check_publish(channel)
         publication = await self._node.publish_json(
-            channel, orjson.dumps(body["data"]), event=event
+            channel, orjson.dumps(body["data"]), event=event, publisher=permissions.identity
         )
         return 200, {"channel": channel, "id": publication.position.cursor}
 
@@ -130,7 +131,9 @@ class PublishApi:
         limit = _limit_of(request)
         page = await self._node.history(channel, since=since, limit=limit)
         messages = [
-            orjson.Fragment(message_json(p.channel, p.position.cursor, p.event, p.data))
+            orjson.Fragment(
+                message_json(p.channel, p.position.cursor, p.event, p.data, p.publisher)
+            )
             for p in page.publications
         ]
         result: dict[str, object] = {

@@ -62,7 +62,7 @@ POLL_ANSWERS = _PollFormat()
 def replay_body(start: StreamStart) -> bytes:
     """The answer to a poll that has something (or nothing) to replay right away."""
     messages = [
-        orjson.Fragment(message_json(p.channel, p.position.cursor, p.event, p.data))
+        orjson.Fragment(message_json(p.channel, p.position.cursor, p.event, p.data, p.publisher))
         for step in start.steps
         if (p := step.publication) is not None
     ]

@@ -83,6 +83,7 @@ def opening_bytes(start: StreamStart, retry_ms: int) -> bytes:
                 publication.position.cursor,
                 publication.event,
                 publication.data,
+                publication.publisher,
             )
             parts.append(sse_event(message, publication.event, step.cursor))
     return b"".join(parts)

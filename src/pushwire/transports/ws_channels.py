@@ -214,7 +214,10 @@ class ChannelSession(WebSocketSession):
                 await self._subscribe(action)
             elif isinstance(action, Publish):
                 publication = await self.node.publish_json(
-                    action.channel, action.data, event=action.event
+                    action.channel,
+                    action.data,
+                    event=action.event,
+                    publisher=self.permissions.identity,
                 )
                 self.session.published(action, publication.position.cursor)
             elif isinstance(action, PresenceQuery):
@@ -294,7 +297,9 @@ class ChannelSession(WebSocketSession):
 def _replay_frames(publications: tuple[Publication, ...]) -> bytes:
     return b"".join(
         [
-            ws_message_frame(message_json(p.channel, p.position.cursor, p.event, p.data))
+            ws_message_frame(
+                message_json(p.channel, p.position.cursor, p.event, p.data, p.publisher)
+            )
             for p in publications
         ]
     )
