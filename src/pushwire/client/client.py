@@ -308,7 +308,6 @@ class Client:
 
     async def _run(self) -> None:
         backoff = self.options.backoff
-        loop = asyncio.get_running_loop()
         failures = 0  # failed attempts in a row: the attempt limit counts these
         # Connections in a row that dropped soon after opening: a server that
         # accepts and then hangs up at once gets the back-off as well.
@@ -316,58 +315,57 @@ class Client:
         while True:
             try:
                 connection = await self._connect()
-            except ClientError as refused:
-                # The token (or its absence) was refused at the door: only a new
-                # one can help, and only after a back-off, or a bad token loops hot.
-                failures += 1
-                if self._get_token is None or backoff.gives_up_after(failures):
-                    logger.error("the server refused the connection: %s", refused)
-                    await self._give_up(refused)
+            except (ClientError, UnreachableError) as exc:
+                problem: PushwireError = exc
+            else:
+                closed, lasted_seconds = await self._serve_timed(connection)
+                stop = self._stop_for(closed)
+                if stop is not None:
+                    logger.error("stopped: %s", stop)
+                    await self._give_up(stop)
                     return
-                delay = backoff.delay_seconds(unstable + failures)
-                logger.warning("%s; fetching a new token in %.2f s", refused, delay)
-                await asyncio.sleep(delay)
-                continue
-            except UnreachableError as exc:
-                failures += 1
-                if backoff.gives_up_after(failures):
-                    logger.error("giving up after %d attempts: %s", failures, exc)
-                    await self._give_up(exc)
-                    return
-                delay = backoff.delay_seconds(unstable + failures)
-                logger.info("%s; retrying in %.2f s", exc, delay)
-                await asyncio.sleep(delay)
-                continue
-            failures = 0
-            opened_at = loop.time()
-            try:
-                closed = await self._serve(connection)
-            except Exception:
-                # Our bug; losing the connection is better than losing the client.
-                logger.exception("the connection failed unexpectedly")
-                closed = Closed("internal error in the client")
-            stop = self._stop_for(closed)
-            if stop is not None:
-                logger.error("stopped: %s", stop)
-                await self._give_up(stop)
+                # A refused token or a rate limit keeps the back-off growing however
+                # long the connection lasted: coming straight back would only repeat it.
+                penalised = closed.refused is not None or closed.code in _PENALTY_CODES
+                stable = lasted_seconds >= _STABLE_CONNECTION_SECONDS and not penalised
+                unstable = 0 if stable else unstable + 1
+                if closed.refused is None:
+                    failures = 0
+                    delay = backoff.delay_seconds(unstable)
+                    logger.info("disconnected (%s); reconnecting in %.2f s", closed.reason, delay)
+                    await asyncio.sleep(delay)
+                    continue
+                # A stream refused the token: a failed attempt, as at the door.
+                problem = closed.refused
+            # A refused token (or its absence) needs a new one from get_token, and
+            # only after a back-off, or a bad token would loop hot.
+            failures += 1
+            refused = isinstance(problem, ClientError)
+            if backoff.gives_up_after(failures) or (refused and self._get_token is None):
+                logger.error("giving up after %d attempts: %s", failures, problem)
+                await self._give_up(problem)
                 return
-            stable = loop.time() - opened_at >= _STABLE_CONNECTION_SECONDS
-            # A refused token or a rate limit keeps the back-off growing however
-            # long the connection lasted: coming straight back would only repeat it.
-            penalised = closed.refused is not None or closed.code in _PENALTY_CODES
-            unstable = 0 if stable and not penalised else unstable + 1
-            delay = backoff.delay_seconds(unstable)
-            logger.info("disconnected (%s); reconnecting in %.2f s", closed.reason, delay)
+            delay = backoff.delay_seconds(unstable + failures)
+            logger.info("%s; retrying in %.2f s", problem, delay)
             await asyncio.sleep(delay)
+
+    async def _serve_timed(self, connection: Connection) -> tuple[Closed, float]:
+        """:meth:`_serve`, and how long the connection lasted."""
+        loop = asyncio.get_running_loop()
+        opened_at = loop.time()
+        try:
+            closed = await self._serve(connection)
+        except Exception:
+            # Our bug; losing the connection is better than losing the client.
+            logger.exception("the connection failed unexpectedly")
+            closed = Closed("internal error in the client")
+        return closed, loop.time() - opened_at
 
     def _stop_for(self, closed: Closed) -> PushwireError | None:
         """Why the client must not reconnect after ``closed``; None if it should."""
         if not closed.reconnect:
             return DisconnectedError(closed.code or 0, closed.close_reason or closed.reason)
-        token_ended = closed.refused is not None or closed.code == TOKEN_EXPIRED.code
-        if token_ended and self._get_token is None:
-            if closed.refused is not None:
-                return closed.refused
+        if closed.code == TOKEN_EXPIRED.code and self._get_token is None:
             return DisconnectedError(TOKEN_EXPIRED.code, closed.close_reason or closed.reason)
         return None
 
