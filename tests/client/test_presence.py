@@ -131,8 +131,11 @@ async def test_the_iterator_yields_only_messages_and_calls_on_join_as_it_reaches
 
 async def test_presence_over_the_websocket_returns_members_or_raises_the_servers_error() -> None:
     async with scripted_ws_server() as server, Client(server.url, fast_options()) as client:
+        await client.wait_connected()
+        # Asked at once: subscribe() has only just scheduled its request.
         room = client.subscribe("room")
-        members = await asyncio.wait_for(room.presence(), 10)
+        async with asyncio.timeout(10):  # not wait_for: its own task would run later
+            members = await room.presence()
         with pytest.raises(PermissionDeniedError) as denied:
             await asyncio.wait_for(client.subscribe("secret").presence(), 10)
         with pytest.raises(BadRequestError) as off:
