@@ -251,3 +251,32 @@ async def test_a_malformed_gap_frame_is_logged_and_ignored(
     assert caplog.text.count("ignoring a malformed gap frame") == 5
     assert "ignoring a gap on 'elsewhere': not subscribed" in caplog.text
     assert disconnects == []
+
+
+async def test_a_rate_limit_close_is_followed_by_a_reconnect() -> None:
+    async def on_subscribe(ws: ServerConnection, frame: dict[str, Any], number: int) -> None:
+        await ws.send(subscribed(frame, "e-0"))
+        if number == 1:
+            await ws.close(4429, "rate limit exceeded")
+        else:
+            await ws.send(message("c", "e-1", "back"))
+
+    connects: list[str] = []
+    disconnects: list[str] = []
+    received: list[Message] = []
+    async with (
+        scripted_server(on_subscribe) as server,
+        Client(
+            server.url,
+            fast_options(),
+            on_connect=connects.append,
+            on_disconnect=disconnects.append,
+        ) as client,
+    ):
+        client.subscribe("c", on_message=received.append)
+
+        await wait_until(lambda: received, timeout_seconds=10, message="the message after it")
+
+    assert len(connects) == 2
+    assert "4429" in disconnects[0]
+    assert received == [Message("c", "e-1", "back")]

@@ -1,16 +1,30 @@
 """The Python client for pushwire servers.
 
-:class:`Client` subscribes and publishes over WebSocket (SSE as the fallback)
-and recovers missed messages after every reconnect; :class:`ApiClient` and
-:class:`AsyncApiClient` call the backend API with the API key. See
-docs/client-python.md.
+:class:`Client` subscribes and publishes over WebSocket (SSE as the fallback),
+with a connection token if given, and recovers missed messages after every
+reconnect; :class:`ApiClient` and :class:`AsyncApiClient` call the backend API
+with the API key. See docs/client-python.md.
 """
 
 from pushwire.client.api import ApiClient, AsyncApiClient
 from pushwire.client.backoff import Backoff
 from pushwire.client.client import Client
-from pushwire.client.errors import ConnectionLostError, RequestTimeoutError, UnreachableError
-from pushwire.client.messages import ChannelInfo, Gap, History, Message, PublishResult
+from pushwire.client.errors import (
+    ConnectionLostError,
+    DisconnectedError,
+    RequestTimeoutError,
+    UnreachableError,
+)
+from pushwire.client.messages import (
+    ChannelInfo,
+    Gap,
+    History,
+    Join,
+    Leave,
+    Member,
+    Message,
+    PublishResult,
+)
 from pushwire.client.options import ClientOptions
 from pushwire.client.subscription import Subscription
 
@@ -22,8 +36,12 @@ __all__ = [
     "Client",
     "ClientOptions",
     "ConnectionLostError",
+    "DisconnectedError",
     "Gap",
     "History",
+    "Join",
+    "Leave",
+    "Member",
     "Message",
     "PublishResult",
     "RequestTimeoutError",

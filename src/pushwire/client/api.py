@@ -1,4 +1,5 @@
-"""The backend API client: publish, broadcast, history and channels with the API key.
+"""The backend API client: publish, broadcast, history, channels, presence and
+disconnecting users, with the API key.
 
 :class:`ApiClient` (blocking) and :class:`AsyncApiClient` (asyncio) differ only
 in how they send; what they send and how answers and errors are read is written
@@ -25,9 +26,11 @@ from pushwire.client.errors import (
 from pushwire.client.messages import (
     ChannelInfo,
     History,
+    Member,
     PublishResult,
     channel_info_from_json,
     history_from_json,
+    members_from_json,
     publish_result_from_json,
 )
 from pushwire.client.options import DEFAULT_URL, http_base_url
@@ -76,6 +79,34 @@ def _history(channel: str, since: str | None, limit: int | None) -> _Call[Histor
 
 def _channels() -> _Call[list[ChannelInfo]]:
     return _Call("GET", "/api/channels", _read_channels)
+
+
+def _disconnect(user: str) -> _Call[int]:
+    return _Call("POST", "/api/disconnect", _count_of("disconnected"), {"user": user})
+
+
+def _unsubscribe(user: str, channel: str) -> _Call[int]:
+    body = {"user": user, "channel": channel}
+    return _Call("POST", "/api/unsubscribe", _count_of("unsubscribed"), body)
+
+
+def _presence(channel: str) -> _Call[list[Member]]:
+    return _Call(
+        "GET",
+        "/api/presence",
+        lambda value: members_from_json(value, channel),
+        params={"channel": channel},
+    )
+
+
+def _count_of(name: str) -> Callable[[Any], int]:
+    def read(value: Any) -> int:
+        count = value.get(name) if isinstance(value, dict) else None
+        if not isinstance(count, int) or isinstance(count, bool):
+            raise ValueError(f"the answer needs an integer {name}")
+        return count
+
+    return read
 
 
 def _read_results(value: Any) -> list[PublishResult]:
@@ -187,6 +218,26 @@ class ApiClient:
         """The channels that have subscribers on the server, with their counts."""
         return self._send(_channels())
 
+    def disconnect(self, user: str) -> int:
+        """Close every connection of ``user`` (WebSockets with 4000: don't come back).
+
+        Returns how many connections were closed. The user's clients stop; this
+        does not keep them from connecting again with a valid token.
+        """
+        return self._send(_disconnect(user))
+
+    def unsubscribe(self, user: str, channel: str) -> int:
+        """Take ``channel`` away from every connection of ``user``; returns how many."""
+        return self._send(_unsubscribe(user, channel))
+
+    def presence(self, channel: str) -> list[Member]:
+        """The members of ``channel`` (a ``presence = true`` channel), sorted by user.
+
+        Raises:
+            BadRequestError: presence is off for this channel.
+        """
+        return self._send(_presence(channel))
+
     def _send(self, call: _Call[_T]) -> _T:
         try:
             response = self._http.request(call.method, call.path, **_encode(call))
@@ -240,6 +291,18 @@ class AsyncApiClient:
     async def channels(self) -> list[ChannelInfo]:
         """The channels that have subscribers on the server, with their counts."""
         return await self._send(_channels())
+
+    async def disconnect(self, user: str) -> int:
+        """Close every connection of ``user`` (WebSockets with 4000); returns how many."""
+        return await self._send(_disconnect(user))
+
+    async def unsubscribe(self, user: str, channel: str) -> int:
+        """Take ``channel`` away from every connection of ``user``; returns how many."""
+        return await self._send(_unsubscribe(user, channel))
+
+    async def presence(self, channel: str) -> list[Member]:
+        """The members of ``channel`` (a ``presence = true`` channel), sorted by user."""
+        return await self._send(_presence(channel))
 
     async def _send(self, call: _Call[_T]) -> _T:
         try:

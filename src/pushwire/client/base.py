@@ -7,12 +7,37 @@ cursors or drops duplicates: the client does, the same way over every transport.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any, Protocol
 
-from pushwire.client.messages import Message, PublishResult
+from pushwire.client.messages import Member, Message, PresenceEvent, PublishResult
 from pushwire.errors import PushwireError
 
-__all__ = ["Connection", "ConnectionEvents"]
+__all__ = ["Closed", "Connection", "ConnectionEvents", "TokenSource"]
+
+#: Fetches a fresh connection token (the application's ``get_token``).
+TokenSource = Callable[[], Awaitable[str]]
+
+
+@dataclass(frozen=True, slots=True)
+class Closed:
+    """How a connection ended: what the client needs to decide whether to come back.
+
+    Attributes:
+        reason: for logs and ``on_disconnect``.
+        code: the server's WebSocket close code, or the ``code`` of an SSE
+            ``pushwire.disconnect`` event; None when the connection just broke.
+        close_reason: the reason the server gave with ``code``, as it gave it.
+        reconnect: false when the server said not to come back by itself.
+        refused: the server refused the token (an HTTP 401 on a stream); None otherwise.
+    """
+
+    reason: str
+    code: int | None = None
+    close_reason: str = ""
+    reconnect: bool = True
+    refused: PushwireError | None = None
 
 
 class ConnectionEvents(Protocol):
@@ -34,6 +59,12 @@ class ConnectionEvents(Protocol):
 
     def on_gap(self, channel: str, cursor: str) -> None:
         """Messages on a live subscription were lost; delivery continues after ``cursor``."""
+
+    def on_unsubscribed(self, channel: str) -> None:
+        """The server took ``channel`` away (``POST /api/unsubscribe``); don't ask again."""
+
+    def on_presence(self, event: PresenceEvent) -> None:
+        """A user joined or left ``event.channel``, in order with its messages."""
 
 
 class Connection(Protocol):
@@ -60,8 +91,17 @@ class Connection(Protocol):
             ConnectionLostError: the connection dropped before the answer.
         """
 
-    async def wait_closed(self) -> str:
-        """Wait until the connection is gone; returns why, for logs and callbacks."""
+    async def presence(self, channel: str) -> list[Member]:
+        """The members of ``channel`` now; the caller bounds the time.
+
+        Raises:
+            ClientError: the server refused (``bad_request`` if presence is off,
+                ``permission_denied``...).
+            ConnectionLostError: the connection dropped before the answer.
+        """
+
+    async def wait_closed(self) -> Closed:
+        """Wait until the connection is gone; returns how it ended."""
 
     async def close(self) -> None:
         """Close on purpose; returns when resources are released."""

@@ -16,18 +16,24 @@ from pushwire.errors import (
     InvalidChannelError,
     InvalidCursorError,
     InvalidJSONError,
+    InvalidTokenError,
     LimitExceededError,
     MessageTooLargeError,
     NotFoundError,
+    OriginNotAllowedError,
     PermissionDeniedError,
     PushwireError,
+    RateLimitedError,
     ServerError,
+    TokenExpiredError,
     UnauthorizedError,
     UnknownTypeError,
 )
 
 __all__ = [
+    "TOKEN_ERROR_CODES",
     "ConnectionLostError",
+    "DisconnectedError",
     "RequestTimeoutError",
     "UnreachableError",
     "error_from_code",
@@ -45,12 +51,18 @@ _BY_CODE: dict[str, type[ClientError] | type[ServerError]] = {
         LimitExceededError,
         AlreadySubscribedError,
         MessageTooLargeError,
+        RateLimitedError,
         UnauthorizedError,
+        InvalidTokenError,
+        TokenExpiredError,
         PermissionDeniedError,
+        OriginNotAllowedError,
         NotFoundError,
         ServerError,
     )
 }
+#: The codes of an HTTP 401 that refuses the connection's token (or its lack of one).
+TOKEN_ERROR_CODES = frozenset({"invalid_token", "token_expired", "unauthorized"})
 # What a status means when the body is not a pushwire error (a proxy answered, say).
 _BY_STATUS: dict[int, type[ClientError]] = {
     401: UnauthorizedError,
@@ -70,6 +82,24 @@ class ConnectionLostError(PushwireError):
     The request may or may not have taken effect: a publish might have happened.
     Check (for example with ``history``) before retrying if duplicates matter.
     """
+
+
+class DisconnectedError(PushwireError):
+    """The server ended the connection, and the client does not come back by itself.
+
+    Either the server said not to (close code 4000, ``POST /api/disconnect``, or an
+    SSE ``pushwire.disconnect`` event with ``"reconnect": false``), or the token
+    expired (4401) and the client has no ``get_token`` to fetch a new one.
+
+    Attributes:
+        code: the WebSocket close code (or the SSE event's ``code``), such as 4000.
+        reason: the server's reason, such as ``"disconnected by server"``.
+    """
+
+    def __init__(self, code: int, reason: str) -> None:
+        super().__init__(f"{reason} ({code})" if reason else f"closed by the server ({code})")
+        self.code = code
+        self.reason = reason
 
 
 class RequestTimeoutError(PushwireError, TimeoutError):

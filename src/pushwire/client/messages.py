@@ -1,4 +1,4 @@
-"""What the client hands to applications: messages, gap notices and API answers.
+"""What the client hands to applications: messages, gap notices, presence and API answers.
 
 Frozen dataclasses built from the wire's JSON objects. The ``from_json``
 functions raise ``ValueError`` on a malformed object, so a caller can log the
@@ -14,11 +14,18 @@ __all__ = [
     "ChannelInfo",
     "Gap",
     "History",
+    "Join",
+    "Leave",
+    "Member",
     "Message",
+    "PresenceEvent",
     "PublishResult",
     "channel_info_from_json",
     "history_from_json",
+    "member_from_json",
+    "members_from_json",
     "message_from_json",
+    "presence_event_from_json",
     "publish_result_from_json",
 ]
 
@@ -67,6 +74,42 @@ class Gap:
     channel: str
     cursor: str
     last_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Member:
+    """A user subscribed to a presence channel (one member however many connections).
+
+    Attributes:
+        user: the user id (the token's ``sub``).
+        info: the token's ``info`` claim, or None.
+        connections: how many of the user's connections are subscribed.
+    """
+
+    user: str
+    info: dict[str, Any] | None
+    connections: int
+
+
+@dataclass(frozen=True, slots=True)
+class Join:
+    """A user's first connection subscribed to ``channel`` (a ``join_leave`` channel)."""
+
+    channel: str
+    user: str
+    info: dict[str, Any] | None
+
+
+@dataclass(frozen=True, slots=True)
+class Leave:
+    """A user's last connection left ``channel`` (a ``join_leave`` channel)."""
+
+    channel: str
+    user: str
+    info: dict[str, Any] | None
+
+
+PresenceEvent = Join | Leave
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,3 +188,36 @@ def channel_info_from_json(value: object) -> ChannelInfo:
     if not isinstance(channel, str) or not isinstance(subscribers, int):
         raise ValueError("a channel entry needs a string channel and integer subscribers")
     return ChannelInfo(channel, subscribers)
+
+
+def member_from_json(value: object) -> Member:
+    if not isinstance(value, dict):
+        raise ValueError("a member must be a JSON object")
+    user, info, connections = value.get("user"), value.get("info"), value.get("connections")
+    if not isinstance(user, str) or not isinstance(info, dict | None):
+        raise ValueError("a member needs a string user and an object (or null) info")
+    # bool is an int in Python; a count of True connections is not a count.
+    if not isinstance(connections, int) or isinstance(connections, bool):
+        raise ValueError("a member needs an integer connections count")
+    return Member(user, info, connections)
+
+
+def members_from_json(value: object, channel: str | None = None) -> list[Member]:
+    """The members of a presence answer; with ``channel``, the answer must be for it."""
+    if not isinstance(value, dict) or not isinstance(value.get("members"), list):
+        raise ValueError("a presence answer needs a members list")
+    if channel is not None and value.get("channel") != channel:
+        raise ValueError(f"a presence answer for {value.get('channel')!r}, not {channel!r}")
+    return [member_from_json(member) for member in value["members"]]
+
+
+def presence_event_from_json(kind: str, value: object) -> PresenceEvent:
+    """A :class:`Join` (``kind`` "join") or :class:`Leave` from its ``{channel, user, info}``."""
+    if not isinstance(value, dict):
+        raise ValueError(f"a {kind} must be a JSON object")
+    channel, user, info = value.get("channel"), value.get("user"), value.get("info")
+    if not isinstance(channel, str) or not isinstance(user, str):
+        raise ValueError(f"a {kind} needs string channel and user")
+    if not isinstance(info, dict | None):
+        raise ValueError(f"a {kind}'s info must be an object or null")
+    return Join(channel, user, info) if kind == "join" else Leave(channel, user, info)

@@ -1,10 +1,15 @@
 """The ``/sse`` transport: one event stream per channel, publishing by ``POST /publish``.
 
+Every request carries the token as ``Authorization: Bearer``; presence is asked
+for with ``GET /presence``.
+
 One stream per channel, not one for all: each stream's ``id:`` is then exactly
 that channel's cursor, so channels come and go without rebuilding a combined
 stream cursor, and a cursor from ``/ws`` resumes an SSE stream and vice versa.
 If any stream fails the whole connection counts as lost, and the client
-reconnects every channel from its own cursor, as it does for a WebSocket.
+reconnects every channel from its own cursor, as it does for a WebSocket. (One
+exception: a stream ended because the server took its channel away, code 4004,
+ends just that subscription.)
 """
 
 from __future__ import annotations
@@ -17,17 +22,27 @@ import httpx
 import orjson
 from httpx_sse import EventSource, ServerSentEvent, SSEError, aconnect_sse
 
-from pushwire.client.base import ConnectionEvents
-from pushwire.client.errors import ConnectionLostError, error_from_response
-from pushwire.client.messages import PublishResult, message_from_json, publish_result_from_json
+from pushwire.client.base import Closed, ConnectionEvents
+from pushwire.client.errors import TOKEN_ERROR_CODES, ConnectionLostError, error_from_response
+from pushwire.client.messages import (
+    Member,
+    PublishResult,
+    members_from_json,
+    message_from_json,
+    presence_event_from_json,
+    publish_result_from_json,
+)
 from pushwire.client.options import ClientOptions
-from pushwire.errors import UsageError
+from pushwire.errors import UNSUBSCRIBED, ClientError, UsageError
 
-__all__ = ["GAP_EVENT", "SSEConnection"]
+__all__ = ["DISCONNECT_EVENT", "GAP_EVENT", "JOIN_EVENT", "LEAVE_EVENT", "SSEConnection"]
 
 logger = logging.getLogger("pushwire.client")
 
 GAP_EVENT = "pushwire.gap"
+DISCONNECT_EVENT = "pushwire.disconnect"
+JOIN_EVENT = "pushwire.join"
+LEAVE_EVENT = "pushwire.leave"
 
 
 class SSEConnection:
@@ -35,22 +50,36 @@ class SSEConnection:
 
     transport = "sse"
 
-    def __init__(self, http: httpx.AsyncClient, events: ConnectionEvents, options: ClientOptions):
+    def __init__(
+        self,
+        http: httpx.AsyncClient,
+        events: ConnectionEvents,
+        options: ClientOptions,
+        *,
+        has_token: bool = False,
+    ):
         self._http = http
         self._events = events
         self._options = options
+        self._has_token = has_token
         self._streams: dict[str, asyncio.Task[None]] = {}
         self._lost = asyncio.Event()
-        self._lost_reason = "connection closed"
+        self._closed = Closed("connection closed")
 
     @classmethod
     async def open(
-        cls, base_url: str, events: ConnectionEvents, options: ClientOptions
+        cls,
+        base_url: str,
+        events: ConnectionEvents,
+        options: ClientOptions,
+        *,
+        token: str | None = None,
     ) -> SSEConnection:
         """Check that the server at ``base_url`` answers (``GET /health``).
 
         Streams open later, one per subscribed channel: with no channel there
-        is nothing to hold open.
+        is nothing to hold open. ``token`` goes with every request, as
+        ``Authorization: Bearer``.
 
         Raises:
             httpx.HTTPError, PushwireError: the server could not be reached or is unwell.
@@ -59,6 +88,7 @@ class SSEConnection:
         http = httpx.AsyncClient(
             base_url=base_url,
             timeout=httpx.Timeout(options.request_timeout_seconds or None, connect=connect_timeout),
+            headers={} if token is None else {"Authorization": f"Bearer {token}"},
         )
         try:
             response = await http.get("/health", timeout=connect_timeout)
@@ -67,7 +97,7 @@ class SSEConnection:
         except BaseException:
             await http.aclose()
             raise
-        return cls(http, events, options)
+        return cls(http, events, options, has_token=token is not None)
 
     # Requests.
 
@@ -105,6 +135,18 @@ class SSEConnection:
         except (orjson.JSONDecodeError, ValueError) as exc:
             raise ConnectionLostError(f"malformed publish answer: {exc}") from None
 
+    async def presence(self, channel: str) -> list[Member]:
+        try:
+            response = await self._http.get("/presence", params={"channel": channel})
+        except httpx.HTTPError as exc:
+            raise ConnectionLostError(f"presence over HTTP failed: {exc!r}") from exc
+        if response.status_code != 200:
+            raise error_from_response(response.status_code, response.content)
+        try:
+            return members_from_json(orjson.loads(response.content), channel)
+        except (orjson.JSONDecodeError, ValueError) as exc:
+            raise ConnectionLostError(f"malformed presence answer: {exc}") from None
+
     # Streams.
 
     def _forget(self, channel: str, task: asyncio.Task[None]) -> None:
@@ -133,8 +175,16 @@ class SSEConnection:
             ) as source:
                 if not await self._accepted(channel, source):
                     return
-                await self._read(channel, cursor, source)
-            self._lose(f"the server ended the event stream of {channel!r}")
+                farewell = await self._read(channel, cursor, source)
+            if farewell is None:
+                self._lose(f"the server ended the event stream of {channel!r}")
+            elif farewell.code == UNSUBSCRIBED.code:
+                # One channel per stream: the channel taken away is this one, and
+                # nothing else was lost.
+                logger.info("the server unsubscribed %r", channel)
+                self._events.on_unsubscribed(channel)
+            else:
+                self._lose_as(farewell)
         except (httpx.HTTPError, SSEError) as exc:
             self._lose(f"event stream of {channel!r} failed: {exc!r}")
         except asyncio.CancelledError:
@@ -149,19 +199,36 @@ class SSEConnection:
         if response.status_code == 200:
             return True
         error = error_from_response(response.status_code, await response.aread())
-        if 400 <= response.status_code < 500:
+        if (
+            self._has_token
+            and response.status_code == 401
+            and isinstance(error, ClientError)
+            and error.code in TOKEN_ERROR_CODES
+        ):
+            # The token, not the channel: every stream would be refused alike.
+            reason = f"/sse refused the token: {error}"
+            self._lose_as(Closed(reason, refused=error))
+        elif 400 <= response.status_code < 500:
             self._events.on_subscribe_failed(channel, error)
         else:
             self._lose(f"/sse answered {response.status_code}: {error}")
         return False
 
-    async def _read(self, channel: str, cursor: str | None, source: EventSource) -> None:
+    async def _read(self, channel: str, cursor: str | None, source: EventSource) -> Closed | None:
+        """Dispatch events until the stream ends; returns its ``pushwire.disconnect``, if any."""
         started = False
         async for event in source.aiter_sse():
+            if event.event == DISCONNECT_EVENT:
+                farewell = _farewell(event)
+                if farewell is not None:
+                    return farewell
+                logger.warning("ignoring a malformed disconnect event: %r", event)
+                continue
             try:
                 started = self._dispatch(channel, cursor, event, started)
             except Exception:
                 logger.exception("could not handle event %r", event)
+        return None
 
     def _dispatch(
         self, channel: str, cursor: str | None, event: ServerSentEvent, started: bool
@@ -181,6 +248,9 @@ class SSEConnection:
             else:
                 self._events.on_subscribed(channel, gap_cursor, False)
             return True
+        if event.event in (JOIN_EVENT, LEAVE_EVENT):
+            self._presence_event(channel, event)
+            return started
         if not event.data:
             # The retry: line, or the id-only event that opens a stream with no replay.
             if not started and event.id and event.retry is None:
@@ -197,16 +267,31 @@ class SSEConnection:
         self._events.on_message(message, event.id or message.id)
         return True
 
+    def _presence_event(self, channel: str, event: ServerSentEvent) -> None:
+        kind = "join" if event.event == JOIN_EVENT else "leave"
+        try:
+            presence = presence_event_from_json(kind, orjson.loads(event.data))
+        except (orjson.JSONDecodeError, ValueError) as exc:
+            logger.warning("ignoring a malformed %s event (%s): %r", kind, exc, event)
+            return
+        if presence.channel != channel:
+            logger.warning("ignoring a %s event for another channel: %r", kind, event)
+            return
+        self._events.on_presence(presence)
+
     def _lose(self, reason: str) -> None:
+        self._lose_as(Closed(reason))
+
+    def _lose_as(self, closed: Closed) -> None:
         if not self._lost.is_set():
-            self._lost_reason = reason
+            self._closed = closed
             self._lost.set()
 
     # Closing.
 
-    async def wait_closed(self) -> str:
+    async def wait_closed(self) -> Closed:
         await self._lost.wait()
-        return self._lost_reason
+        return self._closed
 
     async def close(self) -> None:
         self._lose("closed by the client")
@@ -217,6 +302,22 @@ class SSEConnection:
         # while a cancellation of close() itself still propagates.
         await asyncio.gather(*tasks, return_exceptions=True)
         await self._http.aclose()
+
+
+def _farewell(event: ServerSentEvent) -> Closed | None:
+    """How a ``pushwire.disconnect`` event says the stream ends; None if malformed."""
+    try:
+        value = orjson.loads(event.data)
+    except orjson.JSONDecodeError:
+        return None
+    if not isinstance(value, dict):
+        return None
+    code, reason, reconnect = value.get("code"), value.get("reason", ""), value.get("reconnect")
+    if not isinstance(code, int) or isinstance(code, bool) or not isinstance(reconnect, bool):
+        return None
+    reason = reason if isinstance(reason, str) else ""
+    text = f"the server ended the event stream ({code}{' ' + reason if reason else ''})"
+    return Closed(text, code, reason, reconnect)
 
 
 def _gap_cursor(event: ServerSentEvent, channel: str, *, live: bool) -> str | None:

@@ -1,9 +1,11 @@
 """Subscriptions: one channel's cursor, duplicate filter and queue of deliveries.
 
 :class:`Subscriptions` hears what connections report (it is their
-``ConnectionEvents``) and turns it into :class:`Message` and :class:`Gap` items;
-each :class:`Subscription` hands its items out in order, through its async
-iterator or to its callbacks. Connections come and go; subscriptions stay.
+``ConnectionEvents``) and turns it into :class:`Message` and :class:`Gap` items
+(and :class:`Join` and :class:`Leave` events for those who asked); each
+:class:`Subscription` hands its items out in order, through its async iterator
+or to its callbacks. Connections come and go; subscriptions stay, until the
+application or the server ends them.
 """
 
 from __future__ import annotations
@@ -16,23 +18,47 @@ from collections.abc import Awaitable, Callable, Generator, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from pushwire.client.messages import Gap, Message
+from pushwire.client.messages import Gap, Join, Leave, Member, Message, PresenceEvent
 from pushwire.errors import PushwireError, UsageError
 
-__all__ = ["GapCallback", "Item", "MessageCallback", "Subscription", "Subscriptions"]
+__all__ = [
+    "GapCallback",
+    "Item",
+    "JoinCallback",
+    "LeaveCallback",
+    "MessageCallback",
+    "Subscription",
+    "Subscriptions",
+    "UnsubscribedCallback",
+]
 
 logger = logging.getLogger("pushwire.client")
 
 Item = Message | Gap
 MessageCallback = Callable[[Message], Awaitable[None] | None]
 GapCallback = Callable[[Gap], Awaitable[None] | None]
+JoinCallback = Callable[[Join], Awaitable[None] | None]
+LeaveCallback = Callable[[Leave], Awaitable[None] | None]
+UnsubscribedCallback = Callable[[str], Awaitable[None] | None]  # the channel's name
+PresenceAsker = Callable[["Subscription"], Awaitable[list[Member]]]
 
 
 @dataclass(frozen=True, slots=True)
 class _End:
-    """Queued after the last item: the subscription ended, with ``error`` if it failed."""
+    """Queued after the last item: the subscription ended, with ``error`` if it failed,
+    and ``by_server`` if the server took it away."""
 
     error: PushwireError | None
+    by_server: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class SubscriptionCallbacks:
+    """What a subscription calls besides ``on_message`` and ``on_gap``: see ``Client.subscribe``."""
+
+    on_join: JoinCallback | None = None
+    on_leave: LeaveCallback | None = None
+    on_unsubscribed: UnsubscribedCallback | None = None
 
 
 class Subscription:
@@ -41,6 +67,10 @@ class Subscription:
     Iterate it (``async for item in subscription``) to receive :class:`Message`
     and :class:`Gap` items, or give callbacks to ``Client.subscribe``. Await it
     to wait until the server has confirmed it. Made by ``Client.subscribe``.
+
+    Joins and leaves go to ``on_join`` and ``on_leave`` (never to the iterator),
+    in order with the messages: called as the iterator, or the callback task,
+    reaches them.
     """
 
     def __init__(
@@ -52,6 +82,8 @@ class Subscription:
         on_gap: GapCallback | None,
         remove: Callable[[Subscription], Awaitable[None]],
         duplicate_window: int,
+        callbacks: SubscriptionCallbacks | None = None,
+        presence: PresenceAsker | None = None,
     ) -> None:
         self.channel = channel
         #: Where to resume after a reconnect: the last message received (queued or not).
@@ -61,8 +93,11 @@ class Subscription:
         self._cursor = cursor
         self._on_message = on_message
         self._on_gap = on_gap
+        self._callbacks = callbacks or SubscriptionCallbacks()
         self._remove = remove
-        self._queue: asyncio.Queue[Item | _End] = asyncio.Queue()
+        self._ask_presence = presence
+        self._ended_by_server = False
+        self._queue: asyncio.Queue[Item | PresenceEvent | _End] = asyncio.Queue()
         self._recent_ids: deque[str] = deque()
         self._recent_set: set[str] = set()
         self._duplicate_window = duplicate_window
@@ -93,6 +128,33 @@ class Subscription:
         """Whether the subscription ended (unsubscribed, refused, or its client closed)."""
         return self._ended
 
+    @property
+    def ended_by_server(self) -> bool:
+        """Whether the server took the subscription away (``POST /api/unsubscribe``).
+
+        It is not renewed on reconnect; subscribe again if the application wants
+        to try (the server may refuse it).
+        """
+        return self._ended_by_server
+
+    async def presence(self) -> list[Member]:
+        """The channel's members now (a ``presence = true`` channel), sorted by user.
+
+        Over WebSocket it asks on the connection; over SSE with ``GET /presence``.
+        Waits for a connection if there is none, within the client's
+        ``request_timeout_seconds``.
+
+        Raises:
+            BadRequestError: presence is off for this channel (``bad_request``).
+            PermissionDeniedError: the connection may not see it (``permission_denied``).
+            ClientError: another refusal, with the server's ``code``.
+            ConnectionLostError, RequestTimeoutError: no answer.
+            UsageError: the subscription has ended.
+        """
+        if self._ended or self._ask_presence is None:
+            raise UsageError(f"the subscription to {self.channel!r} has ended")
+        return await self._ask_presence(self)
+
     # Waiting, iterating, ending.
 
     def __await__(self) -> Generator[Any, None, Subscription]:
@@ -122,14 +184,19 @@ class Subscription:
         """
         if self._dispatcher is not None:
             raise UsageError("this subscription delivers to callbacks; it cannot be iterated")
-        item = await self._queue.get()
-        if isinstance(item, _End):
-            self._queue.put_nowait(item)  # so that the next call stops too
-            if item.error is not None:
-                raise item.error
-            raise StopAsyncIteration
-        self._cursor = _cursor_of(item)
-        return item
+        while True:
+            item = await self._queue.get()
+            if isinstance(item, _End):
+                self._queue.put_nowait(_End(item.error))  # so that the next call stops too
+                await self._tell_ended(item)
+                if item.error is not None:
+                    raise item.error
+                raise StopAsyncIteration
+            if isinstance(item, Join | Leave):
+                await self._tell_presence(item)
+                continue
+            self._cursor = _cursor_of(item)
+            return item
 
     async def unsubscribe(self) -> None:
         """Stop receiving; items already queued are still handed out, then iteration stops."""
@@ -163,12 +230,23 @@ class Subscription:
         self._queue.put_nowait(Gap(self.channel, cursor, self.resume_cursor))
         self.resume_cursor = cursor
 
-    def end(self, error: PushwireError | None = None) -> None:
-        """No more items: the iterator stops (raising ``error`` if given) after the queued ones."""
+    def receive_presence(self, event: PresenceEvent) -> None:
+        """Queue a join or leave, if the application asked for that kind."""
+        wanted = self._callbacks.on_join if isinstance(event, Join) else self._callbacks.on_leave
+        if not self._ended and wanted is not None:
+            self._queue.put_nowait(event)
+
+    def end(self, error: PushwireError | None = None, *, by_server: bool = False) -> None:
+        """No more items: the iterator stops (raising ``error`` if given) after the queued ones.
+
+        ``by_server``: the server took the subscription away; ``on_unsubscribed``
+        is called after the queued items.
+        """
         if self._ended:
             return
         self._ended = True
-        self._queue.put_nowait(_End(error))
+        self._ended_by_server = by_server
+        self._queue.put_nowait(_End(error, by_server))
         if not self._live.done():
             self._live.set_exception(
                 error or UsageError(f"subscription to {self.channel!r} ended before it was live")
@@ -192,7 +270,11 @@ class Subscription:
             if isinstance(item, _End):
                 if item.error is not None:
                     logger.error("subscription to %r failed: %s", self.channel, item.error)
+                await self._tell_ended(item)
                 return
+            if isinstance(item, Join | Leave):
+                await self._tell_presence(item)
+                continue
             try:
                 if isinstance(item, Message):
                     result = on_message(item)
@@ -211,6 +293,16 @@ class Subscription:
             except Exception:
                 logger.exception("callback for %r failed on %r", self.channel, item)
             self._cursor = _cursor_of(item)
+
+    async def _tell_presence(self, event: PresenceEvent) -> None:
+        if isinstance(event, Join):
+            await _run_callback(self._callbacks.on_join, event)
+        else:
+            await _run_callback(self._callbacks.on_leave, event)
+
+    async def _tell_ended(self, end: _End) -> None:
+        if end.by_server:
+            await _run_callback(self._callbacks.on_unsubscribed, self.channel)
 
 
 class Subscriptions:
@@ -267,6 +359,36 @@ class Subscriptions:
             return
         subscription.lose(cursor)
 
+    def on_unsubscribed(self, channel: str) -> None:
+        # Removed here, so no later connection subscribes it again.
+        subscription = self._by_channel.pop(channel, None)
+        if subscription is None:
+            logger.debug("the server unsubscribed %r, which was not subscribed", channel)
+            return
+        logger.info("the server ended the subscription to %r", channel)
+        subscription.end(by_server=True)
+
+    def on_presence(self, event: PresenceEvent) -> None:
+        subscription = self._by_channel.get(event.channel)
+        if subscription is None:
+            logger.debug("ignoring a %s on %r: not subscribed", type(event).__name__, event.channel)
+            return
+        subscription.receive_presence(event)
+
 
 def _cursor_of(item: Item) -> str:
     return item.id if isinstance(item, Message) else item.cursor
+
+
+async def _run_callback(
+    callback: Callable[[Any], Awaitable[None] | None] | None, value: Any
+) -> None:
+    """Call an application callback (plain or async); its failure is logged, never raised."""
+    if callback is None:
+        return
+    try:
+        result = callback(value)
+        if inspect.isawaitable(result):
+            await result
+    except Exception:
+        logger.exception("callback %r failed on %r", callback, value)

@@ -1,9 +1,10 @@
 """The ``/ws`` transport: JSON commands with ``ref``, replies and messages on one socket.
 
 One task reads every frame and routes it (replies to the request waiting on
-its ``ref``; messages, gaps and subscription outcomes to :class:`ConnectionEvents`);
-another sends the application-level ping and aborts the socket when no pong
-comes back in time. A frame that makes no sense is logged and skipped.
+its ``ref``; messages, gaps, joins, leaves and subscription outcomes to
+:class:`ConnectionEvents`); another sends the application-level ping and aborts
+the socket when no pong comes back in time. When the server asks for a new token,
+a third fetches one and sends it. A frame that makes no sense is logged and skipped.
 """
 
 from __future__ import annotations
@@ -13,16 +14,24 @@ import contextlib
 import itertools
 import logging
 from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import orjson
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from pushwire.client.base import ConnectionEvents
-from pushwire.client.errors import ConnectionLostError, error_from_code
-from pushwire.client.messages import PublishResult, message_from_json, publish_result_from_json
+from pushwire.client.base import Closed, ConnectionEvents, TokenSource
+from pushwire.client.errors import ConnectionLostError, error_from_code, error_from_response
+from pushwire.client.messages import (
+    Member,
+    PublishResult,
+    members_from_json,
+    message_from_json,
+    presence_event_from_json,
+    publish_result_from_json,
+)
 from pushwire.client.options import ClientOptions
-from pushwire.errors import UsageError
+from pushwire.errors import DISCONNECTED, UsageError
 
 __all__ = ["WebSocketConnection"]
 
@@ -35,11 +44,17 @@ class WebSocketConnection:
     transport = "websocket"
 
     def __init__(
-        self, ws: ClientConnection, events: ConnectionEvents, options: ClientOptions
+        self,
+        ws: ClientConnection,
+        events: ConnectionEvents,
+        options: ClientOptions,
+        renew_token: TokenSource | None = None,
     ) -> None:
         self._ws = ws
         self._events = events
         self._options = options
+        self._renew_token = renew_token
+        self._refresh: asyncio.Task[None] | None = None
         self._refs = itertools.count(1)
         self._requests: dict[int, asyncio.Future[dict[str, Any]]] = {}
         self._subscribe_refs: dict[int, str] = {}
@@ -51,14 +66,37 @@ class WebSocketConnection:
 
     @classmethod
     async def open(
-        cls, url: str, events: ConnectionEvents, options: ClientOptions
+        cls,
+        url: str,
+        events: ConnectionEvents,
+        options: ClientOptions,
+        *,
+        token: str | None = None,
+        renew_token: TokenSource | None = None,
     ) -> WebSocketConnection:
         """Connect to ``url`` (a ``ws://`` or ``wss://`` address of ``/ws``).
 
+        ``token`` goes in the URL as ``?token=`` (what browsers do too, so one
+        server setting serves both); ``renew_token`` answers the server's
+        ``refresh`` requests.
+
         Raises:
+            ClientError: the server refused the token (HTTP 401: ``invalid_token``,
+                ``token_expired``, ``unauthorized``), with its code.
             OSError, TimeoutError, websockets.exceptions.InvalidHandshake: could not connect.
         """
-        ws = await connect(
+        try:
+            ws = await cls._connect(url if token is None else _with_token(url, token), options)
+        except InvalidStatus as exc:
+            response = exc.response
+            if response.status_code == 401:
+                raise error_from_response(401, bytes(response.body)) from None
+            raise
+        return cls(ws, events, options, renew_token)
+
+    @staticmethod
+    async def _connect(url: str, options: ClientOptions) -> ClientConnection:
+        return await connect(
             url,
             # Our own ping is the heartbeat: one mechanism, and it also proves the
             # server's command loop is alive, not just its TCP stack.
@@ -69,7 +107,6 @@ class WebSocketConnection:
             max_size=None,
             compression=None,
         )
-        return cls(ws, events, options)
 
     # Requests.
 
@@ -82,8 +119,18 @@ class WebSocketConnection:
         await self._send_quietly(frame)
 
     async def unsubscribe(self, channel: str) -> None:
-        # The reply carries nothing we need, so no ref: it is read and ignored.
-        await self._send_quietly({"type": "unsubscribe", "channel": channel})
+        # Nobody waits for the reply, but it needs a ref: an "unsubscribed" without
+        # one means the server took the channel away (and would end a subscription
+        # made to the same channel again meanwhile).
+        frame = {"type": "unsubscribe", "channel": channel, "ref": next(self._refs)}
+        await self._send_quietly(frame)
+
+    async def presence(self, channel: str) -> list[Member]:
+        reply = await self._request({"type": "presence", "channel": channel})
+        try:
+            return members_from_json(reply, channel)
+        except ValueError as exc:
+            raise ConnectionLostError(f"malformed presence reply {reply!r}: {exc}") from None
 
     async def publish(self, channel: str, data: Any, event: str | None) -> PublishResult:
         frame: dict[str, Any] = {"type": "publish", "channel": channel, "data": data}
@@ -132,6 +179,8 @@ class WebSocketConnection:
                 self._lost_reason = _close_reason(self._ws)
             if self._heartbeat is not None:
                 self._heartbeat.cancel()
+            if self._refresh is not None:
+                self._refresh.cancel()
             for future in self._requests.values():
                 if not future.done():
                     future.set_exception(ConnectionLostError(self._lost_reason))
@@ -160,9 +209,20 @@ class WebSocketConnection:
             self._subscribed(frame, raw)
         elif kind == "gap":
             self._gap(frame, raw)
+        elif kind in ("join", "leave"):
+            try:
+                event = presence_event_from_json(kind, frame)
+            except ValueError as exc:
+                logger.warning("ignoring a malformed %s (%s): %.200r", kind, exc, raw)
+                return
+            self._events.on_presence(event)
         elif kind == "error":
             self._error(frame, raw)
-        elif kind in ("published", "pong", "unsubscribed"):
+        elif kind == "unsubscribed" and "ref" not in frame:
+            self._unsubscribed_by_server(frame, raw)
+        elif kind == "refresh":
+            self._start_refresh()
+        elif kind in ("published", "pong", "unsubscribed", "refreshed", "presence"):
             self._reply(frame)
         else:
             logger.warning("ignoring a frame of unknown type: %.200r", raw)
@@ -202,11 +262,47 @@ class WebSocketConnection:
             return
         future.set_exception(error)
 
+    def _unsubscribed_by_server(self, frame: dict[str, Any], raw: str) -> None:
+        channel = frame.get("channel")
+        if not isinstance(channel, str):
+            logger.warning("ignoring a malformed unsubscribed frame: %.200r", raw)
+            return
+        self._events.on_unsubscribed(channel)
+
     def _reply(self, frame: dict[str, Any]) -> None:
         ref = frame.get("ref")
         future = self._requests.get(ref) if isinstance(ref, int) else None
         if future is not None and not future.done():
             future.set_result(frame)
+
+    # Token refresh.
+
+    def _start_refresh(self) -> None:
+        if self._refresh is not None and not self._refresh.done():
+            return  # already fetching one
+        self._refresh = asyncio.create_task(self._send_new_token(), name="pushwire-ws-refresh")
+
+    async def _send_new_token(self) -> None:
+        """Answer ``{"type": "refresh"}``: a new token before the server's timeout, or 4401."""
+        if self._renew_token is None:
+            logger.warning(
+                "the server asks for a new token, but the client has no get_token:"
+                " it will close the connection (4401)"
+            )
+            return
+        try:
+            async with asyncio.timeout(self._options.request_timeout_seconds or None):
+                token = await self._renew_token()
+                await self._request({"type": "refresh", "token": token})
+        except ConnectionLostError:
+            return  # the server refused it (4401) or the connection broke: reconnecting
+        except Exception:
+            logger.exception(
+                "could not renew the token; the server will close the connection (4401)"
+                " and the client reconnect with a new one"
+            )
+            return
+        logger.info("token refreshed")
 
     # Keep-alive.
 
@@ -231,14 +327,21 @@ class WebSocketConnection:
 
     # Closing.
 
-    async def wait_closed(self) -> str:
+    async def wait_closed(self) -> Closed:
         await asyncio.shield(self._reader)
-        return self._lost_reason or "connection closed"
+        code = self._ws.close_code
+        if code == 1006:
+            code = None  # no close frame: the connection just broke
+        reason = self._lost_reason or "connection closed"
+        close_reason = self._ws.close_reason or ""
+        return Closed(reason, code, close_reason, reconnect=code != DISCONNECTED.code)
 
     async def close(self) -> None:
         self._lost_reason = self._lost_reason or "closed by the client"
         if self._heartbeat is not None:
             self._heartbeat.cancel()
+        if self._refresh is not None:
+            self._refresh.cancel()
         try:
             async with asyncio.timeout(self._options.close_timeout_seconds + 1):
                 await self._ws.close()
@@ -252,6 +355,14 @@ def _encode(frame: dict[str, Any]) -> str:
         return orjson.dumps(frame).decode()
     except TypeError as exc:
         raise UsageError(f"data is not JSON-serialisable: {exc}") from None
+
+
+def _with_token(url: str, token: str) -> str:
+    """``url`` with ``token=`` added to its query (replacing one already there)."""
+    parts = urlsplit(url)
+    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k != "token"]
+    query.append(("token", token))
+    return urlunsplit(parts._replace(query=urlencode(query)))
 
 
 def _close_reason(ws: ClientConnection) -> str:
