@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from pushwire.client import Message
-from pushwire.client.messages import history_from_json, message_from_json
+from pushwire.client.messages import Publisher, history_from_json, message_from_json
 
 
 def test_a_message_object_round_trips() -> None:
@@ -40,3 +40,19 @@ def test_history_without_a_gap_field_has_no_gap() -> None:
 
     assert history.gap is False
     assert history.messages == ()
+
+
+def test_a_message_from_a_client_names_its_verified_publisher() -> None:
+    value = {"channel": "c", "id": "e-1", "data": 1, "from": {"user": "alice", "info": {"n": 1}}}
+
+    message = message_from_json(value)
+
+    assert message.publisher == Publisher("alice", {"n": 1})
+    assert message.to_json() == value
+
+
+@pytest.mark.parametrize("bad", [{"user": 5}, "alice", {"user": "a", "info": [1]}])
+def test_a_malformed_publisher_is_dropped_not_trusted(bad: object) -> None:
+    message = message_from_json({"channel": "c", "id": "e-1", "data": 1, "from": bad})
+
+    assert message.publisher is None

@@ -23,6 +23,7 @@ from pushwire.client.messages import (
     Leave,
     Member,
     Message,
+    Publisher,
     PublishResult,
 )
 from pushwire.client.options import ClientOptions
@@ -44,6 +45,7 @@ __all__ = [
     "Member",
     "Message",
     "PublishResult",
+    "Publisher",
     "RequestTimeoutError",
     "Subscription",
     "UnreachableError",

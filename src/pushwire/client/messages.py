@@ -20,6 +20,7 @@ __all__ = [
     "Message",
     "PresenceEvent",
     "PublishResult",
+    "Publisher",
     "channel_info_from_json",
     "history_from_json",
     "member_from_json",
@@ -40,12 +41,15 @@ class Message:
             after this message. Opaque; compare only for equality.
         data: the published JSON value, decoded.
         event: the publisher's event name, or None.
+        publisher: who published it (the wire's ``from``), when a client with a
+            token did: checked by the server, unlike anything in ``data``.
     """
 
     channel: str
     id: str
     data: Any
     event: str | None = None
+    publisher: Publisher | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The protocol's message object (the shape ``pushwire subscribe`` prints)."""
@@ -53,7 +57,17 @@ class Message:
         if self.event is not None:
             value["event"] = self.event
         value["data"] = self.data
+        if self.publisher is not None:
+            value["from"] = {"user": self.publisher.user, "info": self.publisher.info}
         return value
+
+
+@dataclass(frozen=True, slots=True)
+class Publisher:
+    """The verified identity of a client that published a message."""
+
+    user: str
+    info: dict[str, Any] | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,7 +167,17 @@ def message_from_json(value: object) -> Message:
         raise ValueError("a message needs string channel and id, and data")
     if event is not None and not isinstance(event, str):
         raise ValueError("a message's event must be a string")
-    return Message(channel, id_, value["data"], event)
+    return Message(channel, id_, value["data"], event, _publisher(value.get("from")))
+
+
+def _publisher(value: object) -> Publisher | None:
+    """The message's ``from``; a malformed one is dropped rather than trusted."""
+    if not isinstance(value, dict):
+        return None
+    user, info = value.get("user"), value.get("info")
+    if not isinstance(user, str) or not (info is None or isinstance(info, dict)):
+        return None
+    return Publisher(user, info)
 
 
 def publish_result_from_json(value: object) -> PublishResult:
