@@ -37,6 +37,8 @@ __all__ = [
     "PermissionDeniedError",
     "PushwireError",
     "RateLimitedError",
+    "RequestTimeoutError",
+    "ServerBusyError",
     "ServerError",
     "TokenExpiredError",
     "TooManyConnectionsError",
@@ -116,6 +118,13 @@ class UrlTooLongError(BadRequestError):
     """A request URL over the head-size limit."""
 
     http_status = 414
+
+
+class RequestTimeoutError(ClientError):
+    """A request that did not arrive whole in time (a slow or stalled client)."""
+
+    code = "request_timeout"
+    http_status = 408
 
 
 class HeadersTooLargeError(BadRequestError):
@@ -234,6 +243,13 @@ class ServerError(PushwireError):
 
     code = "internal"
     http_status = 500
+
+
+class ServerBusyError(ServerError):
+    """The server is at its connection cap: try again later, or another node."""
+
+    code = "server_busy"
+    http_status = 503
 
 
 class UsageError(PushwireError):

@@ -12,6 +12,7 @@ import functools
 import importlib.metadata
 import logging
 import os
+import time
 from collections.abc import Awaitable, Callable
 from importlib import resources
 from pathlib import Path
@@ -38,12 +39,13 @@ from pushwire.protocol.error_mapping import http_error
 from pushwire.server.auth import ApiKey, Authenticator
 from pushwire.server.config import Config
 from pushwire.server.demo import DEMO_RULE, DemoLogins, demo_secret, static_file
+from pushwire.server.door import Door, open_files_limit, peer_ip
 from pushwire.server.http import HttpConnection, Request
 from pushwire.server.origins import OriginPolicy
 from pushwire.server.publish_api import PublishApi
 from pushwire.server.streaming import StreamSettings, SubscriberEndpoints
 from pushwire.server.tokens import TokenVerifier, verifier_from_config
-from pushwire.transports.base import ConnectionLimits
+from pushwire.transports.base import ConnectionLimits, Ticker
 from pushwire.transports.sse import SSEPinger
 from pushwire.transports.websocket import Heartbeat
 from pushwire.transports.ws_channels import SessionSettings
@@ -172,6 +174,11 @@ class Server:
             "/sse": self.subscribers.sse,
             "/poll": self.subscribers.poll,
         }
+        self._door = Door(
+            max_connections=config.max_connections or open_files_limit() - 100,
+            max_per_ip=config.max_connections_per_ip,
+        )
+        self._idle_sweep = Ticker(1.0, self._sweep_idle)
         self._listener: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._stopped = asyncio.Event()
@@ -209,6 +216,7 @@ class Server:
         self.heartbeat.start()
         self.sse_pinger.start()
         self.subscribers.poll_presence.start()
+        self._idle_sweep.start()
         logger.info("pushwire listening on %s (history %s)", self.url, self._history_label())
 
     def _history_label(self) -> str:
@@ -226,6 +234,7 @@ class Server:
         self.heartbeat.stop()
         self.sse_pinger.stop()
         self.subscribers.poll_presence.stop()
+        self._idle_sweep.stop()
         # Tell every subscriber to go elsewhere: WebSockets get 1001, polls their
         # answer, streams their end; then WebSockets without subscriptions.
         self.node.hub.close_all(GOING_AWAY)
@@ -258,12 +267,31 @@ class Server:
     # Router protocol, called by HttpConnection.
 
     def connection_opened(self, connection: HttpConnection) -> None:
+        ip = peer_ip(connection)
+        refusal = self._door.admit(len(self.connections), ip)
+        if refusal is not None:
+            # Refused, answered at once: the server itself must never run out of files.
+            connection.fail(*http_error(refusal, context="accepting"))
+            return
         self.connections.add(connection)
+        self._door.opened(ip)
 
     def connection_closed(self, connection: HttpConnection) -> None:
-        self.connections.discard(connection)
+        if connection in self.connections:
+            self.connections.discard(connection)
+            self._door.closed(peer_ip(connection))
         if not self.connections:
             self._all_closed.set()
+
+    def _sweep_idle(self) -> None:
+        """Close HTTP connections that idle too long; answer 408 to requests too slow."""
+        now = time.monotonic()
+        request_seconds = self.config.request_head_timeout_seconds
+        idle_seconds = self.config.keep_alive_timeout_seconds
+        for connection in list(self.connections):
+            connection.check_timeouts(
+                now, request_seconds=request_seconds, idle_seconds=idle_seconds
+            )
 
     def handle(self, request: Request, connection: HttpConnection) -> None:
         path = request.path

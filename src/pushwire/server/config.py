@@ -48,6 +48,10 @@ class Config:
     max_buffer_bytes: int = 1024 * 1024
     max_channels_per_connection: int = 256
     max_channel_length: int = 255  # longest channel name a client may use (at most 255)
+    max_connections: int = 0  # open connections at once; 0: the open-files limit less 100
+    max_connections_per_ip: int = 0  # 0: no limit (behind a proxy every client is one IP)
+    request_head_timeout_seconds: float = 10.0  # a request must arrive whole within this
+    keep_alive_timeout_seconds: float = 60.0  # an idle keep-alive HTTP connection is closed
     max_connections_per_user: int = 100  # WebSockets and SSE streams at once; 0: no limit
     max_publishes_per_second: float = 100.0  # per /ws connection; 0: no limit
     presence_poll_grace_seconds: float = 10.0  # a polling user stays a member between polls

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import time
 from collections.abc import Callable, Iterable
 from typing import Protocol, cast
 from urllib.parse import parse_qs
@@ -21,6 +22,7 @@ from pushwire.errors import (
     ClientError,
     HeadersTooLargeError,
     MessageTooLargeError,
+    RequestTimeoutError,
     UrlTooLongError,
 )
 from pushwire.protocol.error_mapping import http_error
@@ -28,6 +30,7 @@ from pushwire.protocol.error_mapping import http_error
 __all__ = ["ConnectionMode", "HttpConnection", "Request", "Router"]
 
 MAX_HEAD_BYTES = 16 * 1024
+MAX_HEADERS = 100
 MAX_QUEUED_REQUESTS = 64
 _REASONS = {
     200: b"OK",
@@ -37,9 +40,11 @@ _REASONS = {
     403: b"Forbidden",
     404: b"Not Found",
     405: b"Method Not Allowed",
+    408: b"Request Timeout",
     413: b"Content Too Large",
     414: b"URI Too Long",
     426: b"Upgrade Required",
+    429: b"Too Many Requests",
     431: b"Request Header Fields Too Large",
     500: b"Internal Server Error",
     503: b"Service Unavailable",
@@ -183,6 +188,7 @@ class HttpConnection(asyncio.Protocol):
         "_body_size",
         "_head_bytes",
         "_headers",
+        "_kept_alive",
         "_max_body_bytes",
         "_mode",
         "_parser",
@@ -190,6 +196,7 @@ class HttpConnection(asyncio.Protocol):
         "_processing",
         "_queue",
         "_router",
+        "_since",
         "_upgraded",
         "_url",
         "on_lost",
@@ -205,6 +212,9 @@ class HttpConnection(asyncio.Protocol):
         self._mode = _IDLE
         self._processing = False
         self._paused = False
+        #: When the connection last became idle or began a request (monotonic seconds).
+        self._since = time.monotonic()
+        self._kept_alive = False  # has answered a request: the idle timeout applies
         self._reset_message()
         self.transport: asyncio.Transport | None = None
         self._upgraded: Upgraded | None = None
@@ -263,6 +273,8 @@ class HttpConnection(asyncio.Protocol):
             return
         if mode is _STREAMING or mode is _CLOSED:
             return  # an event stream's client has nothing more to say; a closed one is not heard
+        if mode is _IDLE and not self._url and not self._headers and not self._queue:
+            self._since = time.monotonic()  # a request begins: it has so long to arrive whole
         parser = self._parser
         if parser is None:
             # After an upgrade request that was refused, HTTP goes on with a new parser.
@@ -322,6 +334,8 @@ class HttpConnection(asyncio.Protocol):
         self._head_bytes += len(name) + len(value)
         if self._head_bytes > MAX_HEAD_BYTES:
             raise HeadersTooLargeError("request headers are too large")
+        if len(self._headers) >= MAX_HEADERS:
+            raise HeadersTooLargeError(f"more than {MAX_HEADERS} request headers")
         key = name.decode("latin-1").lower()
         text = value.decode("latin-1")
         previous = self._headers.get(key)
@@ -387,6 +401,8 @@ class HttpConnection(asyncio.Protocol):
         if transport is None or self._mode is _CLOSED:
             return
         self._set_mode(_IDLE)
+        self._since = time.monotonic()
+        self._kept_alive = True
         head = [b"HTTP/1.1 %d %s\r\n" % (status, _REASONS.get(status, b"Unknown"))]
         head.append(b"Content-Type: %s\r\nContent-Length: %d\r\n" % (content_type, len(body)))
         for name, value in headers:
@@ -417,6 +433,25 @@ class HttpConnection(asyncio.Protocol):
         transport.write(head + body)
         self.close()
 
+    def check_timeouts(self, now: float, *, request_seconds: float, idle_seconds: float) -> None:
+        """Close a connection that idles too long, or answers 408 to one too slow to ask.
+
+        Only an HTTP connection waiting for its client counts: one whose request a
+        handler holds (a long-poll) is busy, and WebSockets and streams are not HTTP.
+        """
+        if self._mode is not _IDLE or self._queue:
+            return
+        if self._url or self._headers or not self._kept_alive:
+            # A request begun, or a new connection that has yet to send its first.
+            if now - self._since > request_seconds:
+                timeout = RequestTimeoutError(
+                    f"the request did not arrive within {request_seconds:g} s"
+                )
+                self.fail(*http_error(timeout, context="reading a request"))
+        elif now - self._since > idle_seconds:
+            self._set_mode(_CLOSED)
+            self.close()
+
     def upgrade(self, session: Upgraded) -> None:
         """Hand the connection to a WebSocket session for good; write the 101 before this.
 
@@ -443,6 +478,7 @@ class HttpConnection(asyncio.Protocol):
         longer need is dropped rather than kept for a request that never comes.
         """
         self._parser = None
+        self._since = 0.0  # a shared constant: no timeout applies any more
         # Shared empty containers: with no parser, nothing is ever added to them.
         self._queue = _NO_REQUESTS
         self._headers = _NO_HEADERS
