@@ -225,6 +225,6 @@ test("the socket closing fails the transport with ws_closed", async () => {
 
   ws.onclose({ code: 1011, reason: "internal" });
 
-  assert.deepEqual(host.calls, [["lost", "ws_closed"]]);
+  assert.deepEqual(host.calls, [["lost", "ws_closed", { closeCode: 1011, closeReason: "internal" }]]);
   assert.equal(ws.onclose, null);
 });
