@@ -1,7 +1,9 @@
 // Test harness: drives one Pushwire client and records everything it reports,
 // so that the pytest side can poll conditions with page.wait_for_function().
 window.harness = (() => {
-  const log = { events: [], messages: [], gaps: [], subscribed: [], subscriptionErrors: [], unsubscribed: [] };
+  const log = {
+    events: [], messages: [], gaps: [], subscribed: [], subscriptionErrors: [], unsubscribed: [], presence: [],
+  };
   const subscriptions = new Map();
   let client = null;
 
@@ -33,6 +35,11 @@ window.harness = (() => {
       log.subscriptionErrors.push({ channel, code: event.error.code, message: event.error.message })
     );
     subscription.addEventListener("unsubscribed", (event) => log.unsubscribed.push({ channel: event.channel }));
+    for (const type of ["join", "leave"]) {
+      subscription.addEventListener(type, (event) =>
+        log.presence.push({ type, channel: event.channel, user: event.user, info: event.info })
+      );
+    }
     subscriptions.set(channel, subscription);
   }
 
@@ -59,11 +66,19 @@ window.harness = (() => {
     return start(url, Object.assign({}, options, { getToken }), channels);
   }
 
+  async function presence(channel) {
+    try {
+      return { members: await subscriptions.get(channel).presence() };
+    } catch (error) {
+      return { error: { code: error.code, message: error.message } };
+    }
+  }
+
   const data = (channel) => log.messages.filter((m) => m.channel === channel).map((m) => m.data);
   const events = (type) => log.events.filter((e) => e.type === type);
 
   return {
-    log, start, startMinting, subscribe, unsubscribe, publish, data, events,
+    log, start, startMinting, subscribe, unsubscribe, publish, presence, data, events,
     get client() { return client; },
     get tokenCalls() { return tokenCalls; },
   };

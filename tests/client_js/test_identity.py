@@ -1,14 +1,15 @@
 """pushwire.js with connection tokens: ``token``, ``getToken``, refresh, and the server's ends.
 
 Tokens are minted here with PyJWT, as a backend would, for a server started with
-``PUSHWIRE_TOKEN_SECRET``. (Presence and join/leave are covered by the unit tests in
-clients/js/test until the server has them.)
+``PUSHWIRE_TOKEN_SECRET``. Presence and join/leave run against the real server here, and
+in the unit tests in clients/js/test.
 """
 
 from __future__ import annotations
 
 import shutil
 import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -279,3 +280,46 @@ def test_fetch_event_source_receives_over_post_sse_with_a_bearer_token(
             "data": {"via": "fetch-event-source"},
         }
     ]
+
+
+ROOMS = '[{"prefix": "room:", "presence": true, "join_leave": true}]'
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_presence_and_join_leave_reach_the_page_on_every_transport(
+    harness: Harness, pushwire_server: ServerLauncher, transport: str
+) -> None:
+    server = token_server(pushwire_server, "--memory", PUSHWIRE_CHANNELS=ROOMS)
+    harness.start(server.url, ["room:1"], transports=[transport], token=mint("alice"))
+    harness.wait_subscribed("room:1")
+    harness.wait("() => harness.log.presence.some((e) => e.user === 'alice')")
+    bob = _background_subscriber(server, mint("bob"), "room:1")
+    try:
+        harness.wait(
+            "() => harness.log.presence.some((e) => e.type === 'join' && e.user === 'bob')"
+        )
+        answer = harness.evaluate("harness.presence('room:1')")
+    finally:
+        bob.kill()
+        bob.wait(timeout=10)
+    harness.wait("() => harness.log.presence.some((e) => e.type === 'leave' && e.user === 'bob')")
+
+    assert [member["user"] for member in answer["members"]] == ["alice", "bob"]
+    joins = [e["user"] for e in harness.evaluate("harness.log.presence") if e["type"] == "join"]
+    assert joins == ["alice", "bob"]
+
+
+def _background_subscriber(
+    server: ServerProcess, token: str, channel: str
+) -> subprocess.Popen[bytes]:
+    """Another user, as a separate process with a WebSocket, until it is killed."""
+    script = (
+        "import asyncio, sys\n"
+        "from websockets.asyncio.client import connect\n"
+        "async def main():\n"
+        "    async with connect(sys.argv[1]) as ws:\n"
+        "        await asyncio.sleep(60)\n"
+        "asyncio.run(main())\n"
+    )
+    url = f"ws://127.0.0.1:{server.port}/ws?channel={channel}&token={token}"
+    return subprocess.Popen([sys.executable, "-c", script, url])

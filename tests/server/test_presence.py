@@ -242,3 +242,15 @@ async def test_a_waiting_long_poll_gets_join_events(server: Server) -> None:
         {"type": "join", "channel": ROOM, "user": "hank", "info": {"name": "Hank"}}
     ]
     assert answer["messages"] == []
+
+
+async def test_a_poll_that_makes_its_user_a_member_carries_its_own_join(server: Server) -> None:
+    headers = {"Authorization": f"Bearer {mint('ivy', 'Ivy')}"}
+    async with httpx.AsyncClient(base_url=server.url, timeout=5) as http:
+        first = (await http.get(f"/poll?channel={ROOM}&timeout=0", headers=headers)).json()
+        again = (await http.get(f"/poll?channel={ROOM}&timeout=0", headers=headers)).json()
+
+    assert first["events"] == [
+        {"type": "join", "channel": ROOM, "user": "ivy", "info": {"name": "Ivy"}}
+    ]
+    assert "events" not in again  # still a member: no second join

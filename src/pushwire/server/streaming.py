@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import orjson
 
+from pushwire.core.identity import Identity
 from pushwire.core.node import Node
 from pushwire.core.permissions import ChannelPermissions
 from pushwire.core.streams import open_stream
@@ -24,6 +25,7 @@ from pushwire.errors import (
     TooManyConnectionsError,
     UpgradeRequiredError,
 )
+from pushwire.protocol.codec import presence_json
 from pushwire.protocol.error_mapping import error_body
 from pushwire.protocol.names import validate_channel
 from pushwire.server.auth import Authenticator
@@ -294,12 +296,19 @@ class SubscriberEndpoints:
             *self.origins.cors_headers(request.headers.get("origin"), request.headers.get("host")),
         ]
         by_name = {state.name: state for state in start.states}
-        polled = self.poll_presence.polling(
-            tuple(by_name), identity, lambda name: self.node.member_joined(by_name[name], identity)
-        )
+        joined: list[str] = []
+
+        def join(name: str) -> None:
+            joined.append(name)
+            self.node.member_joined(by_name[name], identity)
+
         try:
             if start.steps or timeout == 0 or connection.is_closed:
-                connection.respond(200, replay_body(start), headers=headers)
+                polled = self.poll_presence.polling(tuple(by_name), identity, join)
+                # This answer goes before the hub's: it carries the user's own joins.
+                connection.respond(
+                    200, replay_body(start, _own_joins(joined, identity)), headers=headers
+                )
                 polled()
                 return
 
@@ -313,6 +322,8 @@ class SubscriberEndpoints:
                 feed, respond, timeout, leave=lambda waiter: hub.leave(feed, waiter)
             )
             feed.sinks.add(waiter)
+            # Joined after the waiter: the user's own join answers this very poll.
+            polled = self.poll_presence.polling(tuple(by_name), identity, join)
         finally:
             hub.release_all(start.states)
 
@@ -327,6 +338,14 @@ class SubscriberEndpoints:
         channel = validate_channel(request.param("channel"))
         self._subscribe_permissions(request, [channel], long_lived=False)
         return 200, {"channel": channel, "members": await _members(self.node, channel)}
+
+
+def _own_joins(channels: list[str], identity: Identity) -> list[bytes]:
+    """The join events of a user who joined ``channels`` with this very request."""
+    user = identity.user
+    if user is None:
+        return []
+    return [presence_json("join", channel, user, identity.info) for channel in channels]
 
 
 async def _members(node: Node, channel: str) -> list[dict[str, object]]:

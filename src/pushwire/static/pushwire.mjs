@@ -590,6 +590,28 @@ var HttpTransport = class extends Transport {
       const entry = this.host.channel(name);
       if (entry && !entry.cursor && parts[index]) entry.moveTo(parts[index]);
     });
+    if (answer.events !== void 0) this.presenceEvents(answer.events, answer);
+  }
+  /**
+   * A poll answer's `events`: joins and leaves, [{type, channel, user, info}, ...].
+   * @param {unknown} events
+   * @param {unknown} answer for a bad-frame report
+   */
+  presenceEvents(events, answer) {
+    const host = this.host;
+    if (!Array.isArray(events)) {
+      host.badFrame("poll answer with events that are not a list", answer);
+      return;
+    }
+    for (const value of events) {
+      const type = value !== null && typeof value === "object" ? (
+        /** @type {any} */
+        value.type
+      ) : void 0;
+      const event = presenceEventOf(type, value);
+      if (event) host.presenceEvent(event);
+      else host.badFrame("poll answer with an event that is not a join or leave", value);
+    }
   }
   /**
    * Without channels there is nothing to stream: check the server answers, then wait.
@@ -653,28 +675,7 @@ var PollTransport = class extends HttpTransport {
         host.badFrame("poll answer with gaps that are not a list", answer);
       }
     }
-    if (answer.events !== void 0) this._presenceEvents(answer.events, answer);
-  }
-  /**
-   * A poll answer's `events`: joins and leaves, [{type, channel, user, info}, ...].
-   * @param {unknown} events
-   * @param {unknown} answer for a bad-frame report
-   */
-  _presenceEvents(events, answer) {
-    const host = this.host;
-    if (!Array.isArray(events)) {
-      host.badFrame("poll answer with events that are not a list", answer);
-      return;
-    }
-    for (const value of events) {
-      const type = value !== null && typeof value === "object" ? (
-        /** @type {any} */
-        value.type
-      ) : void 0;
-      const event = presenceEventOf(type, value);
-      if (event) host.presenceEvent(event);
-      else host.badFrame("poll answer with an event that is not a join or leave", value);
-    }
+    if (answer.events !== void 0) this.presenceEvents(answer.events, answer);
   }
 };
 

@@ -59,8 +59,11 @@ class _PollFormat:
 POLL_ANSWERS = _PollFormat()
 
 
-def replay_body(start: StreamStart) -> bytes:
-    """The answer to a poll that has something (or nothing) to replay right away."""
+def replay_body(start: StreamStart, events: list[bytes] | None = None) -> bytes:
+    """The answer to a poll that has something (or nothing) to replay right away.
+
+    ``events`` are join or leave objects to add (the poller's own joins).
+    """
     messages = [
         orjson.Fragment(message_json(p.channel, p.position.cursor, p.event, p.data, p.publisher))
         for step in start.steps
@@ -69,6 +72,8 @@ def replay_body(start: StreamStart) -> bytes:
     body: dict[str, object] = {"messages": messages, "cursor": start.cursor}
     if gaps := start.gaps:
         body["gaps"] = gaps
+    if events:
+        body["events"] = [orjson.Fragment(event) for event in events]
     return orjson.dumps(body)
 
 

@@ -6,6 +6,7 @@
 
 import { joinStreamCursor, splitStreamCursor } from "../cursors.js";
 import { PushwireError } from "../errors.js";
+import { presenceEventOf } from "../presence.js";
 import { isTokenRefusal } from "../tokens.js";
 import { Transport } from "./base.js";
 
@@ -164,6 +165,27 @@ export class HttpTransport extends Transport {
       const entry = this.host.channel(name);
       if (entry && !entry.cursor && parts[index]) entry.moveTo(parts[index]);
     });
+    // The user's own join comes in this answer when this poll made it a member.
+    if (answer.events !== undefined) this.presenceEvents(answer.events, answer);
+  }
+
+  /**
+   * A poll answer's `events`: joins and leaves, [{type, channel, user, info}, ...].
+   * @param {unknown} events
+   * @param {unknown} answer for a bad-frame report
+   */
+  presenceEvents(events, answer) {
+    const host = this.host;
+    if (!Array.isArray(events)) {
+      host.badFrame("poll answer with events that are not a list", answer);
+      return;
+    }
+    for (const value of events) {
+      const type = value !== null && typeof value === "object" ? /** @type {any} */ (value).type : undefined;
+      const event = presenceEventOf(type, value);
+      if (event) host.presenceEvent(event);
+      else host.badFrame("poll answer with an event that is not a join or leave", value);
+    }
   }
 
   /**

@@ -4,7 +4,6 @@
  */
 
 import { PushwireError } from "../errors.js";
-import { presenceEventOf } from "../presence.js";
 import { HttpTransport, channelQuery } from "./http.js";
 
 /** @typedef {import("./base.js").TransportHost} TransportHost */
@@ -65,25 +64,6 @@ export class PollTransport extends HttpTransport {
         host.badFrame("poll answer with gaps that are not a list", answer);
       }
     }
-    if (answer.events !== undefined) this._presenceEvents(answer.events, answer);
-  }
-
-  /**
-   * A poll answer's `events`: joins and leaves, [{type, channel, user, info}, ...].
-   * @param {unknown} events
-   * @param {unknown} answer for a bad-frame report
-   */
-  _presenceEvents(events, answer) {
-    const host = this.host;
-    if (!Array.isArray(events)) {
-      host.badFrame("poll answer with events that are not a list", answer);
-      return;
-    }
-    for (const value of events) {
-      const type = value !== null && typeof value === "object" ? /** @type {any} */ (value).type : undefined;
-      const event = presenceEventOf(type, value);
-      if (event) host.presenceEvent(event);
-      else host.badFrame("poll answer with an event that is not a join or leave", value);
-    }
+    if (answer.events !== undefined) this.presenceEvents(answer.events, answer);
   }
 }
