@@ -90,6 +90,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", type=Path, help="also write the result as JSON here")
     p.add_argument("--no-pin", action="store_true", help="do not pin server/load-gen CPUs")
 
+    p = sub.add_parser(
+        "idle-channels",
+        help="RSS after 100,000 made-up channels are named once, and after the sweep",
+    )
+    p.add_argument("--rounds", type=int, default=50)
+    p.add_argument("--connections", type=int, default=10)
+    p.add_argument("--channels", type=int, default=200, help="per connection")
+    p.add_argument("--memory", action="store_true", help="history in memory (default SQLite)")
+    p.add_argument("--publish", action="store_true", help="also publish once to each channel")
+    p.add_argument("--meta-ttl", type=float, default=5.0, help="history_meta_ttl_seconds")
+    p.add_argument("--json", type=Path, help="also write the result as JSON here")
+
     sub.add_parser("selftest", help="check the readers' counting on synthetic streams")
     return parser
 
@@ -105,6 +117,19 @@ def main(argv: list[str] | None = None) -> int:
         from bench.report import render_all
 
         render_all(args.out)
+        return 0
+    if args.command == "idle-channels":
+        from bench.idle_channels import main_json, probe as idle_probe
+
+        found = idle_probe(
+            rounds=args.rounds,
+            connections=args.connections,
+            channels=args.channels,
+            memory=args.memory,
+            publish=args.publish,
+            meta_ttl_seconds=args.meta_ttl,
+        )
+        main_json(found, args.json)
         return 0
     set_pinning(not args.no_pin)
     if args.command == "accept-probe":

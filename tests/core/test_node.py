@@ -7,6 +7,7 @@ to the node held back so that each test decides what arrives, twice or never.
 from __future__ import annotations
 
 import asyncio
+import time
 
 from pushwire.brokers.memory import MemoryBroker
 from pushwire.brokers.memory_history import MemoryHistoryStore
@@ -212,3 +213,19 @@ async def test_an_unsubscribe_still_in_flight_does_not_leave_the_node_deaf() -> 
     await asyncio.sleep(0.01)
 
     assert "c" in broker.subscribed
+
+
+async def test_a_new_epoch_on_a_channel_nothing_was_delivered_on_is_no_gap() -> None:
+    store = MemoryHistoryStore(meta_ttl_seconds=0)
+    broker = MemoryBroker(store)
+    node = Node(broker, ChannelRules([ChannelRule(history_size=10)]))
+    await node.start()
+    recorder = await _listen(node, "quiet")  # opened at the store's epoch, offset 0
+    await node.publish("other", 1)
+    store.sweep(now=time.time() + 1)  # forgets "other": new streams get a new epoch
+
+    await node.publish("quiet", "first")
+    await wait_until(lambda: recorder.received, message="the first publication")
+
+    assert recorder.received == [("pub", 1)]
+    await node.close()

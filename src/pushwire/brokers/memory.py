@@ -8,6 +8,8 @@ event loop, so publications reach subscribers in exactly the order of the calls.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
 from collections.abc import Callable
 from typing import Protocol
@@ -17,6 +19,12 @@ from pushwire.core.history import HistoryPage, Publication, StreamPosition
 from pushwire.errors import UsageError
 
 __all__ = ["HistoryStore", "MemoryBroker"]
+
+logger = logging.getLogger("pushwire.history")
+
+# Every second, at most this many streams are looked at for expiry.
+SWEEP_INTERVAL_SECONDS = 1.0
+SWEEP_BUDGET = 1000
 
 
 class HistoryStore(Protocol):
@@ -51,6 +59,18 @@ class HistoryStore(Protocol):
     def top(self, channel: str) -> StreamPosition:
         """The position of the channel's newest publication (offset 0 if none yet)."""
 
+    def watch(self, channel: str) -> None:
+        """``channel`` has subscribers on this node: keep its stream while it does."""
+
+    def unwatch(self, channel: str, now: float) -> None:
+        """``channel`` has no subscribers any more (its idle time starts at ``now``)."""
+
+    def sweep(self, now: float, budget: int) -> int:
+        """Expire old publications and forget idle streams, in a bounded amount of work.
+
+        Returns how many streams were forgotten.
+        """
+
     def close(self) -> None:
         """Release the store's resources."""
 
@@ -58,7 +78,7 @@ class HistoryStore(Protocol):
 class MemoryBroker:
     """A broker for a single node: local fan-out over a local history store."""
 
-    __slots__ = ("_clock", "_events", "_store")
+    __slots__ = ("_clock", "_events", "_store", "_sweep_handle")
 
     name = "memory"
 
@@ -66,13 +86,31 @@ class MemoryBroker:
         self._store = store
         self._clock = clock
         self._events: BrokerEvents | None = None
+        self._sweep_handle: asyncio.TimerHandle | None = None
 
     async def start(self, events: BrokerEvents) -> None:
         self._events = events
+        self._schedule_sweep()
 
     async def close(self) -> None:
         self._events = None
+        if self._sweep_handle is not None:
+            self._sweep_handle.cancel()
+            self._sweep_handle = None
         self._store.close()
+
+    def _schedule_sweep(self) -> None:
+        self._sweep_handle = asyncio.get_running_loop().call_later(
+            SWEEP_INTERVAL_SECONDS, self._sweep
+        )
+
+    def _sweep(self) -> None:
+        """A bounded slice of expiry every interval: never a pause that stops the loop."""
+        try:
+            self._store.sweep(self._clock(), SWEEP_BUDGET)
+        except Exception:
+            logger.exception("sweeping history failed")
+        self._schedule_sweep()
 
     async def publish(
         self,
@@ -103,8 +141,9 @@ class MemoryBroker:
         return self._store.read(channel, since, limit, options, self._clock())
 
     async def subscribe(self, channel: str) -> None:
-        # Every publication of this process already reaches the node.
-        pass
+        # Every publication of this process already reaches the node; the store only
+        # needs to know that the channel's stream is in use.
+        self._store.watch(channel)
 
     async def unsubscribe(self, channel: str) -> None:
-        pass
+        self._store.unwatch(channel, self._clock())

@@ -4,23 +4,34 @@ WAL mode with ``synchronous=NORMAL``: a commit reaches the OS before the
 publication is fanned out, so a crashed process never re-issues an offset that
 clients already hold (a power cut may still lose the last commits; the epoch
 survives, and the lost offsets are reported as a gap, never reused silently).
+
+As in memory, nothing is written for a channel until something is published to it;
+an incremental sweep deletes publications past their TTL and streams idle for the
+meta TTL, and gives the freed pages back to the file system (``auto_vacuum``).
 """
 
 from __future__ import annotations
 
 import sqlite3
+import time
 from pathlib import Path
 
+from pushwire.brokers.memory_history import DEFAULT_META_TTL_SECONDS
 from pushwire.core.broker import HistoryOptions
 from pushwire.core.history import HistoryPage, Publication, StreamPosition, new_epoch
 
 __all__ = ["SqliteHistoryStore"]
 
 _SCHEMA = """
+CREATE TABLE IF NOT EXISTS store (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS streams (
     channel TEXT PRIMARY KEY,
     epoch TEXT NOT NULL,
-    top INTEGER NOT NULL
+    top INTEGER NOT NULL,
+    updated REAL NOT NULL DEFAULT 0
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS publications (
     channel TEXT NOT NULL,
@@ -29,29 +40,49 @@ CREATE TABLE IF NOT EXISTS publications (
     event TEXT,
     data BLOB NOT NULL,
     publisher BLOB,
+    expires REAL,
     PRIMARY KEY (channel, offset)
 ) WITHOUT ROWID;
 """
-
-# Expired rows of a channel are purged on every Nth append, not on each one.
-_PURGE_EVERY = 64
+_INDEXES = """
+CREATE INDEX IF NOT EXISTS publications_expires ON publications (expires);
+CREATE INDEX IF NOT EXISTS streams_updated ON streams (updated);
+"""
+# Cached stream tops: enough for every busy channel, bounded for made-up ones.
+_MAX_CACHED_TOPS = 50_000
+# A file from before publications had an expiry: they expire a day after they were made.
+_LEGACY_TTL_SECONDS = 86400.0
 
 
 class SqliteHistoryStore:
-    """Streams and publications in two tables; stream tops cached in memory."""
+    """Streams and publications in two tables; tops of published channels cached."""
 
-    __slots__ = ("_db", "_tops")
+    __slots__ = ("_db", "_epoch", "_meta_ttl", "_tops", "_watched")
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, meta_ttl_seconds: float = DEFAULT_META_TTL_SECONDS) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(_SCHEMA)
-        columns = {row[1] for row in self._db.execute("PRAGMA table_info(publications)")}
-        if "publisher" not in columns:  # a file written before publishers were kept
-            self._db.execute("ALTER TABLE publications ADD COLUMN publisher BLOB")
+        self._db = db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        db.execute("PRAGMA auto_vacuum=INCREMENTAL")  # takes effect for a new file only
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=NORMAL")
+        db.executescript(_SCHEMA)
+        _upgrade(db)
+        db.executescript(_INDEXES)
+        self._meta_ttl = meta_ttl_seconds
         self._tops: dict[str, StreamPosition] = {}
+        self._watched: set[str] = set()
+        row = db.execute("SELECT value FROM store WHERE key = 'epoch'").fetchone()
+        self._epoch = row[0] if row is not None else self._new_store_epoch()
+
+    def _new_store_epoch(self) -> str:
+        """The epoch channels without a stream report, and new streams start in; kept."""
+        epoch = new_epoch()
+        self._db.execute(
+            "INSERT INTO store (key, value) VALUES ('epoch', ?)"
+            " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            (epoch,),
+        )
+        return epoch
 
     def top(self, channel: str) -> StreamPosition:
         top = self._tops.get(channel)
@@ -60,17 +91,15 @@ class SqliteHistoryStore:
                 "SELECT epoch, top FROM streams WHERE channel = ?", (channel,)
             ).fetchone()
             if row is None:
-                top = StreamPosition(new_epoch(), 0)
-                self._db.execute(
-                    "INSERT INTO streams (channel, epoch, top) VALUES (?, ?, 0)",
-                    (channel, top.epoch),
-                )
-            else:
-                top = StreamPosition(row[0], row[1])
-            if len(self._tops) > 100_000:
-                self._tops.clear()
-            self._tops[channel] = top
+                return StreamPosition(self._epoch, 0)  # nothing stored, nothing cached
+            top = StreamPosition(row[0], row[1])
+            self._cache(channel, top)
         return top
+
+    def _cache(self, channel: str, top: StreamPosition) -> None:
+        if len(self._tops) >= _MAX_CACHED_TOPS and channel not in self._tops:
+            self._tops.clear()
+        self._tops[channel] = top
 
     def append(
         self,
@@ -87,27 +116,42 @@ class SqliteHistoryStore:
         db = self._db
         db.execute("BEGIN")
         try:
-            db.execute("UPDATE streams SET top = ? WHERE channel = ?", (position.offset, channel))
+            if previous.offset == 0 and previous.epoch == self._epoch:
+                db.execute(
+                    "INSERT INTO streams (channel, epoch, top, updated) VALUES (?, ?, ?, ?)"
+                    " ON CONFLICT (channel) DO UPDATE SET top = excluded.top,"
+                    " updated = excluded.updated",
+                    (channel, position.epoch, position.offset, now),
+                )
+            else:
+                db.execute(
+                    "UPDATE streams SET top = ?, updated = ? WHERE channel = ?",
+                    (position.offset, now, channel),
+                )
             if options.size > 0:
                 db.execute(
-                    "INSERT INTO publications (channel, offset, time, event, data, publisher)"
-                    " VALUES (?, ?, ?, ?, ?, ?)",
-                    (channel, position.offset, now, event, data, publisher),
+                    "INSERT INTO publications"
+                    " (channel, offset, time, event, data, publisher, expires)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        channel,
+                        position.offset,
+                        now,
+                        event,
+                        data,
+                        publisher,
+                        now + options.ttl_seconds,
+                    ),
                 )
             db.execute(
                 "DELETE FROM publications WHERE channel = ? AND offset <= ?",
                 (channel, position.offset - options.size),
             )
-            if position.offset % _PURGE_EVERY == 0:
-                db.execute(
-                    "DELETE FROM publications WHERE channel = ? AND time < ?",
-                    (channel, now - options.ttl_seconds),
-                )
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
             raise
-        self._tops[channel] = position
+        self._cache(channel, position)
         return Publication(channel, position, data, event, now, publisher)
 
     def read(
@@ -119,7 +163,7 @@ class SqliteHistoryStore:
         now: float,
     ) -> HistoryPage:
         top = self.top(channel)
-        if limit <= 0 or (since is not None and since.epoch != top.epoch):
+        if limit <= 0 or top.offset == 0 or (since is not None and since.epoch != top.epoch):
             return HistoryPage((), top)
         oldest_allowed = now - options.ttl_seconds
         if since is None:
@@ -148,5 +192,72 @@ class SqliteHistoryStore:
         )
         return HistoryPage(publications, top)
 
+    def watch(self, channel: str) -> None:
+        self._watched.add(channel)
+
+    def unwatch(self, channel: str, now: float) -> None:
+        self._watched.discard(channel)
+        if self.top(channel).offset:  # published to: its idle time starts now
+            self._db.execute(
+                "UPDATE streams SET updated = max(updated, ?) WHERE channel = ?", (now, channel)
+            )
+
+    def sweep(self, now: float, budget: int = 1000) -> int:
+        """Delete expired publications and idle streams, ``budget`` rows of each at most."""
+        db = self._db
+        db.execute("BEGIN")
+        try:
+            db.execute(
+                "DELETE FROM publications WHERE (channel, offset) IN"
+                " (SELECT channel, offset FROM publications WHERE expires < ? LIMIT ?)",
+                (now, budget),
+            )
+            idle = db.execute(
+                "SELECT channel FROM streams WHERE updated < ? ORDER BY updated LIMIT ?",
+                (now - self._meta_ttl, budget),
+            ).fetchall()
+            forgotten = 0
+            for (channel,) in idle:
+                if channel in self._watched:
+                    db.execute("UPDATE streams SET updated = ? WHERE channel = ?", (now, channel))
+                    continue
+                db.execute("DELETE FROM streams WHERE channel = ?", (channel,))
+                db.execute("DELETE FROM publications WHERE channel = ?", (channel,))
+                self._tops.pop(channel, None)
+                forgotten += 1
+            if forgotten:
+                # A stream made again must not reuse old offsets under an old epoch.
+                self._epoch = self._new_store_epoch()
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("PRAGMA incremental_vacuum(256)")
+        return forgotten
+
+    def stream_count(self) -> int:
+        return int(self._db.execute("SELECT count(*) FROM streams").fetchone()[0])
+
+    def publication_count(self) -> int:
+        return int(self._db.execute("SELECT count(*) FROM publications").fetchone()[0])
+
     def close(self) -> None:
         self._db.close()
+
+
+def _upgrade(db: sqlite3.Connection) -> None:
+    """Add the columns a file written by an earlier pushwire lacks."""
+    publications = {row[1] for row in db.execute("PRAGMA table_info(publications)")}
+    if "publisher" not in publications:
+        db.execute("ALTER TABLE publications ADD COLUMN publisher BLOB")
+    if "expires" not in publications:
+        db.execute("ALTER TABLE publications ADD COLUMN expires REAL")
+        db.execute(
+            "UPDATE publications SET expires = time + ? WHERE expires IS NULL",
+            (_LEGACY_TTL_SECONDS,),
+        )
+    streams = {row[1] for row in db.execute("PRAGMA table_info(streams)")}
+    if "updated" not in streams:
+        db.execute("ALTER TABLE streams ADD COLUMN updated REAL NOT NULL DEFAULT 0")
+        # Idle from now on, not since 1970: an upgrade must not forget every stream.
+        db.execute("UPDATE streams SET updated = ?", (time.time(),))

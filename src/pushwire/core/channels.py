@@ -63,6 +63,10 @@ class ChannelRule:
             raise ValueError("history_size must not be negative")
 
 
+# Enough for every channel in use; a flood of made-up names only costs a refill.
+_MAX_CACHED_RULES = 4096
+
+
 class ChannelRules:
     """Finds the rule for a channel name; caches answers, since names repeat."""
 
@@ -80,7 +84,7 @@ class ChannelRules:
         rule = self._cache.get(channel)
         if rule is None:
             rule = next(r for r in self._rules if channel.startswith(r.prefix))
-            if len(self._cache) > 100_000:
-                self._cache.clear()
+            if len(self._cache) >= _MAX_CACHED_RULES:
+                self._cache.clear()  # made-up names must not grow it: start again
             self._cache[channel] = rule
         return rule

@@ -282,6 +282,12 @@ class Node:
         """Deliver from ``page`` and ``waiting`` what follows on; True once the hole is closed."""
         top = page.top
         if top.epoch != state.accepted.epoch:
+            if state.accepted.offset == 0 and not state.pending:
+                # Nothing was ever delivered here in the old epoch, and the channel
+                # has had subscribers on this node since (so its stream was not
+                # forgotten meanwhile): a stream made under a new epoch follows on.
+                state.delivered = StreamPosition(top.epoch, 0)
+                return False
             # The stream was recreated: what this node had not delivered is lost.
             self._enqueue_gap(state, top)
             return self._caught_up(state, waiting, top)

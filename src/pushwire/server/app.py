@@ -185,9 +185,11 @@ class Server:
         self._all_closed = asyncio.Event()
 
     def _embedded_broker(self) -> MemoryBroker:
+        meta_ttl = self.config.history_meta_ttl_seconds
         if self.config.history == "memory":
-            return MemoryBroker(MemoryHistoryStore())
-        return MemoryBroker(SqliteHistoryStore(Path(self.config.data_dir) / "history.sqlite3"))
+            return MemoryBroker(MemoryHistoryStore(meta_ttl_seconds=meta_ttl))
+        path = Path(self.config.data_dir) / "history.sqlite3"
+        return MemoryBroker(SqliteHistoryStore(path, meta_ttl_seconds=meta_ttl))
 
     # Life cycle.
 

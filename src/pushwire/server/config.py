@@ -48,6 +48,7 @@ class Config:
     max_buffer_bytes: int = 1024 * 1024
     max_channels_per_connection: int = 256
     max_channel_length: int = 255  # longest channel name a client may use (at most 255)
+    history_meta_ttl_seconds: float = 3 * 86400.0  # forget a stream idle this long
     max_connections: int = 0  # open connections at once; 0: the open-files limit less 100
     max_connections_per_ip: int = 0  # 0: no limit (behind a proxy every client is one IP)
     request_head_timeout_seconds: float = 10.0  # a request must arrive whole within this
