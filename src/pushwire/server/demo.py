@@ -18,12 +18,10 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import orjson
-
 from pushwire.core.channels import ChannelRule
 from pushwire.core.identity import Identity
 from pushwire.core.permissions import DEMO_CHANNEL_PREFIX, DEMO_USER_PREFIX
-from pushwire.errors import BadRequestError, InvalidJSONError, NotFoundError
+from pushwire.errors import BadRequestError, NotFoundError
 from pushwire.server.http import Request
 from pushwire.server.tokens import TokenVerifier, bearer_token
 
@@ -97,7 +95,7 @@ class DemoLogins:
 
     async def login(self, request: Request) -> tuple[int, object]:
         """``{"name", "avatar"}`` -> ``{"token", "user", "info", "expires_in"}`` for a new user."""
-        body = _body(request)
+        body = request.json_object('{"name": ..., "avatar": ...}')
         info = {"name": _name(body.get("name")), "avatar": _avatar(body.get("avatar"))}
         user = DEMO_USER_PREFIX + secrets.token_hex(6)
         return 200, self._grant(user, info)
@@ -122,18 +120,6 @@ class DemoLogins:
 
     def owns(self, identity: Identity) -> bool:
         return identity.user is not None and identity.user.startswith(DEMO_USER_PREFIX)
-
-
-def _body(request: Request) -> dict[str, Any]:
-    if request.method != "POST":
-        raise NotFoundError("use POST with a JSON body")
-    try:
-        body = orjson.loads(request.body)
-    except orjson.JSONDecodeError as exc:
-        raise InvalidJSONError(f"body is not valid JSON: {exc.msg}") from None
-    if not isinstance(body, dict):
-        raise BadRequestError('body must be a JSON object: {"name": ..., "avatar": ...}')
-    return body
 
 
 def _name(value: object) -> str:

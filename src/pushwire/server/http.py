@@ -12,16 +12,19 @@ import asyncio
 import enum
 import time
 from collections.abc import Callable, Iterable
-from typing import Protocol, cast
+from typing import Any, Protocol, cast
 from urllib.parse import parse_qs
 
 import httptools
+import orjson
 
 from pushwire.errors import (
     BadRequestError,
     ClientError,
     HeadersTooLargeError,
+    InvalidJSONError,
     MessageTooLargeError,
+    NotFoundError,
     RequestTimeoutError,
     UrlTooLongError,
 )
@@ -101,6 +104,23 @@ class Request:
 
     def params(self, name: str) -> list[str]:
         return self.query.get(name, [])
+
+    def json_object(self, shape: str = "") -> dict[str, Any]:
+        """The body of a ``POST``, which must be a JSON object (``shape`` says which).
+
+        Raises:
+            NotFoundError: if the method is not POST (the endpoint takes only POST).
+            InvalidJSONError, BadRequestError: naming what is wrong with the body.
+        """
+        if self.method != "POST":
+            raise NotFoundError("use POST with a JSON body")
+        try:
+            body = orjson.loads(self.body)
+        except orjson.JSONDecodeError as exc:
+            raise InvalidJSONError(f"body is not valid JSON: {exc.msg}") from None
+        if not isinstance(body, dict):
+            raise BadRequestError(f"body must be a JSON object{': ' + shape if shape else ''}")
+        return body
 
 
 def _parse_query(query: str) -> dict[str, list[str]]:

@@ -14,7 +14,7 @@ import orjson
 from pushwire.core.history import StreamPosition
 from pushwire.core.node import Node
 from pushwire.core.permissions import ChannelPermissions
-from pushwire.errors import DISCONNECTED, BadRequestError, InvalidJSONError, NotFoundError
+from pushwire.errors import DISCONNECTED, BadRequestError
 from pushwire.protocol.codec import message_json
 from pushwire.protocol.names import validate_channel, validate_event
 from pushwire.server.auth import ApiKey
@@ -26,21 +26,9 @@ MAX_HISTORY_LIMIT = 1000
 MAX_BROADCAST_CHANNELS = 1000
 
 
-def _body(request: Request) -> dict[str, Any]:
-    if request.method != "POST":
-        raise NotFoundError("use POST with a JSON body")
-    try:
-        body = orjson.loads(request.body)
-    except orjson.JSONDecodeError as exc:
-        raise InvalidJSONError(f"body is not valid JSON: {exc.msg}") from None
-    if not isinstance(body, dict):
-        raise BadRequestError("body must be a JSON object")
-    return body
-
-
 def _json_object(request: Request) -> dict[str, Any]:
     """A publish body: a JSON object with ``data``."""
-    body = _body(request)
+    body = request.json_object()
     if "data" not in body:
         raise BadRequestError("body needs a data field")
     return body
@@ -171,7 +159,7 @@ class PublishApi:
     async def api_disconnect(self, request: Request) -> tuple[int, object]:
         """Close every connection of a user on this node (close 4000: do not come back)."""
         self._api_key.check(request.headers.get("x-api-key"))
-        user = _user_of(_body(request))
+        user = _user_of(request.json_object())
         connections = self._node.users.connections(user)
         for connection in connections:
             connection.close(DISCONNECTED)
@@ -180,7 +168,7 @@ class PublishApi:
     async def api_unsubscribe(self, request: Request) -> tuple[int, object]:
         """Take ``channel`` from every connection of a user (a WebSocket gets ``unsubscribed``)."""
         self._api_key.check(request.headers.get("x-api-key"))
-        body = _body(request)
+        body = request.json_object()
         user = _user_of(body)
         channel = validate_channel(body.get("channel"))
         count = sum(

@@ -11,8 +11,6 @@ import asyncio
 import time
 from dataclasses import dataclass
 
-import orjson
-
 from pushwire.core.identity import Identity
 from pushwire.core.node import Node
 from pushwire.core.permissions import ChannelPermissions
@@ -20,7 +18,6 @@ from pushwire.core.streams import open_stream
 from pushwire.errors import (
     TOKEN_EXPIRED,
     BadRequestError,
-    InvalidJSONError,
     LimitExceededError,
     TooManyConnectionsError,
     UpgradeRequiredError,
@@ -267,12 +264,7 @@ class SubscriberEndpoints:
 
     def _stream_body(self, request: Request) -> tuple[list[str], str | None]:
         """The channels and cursor of a ``POST /sse`` body."""
-        try:
-            body = orjson.loads(request.body)
-        except orjson.JSONDecodeError as exc:
-            raise InvalidJSONError(f"body is not valid JSON: {exc.msg}") from None
-        if not isinstance(body, dict):
-            raise BadRequestError('body must be a JSON object: {"channels": [...]}')
+        body = request.json_object('{"channels": [...]}')
         names = body.get("channels")
         if not isinstance(names, list) or not names:
             raise BadRequestError("channels must be a non-empty list of channel names")
