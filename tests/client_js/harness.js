@@ -1,7 +1,7 @@
 // Test harness: drives one Pushwire client and records everything it reports,
 // so that the pytest side can poll conditions with page.wait_for_function().
 window.harness = (() => {
-  const log = { events: [], messages: [], gaps: [], subscribed: [], subscriptionErrors: [] };
+  const log = { events: [], messages: [], gaps: [], subscribed: [], subscriptionErrors: [], unsubscribed: [] };
   const subscriptions = new Map();
   let client = null;
 
@@ -16,7 +16,7 @@ window.harness = (() => {
 
   function start(url, options, channels) {
     client = new Pushwire(url, options);
-    for (const type of ["connecting", "open", "close", "error", "state"]) {
+    for (const type of ["connecting", "open", "close", "error", "state", "disconnected"]) {
       client.addEventListener(type, (event) => log.events.push(describe(type, event)));
     }
     for (const channel of channels || []) subscribe(channel);
@@ -32,6 +32,7 @@ window.harness = (() => {
     subscription.addEventListener("error", (event) =>
       log.subscriptionErrors.push({ channel, code: event.error.code, message: event.error.message })
     );
+    subscription.addEventListener("unsubscribed", (event) => log.unsubscribed.push({ channel: event.channel }));
     subscriptions.set(channel, subscription);
   }
 
@@ -48,8 +49,22 @@ window.harness = (() => {
     }
   }
 
+  // getToken asks the test (window.mintToken, from page.expose_function) and counts its calls.
+  let tokenCalls = 0;
+  function startMinting(url, options, channels) {
+    const getToken = async () => {
+      tokenCalls += 1;
+      return await window.mintToken();
+    };
+    return start(url, Object.assign({}, options, { getToken }), channels);
+  }
+
   const data = (channel) => log.messages.filter((m) => m.channel === channel).map((m) => m.data);
   const events = (type) => log.events.filter((e) => e.type === type);
 
-  return { log, start, subscribe, unsubscribe, publish, data, events, get client() { return client; } };
+  return {
+    log, start, startMinting, subscribe, unsubscribe, publish, data, events,
+    get client() { return client; },
+    get tokenCalls() { return tokenCalls; },
+  };
 })();

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -137,6 +137,26 @@ class Harness:
         options.setdefault("maxReconnectDelayMs", 500)
         self.page.evaluate(
             "([url, options, channels]) => harness.start(url, options, channels)",
+            [server_url, options, list(channels)],
+        )
+
+    def start_minting(
+        self,
+        server_url: str,
+        mint: Callable[[], str],
+        channels: Sequence[str] = (),
+        **options: Any,
+    ) -> None:
+        """Like :meth:`start`, with ``getToken`` asking ``mint`` (in the test) for each token.
+
+        The page counts the calls: ``harness.tokenCalls``.
+        """
+        self.page.expose_function("mintToken", mint)
+        self.load(server_url)
+        options.setdefault("minReconnectDelayMs", 50)
+        options.setdefault("maxReconnectDelayMs", 500)
+        self.page.evaluate(
+            "([url, options, channels]) => harness.startMinting(url, options, channels)",
             [server_url, options, list(channels)],
         )
 

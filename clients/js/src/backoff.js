@@ -38,6 +38,19 @@ export class Backoff {
    * Full jitter, so that many clients cut off together don't come back together.
    */
   delayMs() {
-    return this.random() * Math.min(this.maxMs, this.minMs * 2 ** this.attempts);
+    return this.random() * this._ceilingMs();
+  }
+
+  /**
+   * Like delayMs(), but at least half the ceiling ("equal jitter"): for failures that
+   * must not repeat quickly even by chance (a backend that keeps minting refused tokens).
+   */
+  halfJitterDelayMs() {
+    const ceiling = this._ceilingMs();
+    return ceiling / 2 + (this.random() * ceiling) / 2;
+  }
+
+  _ceilingMs() {
+    return Math.min(this.maxMs, this.minMs * 2 ** this.attempts);
   }
 }

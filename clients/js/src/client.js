@@ -11,8 +11,10 @@ import { PushwireError } from "./errors.js";
 import { pushwireEvent } from "./events.js";
 import { requestJson } from "./http.js";
 import { resolveOptions } from "./options.js";
+import { membersOf } from "./presence.js";
 import { checkTransition } from "./state.js";
 import { Subscription } from "./subscription.js";
+import { TOKEN_CLOSE_CODE, TokenSource, isTokenRefusal, tokenCloseError } from "./tokens.js";
 import { PollTransport } from "./transports/poll.js";
 import { SSETransport } from "./transports/sse.js";
 import { WebSocketTransport } from "./transports/websocket.js";
@@ -23,6 +25,12 @@ import { WebSocketTransport } from "./transports/websocket.js";
 /** @typedef {import("./transports/base.js").Transport} Transport */
 /** @typedef {import("./transports/base.js").TransportHost} TransportHost */
 /** @typedef {import("./transports/base.js").RequestInit} RequestInit */
+/** @typedef {import("./transports/base.js").LossCause} LossCause */
+/** @typedef {import("./presence.js").PresenceEvent} PresenceEvent */
+/** @typedef {import("./subscription.js").PresenceMember} PresenceMember */
+
+// docs/protocol.md, close codes: 4000 is POST /api/disconnect, "do not come back by yourself".
+const DISCONNECTED_CODE = 4000;
 
 // The same rule as the server's (docs/protocol.md, errors: invalid_channel).
 const CHANNEL = /^[A-Za-z0-9_.:@/#,=+-]{1,255}$/;
@@ -68,7 +76,8 @@ function isMessage(value) {
 
 /**
  * A connection to one pushwire server, kept open: reconnects, falls back between
- * transports, resubscribes with cursors. Events: connecting, open, close, error, state.
+ * transports, resubscribes with cursors. Events: connecting, open, close, error, state,
+ * disconnected (the server ended the connection for good).
  */
 export class Pushwire extends EventTarget {
   /**
@@ -98,6 +107,9 @@ export class Pushwire extends EventTarget {
     this._index = 0; // into _order
     this._failures = 0; // failed connects on the current transport
     this._backoff = new Backoff(this.options); // counts failed connects since the last open
+    this._tokens = new TokenSource(this.options.token, this.options.getToken);
+    this._tokenBackoff = new Backoff(this.options); // counts token refusals in a row
+    this._lastTokenLossAt = 0;
     this._proven = false; // a transport has worked: stay with it
     this._ref = 0;
     this._host = this._makeHost();
@@ -109,6 +121,8 @@ export class Pushwire extends EventTarget {
       },
       /** @param {Subscription} subscription */
       release: (subscription) => this._release(subscription),
+      /** @param {string} channel */
+      presence: (channel) => this._presence(channel),
     });
     this._onOnline = () => this._online();
     this._onOffline = () => this._offline();
@@ -128,6 +142,7 @@ export class Pushwire extends EventTarget {
       globalThis.addEventListener("offline", this._onOffline);
     }
     this._backoff.reset();
+    this._tokenBackoff.reset();
     this._failures = 0;
     this._open();
   }
@@ -220,10 +235,29 @@ export class Pushwire extends EventTarget {
     if (connection && connection.isOpen && connection.canPublish) {
       return connection.publish(body, timeoutMs);
     }
-    return this._request("/publish", { method: "POST", body: text, timeoutMs }).then((answer) => ({
+    return this._apiRequest("/publish", { method: "POST", body: text, timeoutMs }).then((answer) => ({
       channel: answer.channel,
       id: answer.id,
     }));
+  }
+
+  /**
+   * A channel's members: over the open WebSocket, else with GET /presence.
+   * @param {string} channel
+   * @returns {Promise<PresenceMember[]>}
+   */
+  _presence(channel) {
+    const timeoutMs = this.options.connectTimeoutMs;
+    const connection = this._connection;
+    if (connection && connection.isOpen && connection.canPublish) {
+      return /** @type {Promise<PresenceMember[]>} */ (connection.presence(channel, timeoutMs));
+    }
+    return this._apiRequest("/presence?channel=" + encodeURIComponent(channel), { timeoutMs }).then((answer) => {
+      const members = membersOf(answer);
+      if (members) return members;
+      this._badFrame("presence answer without a members list", answer);
+      throw new PushwireError("bad_frame", "presence answer without a members list");
+    });
   }
 
   // Connection life cycle.
@@ -245,11 +279,29 @@ export class Pushwire extends EventTarget {
       () => connection.fail("connect_timeout", "no connection within " + this.options.connectTimeoutMs + " ms"),
       this.options.connectTimeoutMs
     );
-    try {
-      connection.open();
-    } catch (error) {
-      connection.fail("connect_failed", String(error));
+    const start = () => {
+      try {
+        connection.open();
+      } catch (error) {
+        connection.fail("connect_failed", String(error));
+      }
+    };
+    // The token first. getToken() may ask your backend; the connect timeout covers it.
+    const token = this._tokens.forConnect();
+    if (!(token instanceof Promise)) {
+      start();
+      return;
     }
+    token.then(
+      () => {
+        if (this._connection === connection && !connection.isClosed) start();
+      },
+      (error) => {
+        if (this._connection !== connection || connection.isClosed) return;
+        this._reportError(error);
+        connection.fail(error.code, error.message);
+      }
+    );
   }
 
   /** @param {Transport} connection */
@@ -268,18 +320,30 @@ export class Pushwire extends EventTarget {
    * @param {Transport} connection
    * @param {string} code
    * @param {string} reason
+   * @param {LossCause} [cause]
    */
-  _lost(connection, code, reason) {
+  _lost(connection, code, reason, cause = {}) {
     if (connection !== this._connection) return;
     clearTimeout(this._timer);
     this._connection = null;
     this.transport = null;
     for (const entry of this._channels.values()) entry.active = false;
     const wasOpen = connection.isOpen;
+    // The server said not to come back by ourselves (POST /api/disconnect).
+    const ended = cause.reconnect === false || cause.closeCode === DISCONNECTED_CODE;
+    const tokenError = this._tokenErrorOf(cause);
+    const stop = ended || (tokenError !== null && !this._tokens.renewable);
     // Fall back only while no transport has worked: later failures mean the server
     // or the network is down, and the transport that worked will work again.
     let fallBack = false;
-    if (!wasOpen && !this._proven && this._order.length > 1) {
+    if (tokenError !== null) {
+      // A browser cannot see why a WebSocket upgrade was refused (it is a 1006), so
+      // earlier transports may have failed for this token too: with a new one, start over.
+      if (!this._proven) {
+        this._index = 0;
+        this._failures = 0;
+      }
+    } else if (!wasOpen && !this._proven && this._order.length > 1 && code !== "token_failed") {
       this._failures += 1;
       if (this._failures >= this.options.transportAttempts) {
         this._index = (this._index + 1) % this._order.length;
@@ -288,20 +352,97 @@ export class Pushwire extends EventTarget {
       }
     }
     const attempts = this._backoff.attempts;
-    const giveUp = !wasOpen && attempts >= this.options.maxAttempts;
+    const giveUp = !stop && !wasOpen && attempts >= this.options.maxAttempts;
     this._log("connection lost:", code, reason);
-    this._emit("close", { transport: connection.name, code, reason, wasOpen, willReconnect: !giveUp });
+    this._emit("close", { transport: connection.name, code, reason, wasOpen, willReconnect: !giveUp && !stop });
     // A "close" listener may have called close() (or the browser went offline).
     if (this._connection !== null || this.state === "closed" || this.state === "offline") return;
+    if (ended) {
+      this.close();
+      this._emit("disconnected", {
+        code: cause.closeCode,
+        reason: cause.closeReason === undefined ? reason : cause.closeReason,
+      });
+      return;
+    }
+    if (stop && tokenError !== null) {
+      // A fixed token: nothing new to try.
+      this.close();
+      this._reportError(tokenError);
+      return;
+    }
     if (giveUp) {
       this.close();
       this._reportError(new PushwireError("gave_up", "no connection after " + attempts + " attempts"));
       return;
     }
     this._setState("reconnecting");
-    const delay = fallBack ? 0 : this._backoff.delayMs();
+    let delay;
+    if (fallBack) delay = 0;
+    else if (tokenError !== null) delay = this._tokenDelayMs();
+    else delay = this._backoff.delayMs();
     this._log("reconnecting in", Math.round(delay), "ms over", this._order[this._index]);
     this._timer = setTimeout(() => this._open(), delay);
+  }
+
+  /**
+   * The token error a lost connection stands for, if the client presents a token.
+   * @param {LossCause} cause
+   * @returns {PushwireError | null}
+   */
+  _tokenErrorOf(cause) {
+    if (!this._tokens.present) {
+      // Anonymous: a 401 (say, allow_anonymous = false) is reported like other refusals.
+      if (cause.tokenError) this._reportError(cause.tokenError);
+      return null;
+    }
+    if (cause.tokenError) return cause.tokenError;
+    if (cause.closeCode === TOKEN_CLOSE_CODE) return tokenCloseError(cause.closeReason || "");
+    return null;
+  }
+
+  /**
+   * The wait before reconnecting with a new token. A backend that keeps minting tokens
+   * the server refuses must not make a hot loop, so refusals in a row back off on their
+   * own count, at least half the ceiling each time; a quiet spell starts the count over
+   * (an SSE stream's token expiring every hour waits as little as the first time).
+   */
+  _tokenDelayMs() {
+    const now = Date.now();
+    if (now - this._lastTokenLossAt > 2 * this.options.maxReconnectDelayMs) this._tokenBackoff.reset();
+    this._lastTokenLossAt = now;
+    this._tokenBackoff.countAttempt();
+    return this._tokenBackoff.halfJitterDelayMs();
+  }
+
+  /**
+   * A request of the application's (publish, presence) was refused for its token: the
+   * connection's token is no good either. With getToken, reconnect with a new one;
+   * with a fixed token, stop.
+   * @param {PushwireError} error
+   */
+  _tokenRefused(error) {
+    const connection = this._connection;
+    if (connection) {
+      connection.fail(error.code, error.message, { tokenError: error });
+    } else if (!this._tokens.renewable && this.state !== "closed") {
+      this.close();
+      this._reportError(error);
+    }
+  }
+
+  /**
+   * The server asked for a new token (/ws `refresh`).
+   * @returns {Promise<string | null>}
+   */
+  async _renewToken() {
+    if (!this._tokens.renewable) {
+      this._reportError(
+        new PushwireError("token_expired", "the server asks for a new token, and there is no getToken() to get one")
+      );
+      return null;
+    }
+    return this._tokens.renew();
   }
 
   _offline() {
@@ -378,7 +519,21 @@ export class Pushwire extends EventTarget {
    * @returns {Promise<any>}
    */
   _request(path, { method, body, signal, timeoutMs = this.options.connectTimeoutMs } = {}) {
-    return requestJson(this.url, path, { method, body, signal, timeoutMs, log: (...args) => this._log(...args) });
+    const token = this._tokens.current;
+    return requestJson(this.url, path, { method, body, signal, token, timeoutMs, log: (...args) => this._log(...args) });
+  }
+
+  /**
+   * _request() for the application's own calls: a token refused there is the connection's too.
+   * @param {string} path
+   * @param {RequestInit} [init]
+   * @returns {Promise<any>}
+   */
+  _apiRequest(path, init) {
+    return this._request(path, init).catch((error) => {
+      if (isTokenRefusal(error) && this._tokens.present) this._tokenRefused(error);
+      throw error;
+    });
   }
 
   /**
@@ -398,17 +553,23 @@ export class Pushwire extends EventTarget {
       get wsUrl() {
         return client.options.wsUrl || client.url.replace(/^http/, "ws") + "/ws";
       },
+      get token() {
+        return client._tokens.current;
+      },
+      renewToken: () => this._renewToken(),
       channels: () => Array.from(this._channels.values()),
       channel: (name) => this._channels.get(name),
       nextRef: () => ++this._ref,
       log: (...args) => this._log(...args),
       request: (path, init) => this._request(path, init),
       opened: (transport) => this._opened(transport),
-      lost: (transport, code, reason) => this._lost(transport, code, reason),
+      lost: (transport, code, reason, cause) => this._lost(transport, code, reason, cause),
       deliver: (message, frame) => this._deliver(message, frame),
       subscribed: (entry, recovered) => this._subscribed(asChannel(entry), recovered),
       gap: (entry) => this._gap(asChannel(entry)),
       subscriptionFailed: (entry, error) => this._subscriptionFailed(asChannel(entry), error),
+      unsubscribedByServer: (entry) => this._unsubscribedByServer(asChannel(entry)),
+      presenceEvent: (event) => this._presenceEvent(event),
       badFrame: (reason, frame) => this._badFrame(reason, frame),
       reportError: (error) => this._reportError(error),
     };
@@ -482,5 +643,28 @@ export class Pushwire extends EventTarget {
       subscription.closed = true;
       subscription.dispatchEvent(pushwireEvent("error", { error }));
     }
+  }
+
+  /**
+   * The server took the channel away (POST /api/unsubscribe): its subscriptions end, and
+   * it is not resubscribed after a reconnect.
+   * @param {Channel} entry
+   */
+  _unsubscribedByServer(entry) {
+    if (this._channels.get(entry.name) !== entry) return;
+    this._channels.delete(entry.name);
+    this._log("the server unsubscribed", entry.name);
+    for (const subscription of Array.from(entry.subscriptions)) {
+      if (subscription.closed) continue;
+      subscription.closed = true;
+      subscription.dispatchEvent(pushwireEvent("unsubscribed", { channel: entry.name }));
+    }
+  }
+
+  /** @param {PresenceEvent} event */
+  _presenceEvent(event) {
+    const entry = this._channels.get(event.channel);
+    if (!entry) return; // unsubscribed meanwhile
+    this._dispatchToSubscriptions(entry, event.type, { channel: event.channel, user: event.user, info: event.info });
   }
 }

@@ -10,6 +10,7 @@ import { PushwireError } from "./errors.js";
  * @property {string} [method] default GET
  * @property {string} [body] JSON text; sent with Content-Type: application/json
  * @property {AbortSignal} [signal]
+ * @property {string | null} [token] sent as `Authorization: Bearer TOKEN`
  * @property {number} timeoutMs
  * @property {(...args: unknown[]) => void} log
  */
@@ -23,7 +24,7 @@ import { PushwireError } from "./errors.js";
  * @throws {PushwireError} the server's code for an error answer; "bad_frame" for an answer
  *   that is not JSON, "timeout" after timeoutMs, "network" when fetch() fails
  */
-export async function requestJson(baseUrl, path, { method = "GET", body, signal, timeoutMs, log }) {
+export async function requestJson(baseUrl, path, { method = "GET", body, signal, token, timeoutMs, log }) {
   const name = method + " " + path.split("?")[0];
   const controller = new AbortController();
   const abort = () => controller.abort();
@@ -35,10 +36,14 @@ export async function requestJson(baseUrl, path, { method = "GET", body, signal,
   }, timeoutMs);
   /** @type {RequestInit} */
   const init = { method, signal: controller.signal, cache: "no-store" };
+  /** @type {Record<string, string>} */
+  const headers = {};
   if (body !== undefined) {
     init.body = body;
-    init.headers = { "Content-Type": "application/json" };
+    headers["Content-Type"] = "application/json";
   }
+  if (token) headers.Authorization = "Bearer " + token;
+  if (Object.keys(headers).length) init.headers = headers;
   log(method, path);
   try {
     const response = await fetch(baseUrl + path, init);

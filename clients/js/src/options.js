@@ -22,6 +22,9 @@
  * @property {number} publishTimeoutMs
  * @property {boolean} autoConnect
  * @property {boolean} debug
+ * @property {string | null} token a connection token (a JWT from your backend); null: anonymous
+ * @property {(() => Promise<string> | string) | null} getToken gives a fresh token: called
+ *   before every connect and when the server asks for a refresh (a given `token` serves the first connect)
  */
 
 /** @type {readonly TransportName[]} */
@@ -43,13 +46,16 @@ export const DEFAULTS = Object.freeze({
   publishTimeoutMs: 10000,
   autoConnect: true,
   debug: false,
+  token: null,
+  getToken: null,
 });
 
 /**
  * The defaults overridden by `options` (undefined values keep the default).
  * @param {Partial<ClientOptions> | undefined} options
  * @returns {ClientOptions}
- * @throws {TypeError} for an unknown option or transport name, so that typos show
+ * @throws {TypeError} for an unknown option or transport name, so that typos show, and for
+ *   a `token` that is not a non-empty string or a `getToken` that is not a function
  */
 export function resolveOptions(options) {
   /** @type {ClientOptions} */
@@ -62,6 +68,12 @@ export function resolveOptions(options) {
   }
   for (const name of resolved.transports) {
     if (!TRANSPORTS.includes(name)) throw new TypeError("unknown transport " + JSON.stringify(name));
+  }
+  if (resolved.token !== null && (typeof resolved.token !== "string" || !resolved.token)) {
+    throw new TypeError("token must be a non-empty string");
+  }
+  if (resolved.getToken !== null && typeof resolved.getToken !== "function") {
+    throw new TypeError("getToken must be a function that returns (a promise of) a token");
   }
   return resolved;
 }

@@ -58,3 +58,13 @@ test("attempts are counted and reset", () => {
   assert.equal(backoff.delayMs(), 250);
   assert.equal(backoff.countAttempt(), 1);
 });
+
+test("halfJitterDelayMs waits at least half the ceiling", () => {
+  const backoff = new Backoff({ minReconnectDelayMs: 100, maxReconnectDelayMs: 1000, random: () => 0 });
+  backoff.countAttempt();
+  backoff.countAttempt();
+
+  assert.equal(backoff.halfJitterDelayMs(), 200);
+  backoff.random = () => 0.999;
+  assert.ok(backoff.halfJitterDelayMs() < 400);
+});

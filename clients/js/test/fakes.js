@@ -28,6 +28,23 @@ export class RecordingHost {
 
   log() {}
 
+  get token() {
+    return this.currentToken ?? null;
+  }
+
+  async renewToken() {
+    this.calls.push(["renewToken"]);
+    return this.nextToken ?? null;
+  }
+
+  unsubscribedByServer(entry) {
+    this.calls.push(["unsubscribedByServer", entry.name]);
+  }
+
+  presenceEvent(event) {
+    this.calls.push(["presenceEvent", event]);
+  }
+
   async request(path) {
     this.calls.push(["request", path]);
     throw new Error("no requests in unit tests");
@@ -37,8 +54,8 @@ export class RecordingHost {
     this.calls.push(["opened"]);
   }
 
-  lost(_transport, code) {
-    this.calls.push(["lost", code]);
+  lost(_transport, code, _reason, cause) {
+    this.calls.push(cause ? ["lost", code, cause] : ["lost", code]);
   }
 
   deliver(message) {
@@ -120,5 +137,50 @@ export async function withFakeWebSocket(body) {
   } finally {
     if (saved === undefined) delete globalThis.WebSocket;
     else globalThis.WebSocket = saved;
+  }
+}
+
+/** Wait for timers of `ms` (and the promises they settle) to run. */
+export function sleep(ms) {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** A Response with a JSON body. */
+export function jsonResponse(status, body) {
+  return new Response(JSON.stringify(body), { status, headers: { "Content-Type": "application/json" } });
+}
+
+/** A Response whose event stream sends `text` and then stays open until the request aborts. */
+export function streamResponse(text, signal) {
+  const body = new ReadableStream({
+    start(controller) {
+      controller.enqueue(new TextEncoder().encode(text));
+      signal?.addEventListener("abort", () => controller.error(new Error("aborted")));
+    },
+  });
+  return new Response(body, { headers: { "Content-Type": "text/event-stream" } });
+}
+
+/** A fetch() that never answers; it rejects when the request aborts. */
+export function pending(signal) {
+  return new Promise((_, reject) => signal?.addEventListener("abort", () => reject(new Error("aborted"))));
+}
+
+/**
+ * Run `body` with a fake global fetch: `respond(url, init)` plays the server. Returns
+ * body's result; `requests` (passed to body) lists {url, method, authorization, body}.
+ */
+export async function withFakeFetch(respond, body) {
+  const saved = globalThis.fetch;
+  const requests = [];
+  globalThis.fetch = async (url, init = {}) => {
+    const headers = init.headers || {};
+    requests.push({ url: String(url), method: init.method || "GET", authorization: headers.Authorization ?? null, body: init.body });
+    return respond(String(url), init);
+  };
+  try {
+    return await body(requests);
+  } finally {
+    globalThis.fetch = saved;
   }
 }

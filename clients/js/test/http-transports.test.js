@@ -177,3 +177,84 @@ test("the poll loop reports gaps in any answer, not only the first", async () =>
   assert.deepEqual(host.calls.map((call) => call[0]), ["opened", "subscribed", "deliver", "gap"]);
   assert.deepEqual(host.callsOf("gap"), [["news", "news-5"]]);
 });
+
+test("SSE pushwire.join and pushwire.leave are passed on; malformed ones are bad frames", () => {
+  const host = hostAt(["news"]);
+  const sse = new SSETransport(host);
+
+  sse.receive({ event: "pushwire.join", data: '{"channel":"news","user":"alice","info":{"n":1}}', id: "news-3" }, ["news"]);
+  sse.receive({ event: "pushwire.leave", data: '{"channel":"news","user":"alice","info":null}', id: null }, ["news"]);
+  sse.receive({ event: "pushwire.join", data: '{"channel":"news"}', id: null }, ["news"]);
+  sse.receive({ event: "pushwire.leave", data: '"alice"', id: null }, ["news"]);
+
+  assert.deepEqual(host.calls, [
+    ["presenceEvent", { type: "join", channel: "news", user: "alice", info: { n: 1 } }],
+    ["presenceEvent", { type: "leave", channel: "news", user: "alice", info: null }],
+    ["badFrame", "pushwire.join without a channel and user"],
+    ["badFrame", "pushwire.leave without a channel and user"],
+  ]);
+  assert.equal(host.channel("news").cursor, "news-3");
+});
+
+test("SSE pushwire.disconnect fails the transport with the server's code; a malformed one is a bad frame", () => {
+  const host = hostAt(["news"]);
+  const sse = new SSETransport(host);
+
+  sse.receive({ event: "pushwire.disconnect", data: '{"reason":"x"}', id: null }, ["news"]);
+  sse.receive({ event: "pushwire.disconnect", data: '{"code":4000,"reason":"disconnected by server","reconnect":false}', id: null }, ["news"]);
+
+  assert.deepEqual(host.calls, [
+    ["badFrame", "pushwire.disconnect without a code and reconnect"],
+    ["lost", "stream_ended", { closeCode: 4000, closeReason: "disconnected by server", reconnect: false }],
+  ]);
+  assert.equal(sse.isClosed, true);
+});
+
+test("a 401 for the token fails the SSE transport with the token error, unreported", async () => {
+  const host = hostAt(["news"]);
+  const sse = new SSETransport(host);
+  const saved = globalThis.fetch;
+  globalThis.fetch = async () =>
+    new Response('{"error":"token_expired","message":"expired"}', { status: 401, headers: { "Content-Type": "application/json" } });
+
+  try {
+    sse.open();
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  } finally {
+    globalThis.fetch = saved;
+  }
+
+  assert.equal(host.calls.length, 1);
+  const [kind, code, cause] = host.calls[0];
+  assert.deepEqual([kind, code, cause.tokenError.code, cause.tokenError.status], ["lost", "token_expired", "token_expired", 401]);
+});
+
+test("poll answer events: joins and leaves after the messages; malformed ones are bad frames", () => {
+  const host = hostAt(["a"]);
+  const poll = new PollTransport(host);
+
+  poll.receive(
+    {
+      messages: [{ channel: "a", id: "a-1", data: 1 }],
+      cursor: "a-1",
+      events: [
+        { type: "join", channel: "a", user: "u", info: null },
+        { type: "wave", channel: "a", user: "u" },
+        { type: "leave", channel: "a" },
+        "join",
+      ],
+    },
+    ["a"]
+  );
+  poll.receive({ messages: [], cursor: "a-1", events: { type: "join" } }, ["a"]);
+
+  assert.deepEqual(host.calls.map((call) => call[0] + (call[0] === "badFrame" ? ": " + call[1] : "")), [
+    "deliver",
+    "presenceEvent",
+    "badFrame: poll answer with an event that is not a join or leave",
+    "badFrame: poll answer with an event that is not a join or leave",
+    "badFrame: poll answer with an event that is not a join or leave",
+    "badFrame: poll answer with events that are not a list",
+  ]);
+  assert.deepEqual(host.callsOf("presenceEvent"), [[{ type: "join", channel: "a", user: "u", info: null }]]);
+});

@@ -225,6 +225,72 @@ test("the socket closing fails the transport with ws_closed", async () => {
 
   ws.onclose({ code: 1011, reason: "internal" });
 
-  assert.deepEqual(host.calls, [["lost", "ws_closed"]]);
+  assert.deepEqual(host.calls, [["lost", "ws_closed", { closeCode: 1011, closeReason: "internal" }]]);
   assert.equal(ws.onclose, null);
+});
+
+test("a join or leave is passed on checked; one without a channel or user is a bad frame", async () => {
+  const { host, ws } = await opened();
+
+  ws.deliver({ type: "join", channel: "news", user: "alice", info: { name: "A" } });
+  ws.deliver({ type: "leave", channel: "news", user: "alice" });
+  ws.deliver({ type: "join", channel: "news" });
+  ws.deliver({ type: "leave", user: "alice", info: null });
+  ws.deliver({ type: "join", channel: "news", user: 7 });
+
+  assert.deepEqual(host.calls, [
+    ["presenceEvent", { type: "join", channel: "news", user: "alice", info: { name: "A" } }],
+    ["presenceEvent", { type: "leave", channel: "news", user: "alice", info: null }],
+    ["badFrame", "join without a channel and user"],
+    ["badFrame", "leave without a channel and user"],
+    ["badFrame", "join without a channel and user"],
+  ]);
+});
+
+test("unsubscribed without a ref is the server taking the channel away; without a channel, a bad frame", async () => {
+  const { host, ws } = await opened();
+
+  ws.deliver({ type: "unsubscribed", channel: "news" });
+  ws.deliver({ type: "unsubscribed", channel: "never-subscribed" });
+  ws.deliver({ type: "unsubscribed" });
+
+  assert.deepEqual(host.calls, [["unsubscribedByServer", "news"], ["badFrame", "unsubscribed without a channel"]]);
+});
+
+test("refresh asks the host for a token and sends it with a ref; none to have, nothing sent", async () => {
+  const { host, ws } = await opened();
+  host.nextToken = "fresh";
+
+  ws.deliver({ type: "refresh" });
+  await new Promise((resolve) => setTimeout(resolve, 0));
+  host.nextToken = null;
+  ws.deliver({ type: "refresh" });
+  await new Promise((resolve) => setTimeout(resolve, 0));
+
+  assert.deepEqual(host.callsOf("renewToken"), [[], []]);
+  assert.deepEqual(
+    ws.sent.filter((frame) => frame.type === "refresh"),
+    [{ type: "refresh", token: "fresh", ref: ws.lastSent("refresh").ref }]
+  );
+});
+
+test("the token goes into the URL, encoded", async () => {
+  const host = new RecordingHost([]);
+  host.currentToken = "a.b/c=";
+
+  await withFakeWebSocket(() => new WebSocketTransport(host).open());
+
+  assert.equal(FakeWebSocket.instances[0].url, "ws://pushwire.test/ws?token=a.b%2Fc%3D");
+});
+
+test("an error reply to a presence request rejects it; a presence answer no one asked for is ignored", async () => {
+  const { host, ws, transport } = await opened();
+  const answer = transport.presence("news", 1000);
+  const ask = ws.lastSent("presence");
+
+  ws.deliver({ type: "presence", ref: 999, channel: "news", members: [] });
+  ws.deliver({ type: "error", ref: ask.ref, code: "permission_denied", message: "not subscribed" });
+
+  await assert.rejects(answer, { code: "permission_denied" });
+  assert.deepEqual(host.calls, []);
 });

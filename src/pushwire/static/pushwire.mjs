@@ -34,7 +34,18 @@ var Backoff = class {
    * Full jitter, so that many clients cut off together don't come back together.
    */
   delayMs() {
-    return this.random() * Math.min(this.maxMs, this.minMs * 2 ** this.attempts);
+    return this.random() * this._ceilingMs();
+  }
+  /**
+   * Like delayMs(), but at least half the ceiling ("equal jitter"): for failures that
+   * must not repeat quickly even by chance (a backend that keeps minting refused tokens).
+   */
+  halfJitterDelayMs() {
+    const ceiling = this._ceilingMs();
+    return ceiling / 2 + this.random() * ceiling / 2;
+  }
+  _ceilingMs() {
+    return Math.min(this.maxMs, this.minMs * 2 ** this.attempts);
   }
 };
 
@@ -115,7 +126,7 @@ function pushwireEvent(type, fields) {
 }
 
 // src/http.js
-async function requestJson(baseUrl, path, { method = "GET", body, signal, timeoutMs, log }) {
+async function requestJson(baseUrl, path, { method = "GET", body, signal, token, timeoutMs, log }) {
   const name = method + " " + path.split("?")[0];
   const controller = new AbortController();
   const abort = () => controller.abort();
@@ -126,10 +137,13 @@ async function requestJson(baseUrl, path, { method = "GET", body, signal, timeou
     controller.abort();
   }, timeoutMs);
   const init = { method, signal: controller.signal, cache: "no-store" };
+  const headers = {};
   if (body !== void 0) {
     init.body = body;
-    init.headers = { "Content-Type": "application/json" };
+    headers["Content-Type"] = "application/json";
   }
+  if (token) headers.Authorization = "Bearer " + token;
+  if (Object.keys(headers).length) init.headers = headers;
   log(method, path);
   try {
     const response = await fetch(baseUrl + path, init);
@@ -182,7 +196,9 @@ var DEFAULTS = Object.freeze({
   pollTimeoutMs: 25e3,
   publishTimeoutMs: 1e4,
   autoConnect: true,
-  debug: false
+  debug: false,
+  token: null,
+  getToken: null
 });
 function resolveOptions(options) {
   const resolved = Object.assign({}, DEFAULTS, { transports: TRANSPORTS.slice() });
@@ -194,7 +210,35 @@ function resolveOptions(options) {
   for (const name of resolved.transports) {
     if (!TRANSPORTS.includes(name)) throw new TypeError("unknown transport " + JSON.stringify(name));
   }
+  if (resolved.token !== null && (typeof resolved.token !== "string" || !resolved.token)) {
+    throw new TypeError("token must be a non-empty string");
+  }
+  if (resolved.getToken !== null && typeof resolved.getToken !== "function") {
+    throw new TypeError("getToken must be a function that returns (a promise of) a token");
+  }
   return resolved;
+}
+
+// src/presence.js
+function presenceEventOf(type, value) {
+  if (type !== "join" && type !== "leave") return null;
+  if (value === null || typeof value !== "object") return null;
+  const { channel, user, info } = (
+    /** @type {any} */
+    value
+  );
+  if (typeof channel !== "string" || typeof user !== "string") return null;
+  return { type, channel, user, info: info === void 0 ? null : info };
+}
+function membersOf(answer) {
+  if (answer === null || typeof answer !== "object") return null;
+  const members = (
+    /** @type {any} */
+    answer.members
+  );
+  if (!Array.isArray(members)) return null;
+  const usable = members.every((member) => member !== null && typeof member === "object" && typeof member.user === "string");
+  return usable ? members : null;
 }
 
 // src/state.js
@@ -251,12 +295,87 @@ var Subscription = class extends EventTarget {
   get cursor() {
     return this._owner.cursorOf(this.channel);
   }
+  /**
+   * Who is on the channel now (a channel whose rule has `presence = true`): over the open
+   * WebSocket, else with `GET /presence`.
+   * @returns {Promise<PresenceMember[]>} sorted by user
+   * @throws {PushwireError} (rejects) the server's code (`bad_request` for a channel without
+   *   presence, `permission_denied`, ...), `timeout`, `network`, `disconnected`; `closed`
+   *   for a closed subscription
+   */
+  presence() {
+    if (this.closed) return Promise.reject(new PushwireError("closed", "the subscription is closed"));
+    return this._owner.presence(this.channel);
+  }
   /** Stop receiving; the channel is unsubscribed once no subscription is left on it. */
   close() {
     if (!this.closed) {
       this.closed = true;
       this._owner.release(this);
     }
+  }
+};
+
+// src/tokens.js
+var TOKEN_ERRORS = Object.freeze(["invalid_token", "token_expired", "unauthorized"]);
+var TOKEN_CLOSE_CODE = 4401;
+function isTokenRefusal(error) {
+  return error instanceof PushwireError && error.status === 401 && TOKEN_ERRORS.includes(error.code);
+}
+function tokenCloseError(reason) {
+  const expired = reason === "" || reason.startsWith("token expired");
+  return new PushwireError(expired ? "token_expired" : "invalid_token", reason || "token expired");
+}
+var TokenSource = class {
+  /**
+   * @param {string | null} token used for the first connect (then getToken(), if given)
+   * @param {(() => Promise<string> | string) | null} getToken
+   */
+  constructor(token, getToken) {
+    this.current = token;
+    this._getToken = getToken;
+    this._fresh = token !== null;
+  }
+  /** Whether the client presents a token at all. */
+  get present() {
+    return this.current !== null || this._getToken !== null;
+  }
+  /** Whether a new token can be had (getToken was given). */
+  get renewable() {
+    return this._getToken !== null;
+  }
+  /**
+   * The token for a new connection: getToken()'s (except that a given `token` serves the
+   * first connect), else the fixed one, else null (anonymous). Only a call to getToken()
+   * makes it a promise, so that a connection without one opens at once.
+   * @returns {Promise<string> | string | null} the promise rejects with a PushwireError,
+   *   token_failed, if getToken() fails or gives no string
+   */
+  forConnect() {
+    if (this._fresh || this._getToken === null) {
+      this._fresh = false;
+      return this.current;
+    }
+    return this.renew();
+  }
+  /**
+   * A new token from getToken(); it becomes `current`.
+   * @returns {Promise<string>}
+   * @throws {PushwireError} token_failed if getToken() fails or gives no string
+   */
+  async renew() {
+    if (this._getToken === null) throw new PushwireError("token_expired", "no getToken() to renew the token with");
+    let token;
+    try {
+      token = await this._getToken();
+    } catch (error) {
+      throw new PushwireError("token_failed", "getToken() failed: " + (error instanceof Error ? error.message : String(error)));
+    }
+    if (typeof token !== "string" || !token) {
+      throw new PushwireError("token_failed", "getToken() gave " + (token === "" ? "an empty string" : typeof token) + ", not a token");
+    }
+    this.current = token;
+    return token;
   }
 };
 
@@ -291,7 +410,7 @@ var Transport = class {
    */
   channelRemoved(_entry) {
   }
-  /** Whether publish() works: only over a transport that carries requests (ws). */
+  /** Whether publish() and presence() work: only over a transport that carries requests (ws). */
   get canPublish() {
     return false;
   }
@@ -304,6 +423,15 @@ var Transport = class {
   publish(_body, _timeoutMs) {
     return Promise.reject(new Error("the " + this.name + " transport cannot publish"));
   }
+  /**
+   * Ask for a channel's presence over this transport (see canPublish).
+   * @param {string} _channel
+   * @param {number} _timeoutMs
+   * @returns {Promise<unknown[]>}
+   */
+  presence(_channel, _timeoutMs) {
+    return Promise.reject(new Error("the " + this.name + " transport cannot ask for presence"));
+  }
   /** Report the transport open, once. */
   opened() {
     if (!this.isClosed && !this.isOpen) {
@@ -315,11 +443,12 @@ var Transport = class {
    * The connection is dead: release it and let the client decide what next.
    * @param {string} code
    * @param {string} reason
+   * @param {LossCause} [cause] what the server said about it, if anything
    */
-  fail(code, reason) {
+  fail(code, reason, cause) {
     if (this.isClosed) return;
     this.close();
-    this.host.lost(this, code, reason);
+    this.host.lost(this, code, reason, cause);
   }
   /** Release everything without telling the client (it asked for this). */
   close() {
@@ -380,6 +509,10 @@ var HttpTransport = class extends Transport {
     const channels = this.host.channels().map((entry) => entry.name).sort();
     this.run(channels, controller.signal).catch((error) => {
       if (controller.signal.aborted || this.isClosed) return;
+      if (isTokenRefusal(error)) {
+        this.fail(error.code, error.message, { tokenError: error });
+        return;
+      }
       if (error.code === "invalid_cursor") this._forgetCursors(channels);
       if (!(error instanceof PushwireError) || error.code === "bad_frame" || Number(error.status) < 500) {
         this.host.reportError(error);
@@ -501,22 +634,46 @@ var PollTransport = class extends HttpTransport {
   }
   /**
    * One poll answer over `channels`, already checked to have messages and a cursor.
-   * Never throws: what cannot be used is a bad frame. Gaps may come in any answer.
-   * @param {{messages: unknown[], cursor: string, gaps?: unknown}} answer
+   * Never throws: what cannot be used is a bad frame. Gaps, joins and leaves may come in
+   * any answer; an answer cannot say where they fell among its messages, so they follow them.
+   * @param {{messages: unknown[], cursor: string, gaps?: unknown, events?: unknown}} answer
    * @param {readonly string[]} channels
    */
   receive(answer, channels) {
     const host = this.host;
     for (const message of answer.messages) host.deliver(message, message);
     this.setStreamCursor(channels, answer.cursor);
-    if (answer.gaps === void 0) return;
-    if (!Array.isArray(answer.gaps)) {
-      host.badFrame("poll answer with gaps that are not a list", answer);
+    if (answer.gaps !== void 0) {
+      if (Array.isArray(answer.gaps)) {
+        for (const channel of answer.gaps) {
+          const entry = typeof channel === "string" ? host.channel(channel) : void 0;
+          if (entry) host.gap(entry);
+        }
+      } else {
+        host.badFrame("poll answer with gaps that are not a list", answer);
+      }
+    }
+    if (answer.events !== void 0) this._presenceEvents(answer.events, answer);
+  }
+  /**
+   * A poll answer's `events`: joins and leaves, [{type, channel, user, info}, ...].
+   * @param {unknown} events
+   * @param {unknown} answer for a bad-frame report
+   */
+  _presenceEvents(events, answer) {
+    const host = this.host;
+    if (!Array.isArray(events)) {
+      host.badFrame("poll answer with events that are not a list", answer);
       return;
     }
-    for (const channel of answer.gaps) {
-      const entry = typeof channel === "string" ? host.channel(channel) : void 0;
-      if (entry) host.gap(entry);
+    for (const value of events) {
+      const type = value !== null && typeof value === "object" ? (
+        /** @type {any} */
+        value.type
+      ) : void 0;
+      const event = presenceEventOf(type, value);
+      if (event) host.presenceEvent(event);
+      else host.badFrame("poll answer with an event that is not a join or leave", value);
     }
   }
 };
@@ -590,6 +747,9 @@ var SSEParser = class {
 
 // src/transports/sse.js
 var GAP_EVENT = "pushwire.gap";
+var DISCONNECT_EVENT = "pushwire.disconnect";
+var JOIN_EVENT = "pushwire.join";
+var LEAVE_EVENT = "pushwire.leave";
 var SSETransport = class extends HttpTransport {
   /** @param {TransportHost} host */
   constructor(host) {
@@ -615,9 +775,11 @@ var SSETransport = class extends HttpTransport {
     if (signal.aborted || cursor === null) return;
     const url = host.url + "/sse?" + channelQuery(channels) + "&lastEventId=" + encodeURIComponent(cursor);
     host.log("GET", url);
+    const init = { signal, cache: "no-store" };
+    if (host.token) init.headers = { Authorization: "Bearer " + host.token };
     let response;
     try {
-      response = await fetch(url, { signal, cache: "no-store" });
+      response = await fetch(url, init);
     } catch (error) {
       throw new PushwireError("network", "GET /sse failed: " + messageOf(error));
     }
@@ -669,7 +831,34 @@ var SSETransport = class extends HttpTransport {
       host.gap(entry);
       return;
     }
+    if (event.event === DISCONNECT_EVENT) {
+      this._disconnect(value, event.data);
+      return;
+    }
+    if (event.event === JOIN_EVENT || event.event === LEAVE_EVENT) {
+      const presence = presenceEventOf(event.event === JOIN_EVENT ? "join" : "leave", value);
+      if (presence) host.presenceEvent(presence);
+      else host.badFrame(event.event + " without a channel and user", event.data);
+      return;
+    }
     host.deliver(value, event.data);
+  }
+  /**
+   * The server ends the stream on purpose and says why, and whether to come back.
+   * @param {any} value the event's data: {code, reason, reconnect}
+   * @param {string} data
+   */
+  _disconnect(value, data) {
+    if (!value || typeof value.code !== "number" || typeof value.reconnect !== "boolean") {
+      this.host.badFrame(DISCONNECT_EVENT + " without a code and reconnect", data);
+      return;
+    }
+    const reason = typeof value.reason === "string" ? value.reason : "";
+    this.fail("stream_ended", "the server ended the event stream: " + value.code + (reason ? " " + reason : ""), {
+      closeCode: value.code,
+      closeReason: reason,
+      reconnect: value.reconnect
+    });
   }
   // Watchdog: a stream silent for longer than sseIdleTimeoutMs is dead.
   _alive() {
@@ -701,7 +890,10 @@ var WebSocketTransport = class extends Transport {
     return true;
   }
   open() {
-    const ws = new WebSocket(this.host.wsUrl);
+    let url = this.host.wsUrl;
+    const token = this.host.token;
+    if (token) url += (url.includes("?") ? "&" : "?") + "token=" + encodeURIComponent(token);
+    const ws = new WebSocket(url);
     this.ws = ws;
     ws.onopen = () => {
       this.opened();
@@ -710,7 +902,10 @@ var WebSocketTransport = class extends Transport {
       this._schedulePing();
     };
     ws.onmessage = (event) => this.receive(event.data);
-    ws.onclose = (event) => this.fail("ws_closed", "WebSocket closed: " + event.code + (event.reason ? " " + event.reason : ""));
+    ws.onclose = (event) => this.fail("ws_closed", "WebSocket closed: " + event.code + (event.reason ? " " + event.reason : ""), {
+      closeCode: event.code,
+      closeReason: event.reason || ""
+    });
     ws.onerror = () => {
     };
   }
@@ -758,15 +953,47 @@ var WebSocketTransport = class extends Transport {
    * @returns {Promise<{channel: string, id: string}>}
    */
   publish(body, timeoutMs) {
+    return this._ask("publish", Object.assign({ type: "publish" }, body), timeoutMs);
+  }
+  /**
+   * @param {string} channel
+   * @param {number} timeoutMs
+   * @returns {Promise<unknown[]>}
+   */
+  presence(channel, timeoutMs) {
+    return this._ask("presence", { type: "presence", channel }, timeoutMs);
+  }
+  /**
+   * Send a request that a call awaits: its answer (or an error with its ref) settles it.
+   * @param {"publish" | "presence"} kind
+   * @param {object} frame without its ref
+   * @param {number} timeoutMs
+   * @returns {Promise<any>}
+   */
+  _ask(kind, frame, timeoutMs) {
     return new Promise((resolve, reject) => {
       const ref = this.host.nextRef();
       const timer = setTimeout(() => {
         this.pending.delete(ref);
-        reject(new PushwireError("timeout", "no answer to publish within " + timeoutMs + " ms"));
+        reject(new PushwireError("timeout", "no answer to " + kind + " within " + timeoutMs + " ms"));
       }, timeoutMs);
-      this.pending.set(ref, { kind: "publish", resolve, reject, timer });
-      this._send(Object.assign({ type: "publish", ref }, body));
+      this.pending.set(ref, { kind, resolve, reject, timer });
+      this._send(Object.assign({}, frame, { ref }));
     });
+  }
+  /** The server asks for a new token (ours expired): send one, or it closes with 4401. */
+  _refresh() {
+    this.host.renewToken().then(
+      (token) => {
+        if (token === null || this.isClosed) return;
+        const ref = this.host.nextRef();
+        this.pending.set(ref, { kind: "refresh" });
+        this._send({ type: "refresh", token, ref });
+      },
+      (error) => {
+        if (!this.isClosed) this.host.reportError(error);
+      }
+    );
   }
   // Heartbeat: browsers cannot send WebSocket pings, so ask with {"type":"ping"}.
   // Any frame that arrives after the ping shows the connection is alive.
@@ -842,9 +1069,26 @@ var WebSocketTransport = class extends Transport {
         }
         return;
       case "unsubscribed":
+        if (frame.ref === void 0) this._unsubscribedByServer(frame, text);
+        else if (request) this.pending.delete(frame.ref);
+        return;
       case "pong":
+      case "refreshed":
         if (request) this.pending.delete(frame.ref);
         return;
+      case "refresh":
+        this._refresh();
+        return;
+      case "presence":
+        if (request && request.kind === "presence") this._presence(frame, request, text);
+        return;
+      case "join":
+      case "leave": {
+        const event = presenceEventOf(frame.type, frame);
+        if (event) host.presenceEvent(event);
+        else host.badFrame(frame.type + " without a channel and user", text);
+        return;
+      }
       case "error":
         this._error(frame, request);
         return;
@@ -887,6 +1131,35 @@ var WebSocketTransport = class extends Transport {
   }
   /**
    * @param {any} frame
+   * @param {string} text
+   */
+  _unsubscribedByServer(frame, text) {
+    if (typeof frame.channel !== "string") {
+      this.host.badFrame("unsubscribed without a channel", text);
+      return;
+    }
+    const entry = this.host.channel(frame.channel);
+    if (entry) this.host.unsubscribedByServer(entry);
+  }
+  /**
+   * The answer to a presence request.
+   * @param {any} frame
+   * @param {PendingRequest} request
+   * @param {string} text
+   */
+  _presence(frame, request, text) {
+    this.pending.delete(frame.ref);
+    clearTimeout(request.timer);
+    const members = membersOf(frame);
+    if (members) {
+      if (request.resolve) request.resolve(members);
+      return;
+    }
+    this.host.badFrame("presence answer without a members list", text);
+    if (request.reject) request.reject(new PushwireError("bad_frame", "presence answer without a members list"));
+  }
+  /**
+   * @param {any} frame
    * @param {PendingRequest | undefined} request
    */
   _error(frame, request) {
@@ -900,7 +1173,7 @@ var WebSocketTransport = class extends Transport {
       return;
     }
     this.pending.delete(frame.ref);
-    if (request.kind === "publish") {
+    if (request.kind === "publish" || request.kind === "presence") {
       clearTimeout(request.timer);
       if (request.reject) request.reject(error);
       return;
@@ -919,6 +1192,7 @@ var WebSocketTransport = class extends Transport {
 };
 
 // src/client.js
+var DISCONNECTED_CODE = 4e3;
 var CHANNEL = /^[A-Za-z0-9_.:@/#,=+-]{1,255}$/;
 var TRANSPORTS2 = Object.freeze({ ws: WebSocketTransport, sse: SSETransport, poll: PollTransport });
 var Channel = class extends ChannelState {
@@ -966,6 +1240,9 @@ var Pushwire = class extends EventTarget {
     this._index = 0;
     this._failures = 0;
     this._backoff = new Backoff(this.options);
+    this._tokens = new TokenSource(this.options.token, this.options.getToken);
+    this._tokenBackoff = new Backoff(this.options);
+    this._lastTokenLossAt = 0;
     this._proven = false;
     this._ref = 0;
     this._host = this._makeHost();
@@ -976,7 +1253,9 @@ var Pushwire = class extends EventTarget {
         return entry ? entry.cursor : null;
       },
       /** @param {Subscription} subscription */
-      release: (subscription) => this._release(subscription)
+      release: (subscription) => this._release(subscription),
+      /** @param {string} channel */
+      presence: (channel) => this._presence(channel)
     });
     this._onOnline = () => this._online();
     this._onOffline = () => this._offline();
@@ -994,6 +1273,7 @@ var Pushwire = class extends EventTarget {
       globalThis.addEventListener("offline", this._onOffline);
     }
     this._backoff.reset();
+    this._tokenBackoff.reset();
     this._failures = 0;
     this._open();
   }
@@ -1084,10 +1364,31 @@ var Pushwire = class extends EventTarget {
     if (connection && connection.isOpen && connection.canPublish) {
       return connection.publish(body, timeoutMs);
     }
-    return this._request("/publish", { method: "POST", body: text, timeoutMs }).then((answer) => ({
+    return this._apiRequest("/publish", { method: "POST", body: text, timeoutMs }).then((answer) => ({
       channel: answer.channel,
       id: answer.id
     }));
+  }
+  /**
+   * A channel's members: over the open WebSocket, else with GET /presence.
+   * @param {string} channel
+   * @returns {Promise<PresenceMember[]>}
+   */
+  _presence(channel) {
+    const timeoutMs = this.options.connectTimeoutMs;
+    const connection = this._connection;
+    if (connection && connection.isOpen && connection.canPublish) {
+      return (
+        /** @type {Promise<PresenceMember[]>} */
+        connection.presence(channel, timeoutMs)
+      );
+    }
+    return this._apiRequest("/presence?channel=" + encodeURIComponent(channel), { timeoutMs }).then((answer) => {
+      const members = membersOf(answer);
+      if (members) return members;
+      this._badFrame("presence answer without a members list", answer);
+      throw new PushwireError("bad_frame", "presence answer without a members list");
+    });
   }
   // Connection life cycle.
   _open() {
@@ -1107,11 +1408,28 @@ var Pushwire = class extends EventTarget {
       () => connection.fail("connect_timeout", "no connection within " + this.options.connectTimeoutMs + " ms"),
       this.options.connectTimeoutMs
     );
-    try {
-      connection.open();
-    } catch (error) {
-      connection.fail("connect_failed", String(error));
+    const start = () => {
+      try {
+        connection.open();
+      } catch (error) {
+        connection.fail("connect_failed", String(error));
+      }
+    };
+    const token = this._tokens.forConnect();
+    if (!(token instanceof Promise)) {
+      start();
+      return;
     }
+    token.then(
+      () => {
+        if (this._connection === connection && !connection.isClosed) start();
+      },
+      (error) => {
+        if (this._connection !== connection || connection.isClosed) return;
+        this._reportError(error);
+        connection.fail(error.code, error.message);
+      }
+    );
   }
   /** @param {Transport} connection */
   _opened(connection) {
@@ -1128,16 +1446,25 @@ var Pushwire = class extends EventTarget {
    * @param {Transport} connection
    * @param {string} code
    * @param {string} reason
+   * @param {LossCause} [cause]
    */
-  _lost(connection, code, reason) {
+  _lost(connection, code, reason, cause = {}) {
     if (connection !== this._connection) return;
     clearTimeout(this._timer);
     this._connection = null;
     this.transport = null;
     for (const entry of this._channels.values()) entry.active = false;
     const wasOpen = connection.isOpen;
+    const ended = cause.reconnect === false || cause.closeCode === DISCONNECTED_CODE;
+    const tokenError = this._tokenErrorOf(cause);
+    const stop = ended || tokenError !== null && !this._tokens.renewable;
     let fallBack = false;
-    if (!wasOpen && !this._proven && this._order.length > 1) {
+    if (tokenError !== null) {
+      if (!this._proven) {
+        this._index = 0;
+        this._failures = 0;
+      }
+    } else if (!wasOpen && !this._proven && this._order.length > 1 && code !== "token_failed") {
       this._failures += 1;
       if (this._failures >= this.options.transportAttempts) {
         this._index = (this._index + 1) % this._order.length;
@@ -1146,19 +1473,90 @@ var Pushwire = class extends EventTarget {
       }
     }
     const attempts = this._backoff.attempts;
-    const giveUp = !wasOpen && attempts >= this.options.maxAttempts;
+    const giveUp = !stop && !wasOpen && attempts >= this.options.maxAttempts;
     this._log("connection lost:", code, reason);
-    this._emit("close", { transport: connection.name, code, reason, wasOpen, willReconnect: !giveUp });
+    this._emit("close", { transport: connection.name, code, reason, wasOpen, willReconnect: !giveUp && !stop });
     if (this._connection !== null || this.state === "closed" || this.state === "offline") return;
+    if (ended) {
+      this.close();
+      this._emit("disconnected", {
+        code: cause.closeCode,
+        reason: cause.closeReason === void 0 ? reason : cause.closeReason
+      });
+      return;
+    }
+    if (stop && tokenError !== null) {
+      this.close();
+      this._reportError(tokenError);
+      return;
+    }
     if (giveUp) {
       this.close();
       this._reportError(new PushwireError("gave_up", "no connection after " + attempts + " attempts"));
       return;
     }
     this._setState("reconnecting");
-    const delay = fallBack ? 0 : this._backoff.delayMs();
+    let delay;
+    if (fallBack) delay = 0;
+    else if (tokenError !== null) delay = this._tokenDelayMs();
+    else delay = this._backoff.delayMs();
     this._log("reconnecting in", Math.round(delay), "ms over", this._order[this._index]);
     this._timer = setTimeout(() => this._open(), delay);
+  }
+  /**
+   * The token error a lost connection stands for, if the client presents a token.
+   * @param {LossCause} cause
+   * @returns {PushwireError | null}
+   */
+  _tokenErrorOf(cause) {
+    if (!this._tokens.present) {
+      if (cause.tokenError) this._reportError(cause.tokenError);
+      return null;
+    }
+    if (cause.tokenError) return cause.tokenError;
+    if (cause.closeCode === TOKEN_CLOSE_CODE) return tokenCloseError(cause.closeReason || "");
+    return null;
+  }
+  /**
+   * The wait before reconnecting with a new token. A backend that keeps minting tokens
+   * the server refuses must not make a hot loop, so refusals in a row back off on their
+   * own count, at least half the ceiling each time; a quiet spell starts the count over
+   * (an SSE stream's token expiring every hour waits as little as the first time).
+   */
+  _tokenDelayMs() {
+    const now = Date.now();
+    if (now - this._lastTokenLossAt > 2 * this.options.maxReconnectDelayMs) this._tokenBackoff.reset();
+    this._lastTokenLossAt = now;
+    this._tokenBackoff.countAttempt();
+    return this._tokenBackoff.halfJitterDelayMs();
+  }
+  /**
+   * A request of the application's (publish, presence) was refused for its token: the
+   * connection's token is no good either. With getToken, reconnect with a new one;
+   * with a fixed token, stop.
+   * @param {PushwireError} error
+   */
+  _tokenRefused(error) {
+    const connection = this._connection;
+    if (connection) {
+      connection.fail(error.code, error.message, { tokenError: error });
+    } else if (!this._tokens.renewable && this.state !== "closed") {
+      this.close();
+      this._reportError(error);
+    }
+  }
+  /**
+   * The server asked for a new token (/ws `refresh`).
+   * @returns {Promise<string | null>}
+   */
+  async _renewToken() {
+    if (!this._tokens.renewable) {
+      this._reportError(
+        new PushwireError("token_expired", "the server asks for a new token, and there is no getToken() to get one")
+      );
+      return null;
+    }
+    return this._tokens.renew();
   }
   _offline() {
     if (this.state === "closed" || this.state === "idle") return;
@@ -1227,7 +1625,20 @@ var Pushwire = class extends EventTarget {
    * @returns {Promise<any>}
    */
   _request(path, { method, body, signal, timeoutMs = this.options.connectTimeoutMs } = {}) {
-    return requestJson(this.url, path, { method, body, signal, timeoutMs, log: (...args) => this._log(...args) });
+    const token = this._tokens.current;
+    return requestJson(this.url, path, { method, body, signal, token, timeoutMs, log: (...args) => this._log(...args) });
+  }
+  /**
+   * _request() for the application's own calls: a token refused there is the connection's too.
+   * @param {string} path
+   * @param {RequestInit} [init]
+   * @returns {Promise<any>}
+   */
+  _apiRequest(path, init) {
+    return this._request(path, init).catch((error) => {
+      if (isTokenRefusal(error) && this._tokens.present) this._tokenRefused(error);
+      throw error;
+    });
   }
   /**
    * What the transports may use of the client (transports/base.js).
@@ -1245,17 +1656,23 @@ var Pushwire = class extends EventTarget {
       get wsUrl() {
         return client.options.wsUrl || client.url.replace(/^http/, "ws") + "/ws";
       },
+      get token() {
+        return client._tokens.current;
+      },
+      renewToken: () => this._renewToken(),
       channels: () => Array.from(this._channels.values()),
       channel: (name) => this._channels.get(name),
       nextRef: () => ++this._ref,
       log: (...args) => this._log(...args),
       request: (path, init) => this._request(path, init),
       opened: (transport) => this._opened(transport),
-      lost: (transport, code, reason) => this._lost(transport, code, reason),
+      lost: (transport, code, reason, cause) => this._lost(transport, code, reason, cause),
       deliver: (message, frame) => this._deliver(message, frame),
       subscribed: (entry, recovered) => this._subscribed(asChannel(entry), recovered),
       gap: (entry) => this._gap(asChannel(entry)),
       subscriptionFailed: (entry, error) => this._subscriptionFailed(asChannel(entry), error),
+      unsubscribedByServer: (entry) => this._unsubscribedByServer(asChannel(entry)),
+      presenceEvent: (event) => this._presenceEvent(event),
       badFrame: (reason, frame) => this._badFrame(reason, frame),
       reportError: (error) => this._reportError(error)
     };
@@ -1322,6 +1739,27 @@ var Pushwire = class extends EventTarget {
       subscription.closed = true;
       subscription.dispatchEvent(pushwireEvent("error", { error }));
     }
+  }
+  /**
+   * The server took the channel away (POST /api/unsubscribe): its subscriptions end, and
+   * it is not resubscribed after a reconnect.
+   * @param {Channel} entry
+   */
+  _unsubscribedByServer(entry) {
+    if (this._channels.get(entry.name) !== entry) return;
+    this._channels.delete(entry.name);
+    this._log("the server unsubscribed", entry.name);
+    for (const subscription of Array.from(entry.subscriptions)) {
+      if (subscription.closed) continue;
+      subscription.closed = true;
+      subscription.dispatchEvent(pushwireEvent("unsubscribed", { channel: entry.name }));
+    }
+  }
+  /** @param {PresenceEvent} event */
+  _presenceEvent(event) {
+    const entry = this._channels.get(event.channel);
+    if (!entry) return;
+    this._dispatchToSubscriptions(entry, event.type, { channel: event.channel, user: event.user, info: event.info });
   }
 };
 

@@ -8,6 +8,17 @@
 /** @typedef {import("../errors.js").PushwireError} PushwireError */
 /** @typedef {import("../options.js").ClientOptions} ClientOptions */
 /** @typedef {import("../options.js").TransportName} TransportName */
+/** @typedef {import("../presence.js").PresenceEvent} PresenceEvent */
+
+/**
+ * Why a connection ended, beyond its code and reason, for the client's decision.
+ * @typedef {object} LossCause
+ * @property {number} [closeCode] the server's close code (WebSocket close, or the code of
+ *   an SSE `pushwire.disconnect` event)
+ * @property {string} [closeReason] the server's reason with it
+ * @property {boolean} [reconnect] false: the server said not to come back by itself
+ * @property {PushwireError} [tokenError] an HTTP 401 refused the connection's token
+ */
 
 /**
  * @typedef {object} RequestInit
@@ -26,6 +37,11 @@
  * @property {Readonly<ClientOptions>} options
  * @property {string} url the server's HTTP address, without a trailing slash
  * @property {string} wsUrl the WebSocket address
+ * @property {string | null} token the token to present now (null: anonymous); the client
+ *   fetches it before it opens a transport
+ * @property {() => Promise<string | null>} renewToken the server asked for a new token
+ *   (/ws `refresh`): resolves with one, or with null when there is none to have (the
+ *   client has reported that); rejects with a PushwireError if getToken() failed
  * @property {() => ChannelState[]} channels the subscribed channels, in subscribe order
  * @property {(name: string) => ChannelState | undefined} channel one of them, if subscribed
  * @property {() => number} nextRef a fresh /ws request ref
@@ -33,7 +49,7 @@
  * @property {(path: string, init?: RequestInit) => Promise<any>} request fetch() a JSON answer
  *   from the server; rejects with a PushwireError (the server's code, "network" or "timeout")
  * @property {(transport: Transport) => void} opened the transport is open
- * @property {(transport: Transport, code: string, reason: string) => void} lost
+ * @property {(transport: Transport, code: string, reason: string, cause?: LossCause) => void} lost
  *   the transport died (it has released everything); the client decides what next
  * @property {(message: unknown, frame: unknown) => void} deliver a message arrived; the client
  *   checks its shape, drops duplicates, moves the cursor and dispatches it
@@ -43,6 +59,9 @@
  *   (the transport has moved the cursor to where delivery continues)
  * @property {(entry: ChannelState, error: PushwireError) => void} subscriptionFailed
  *   the server refused the channel; the client drops it and tells its subscriptions
+ * @property {(entry: ChannelState) => void} unsubscribedByServer the server took the
+ *   channel away; the client ends its subscriptions and does not resubscribe it
+ * @property {(event: PresenceEvent) => void} presenceEvent a join or leave arrived (checked)
  * @property {(reason: string, frame: unknown) => void} badFrame the server sent something
  *   unusable; the transport skips it and carries on
  * @property {(error: PushwireError) => void} reportError an error no call is waiting for
@@ -83,7 +102,7 @@ export class Transport {
    */
   channelRemoved(_entry) {}
 
-  /** Whether publish() works: only over a transport that carries requests (ws). */
+  /** Whether publish() and presence() work: only over a transport that carries requests (ws). */
   get canPublish() {
     return false;
   }
@@ -98,6 +117,16 @@ export class Transport {
     return Promise.reject(new Error("the " + this.name + " transport cannot publish"));
   }
 
+  /**
+   * Ask for a channel's presence over this transport (see canPublish).
+   * @param {string} _channel
+   * @param {number} _timeoutMs
+   * @returns {Promise<unknown[]>}
+   */
+  presence(_channel, _timeoutMs) {
+    return Promise.reject(new Error("the " + this.name + " transport cannot ask for presence"));
+  }
+
   /** Report the transport open, once. */
   opened() {
     if (!this.isClosed && !this.isOpen) {
@@ -110,11 +139,12 @@ export class Transport {
    * The connection is dead: release it and let the client decide what next.
    * @param {string} code
    * @param {string} reason
+   * @param {LossCause} [cause] what the server said about it, if anything
    */
-  fail(code, reason) {
+  fail(code, reason, cause) {
     if (this.isClosed) return;
     this.close();
-    this.host.lost(this, code, reason);
+    this.host.lost(this, code, reason, cause);
   }
 
   /** Release everything without telling the client (it asked for this). */

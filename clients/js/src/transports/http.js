@@ -6,6 +6,7 @@
 
 import { joinStreamCursor, splitStreamCursor } from "../cursors.js";
 import { PushwireError } from "../errors.js";
+import { isTokenRefusal } from "../tokens.js";
 import { Transport } from "./base.js";
 
 /** @typedef {import("./base.js").TransportHost} TransportHost */
@@ -74,6 +75,11 @@ export class HttpTransport extends Transport {
       .sort();
     this.run(channels, controller.signal).catch((error) => {
       if (controller.signal.aborted || this.isClosed) return;
+      // A 401 for the token: the client decides (a new token, or stop), and reports it.
+      if (isTokenRefusal(error)) {
+        this.fail(error.code, error.message, { tokenError: error });
+        return;
+      }
       if (error.code === "invalid_cursor") this._forgetCursors(channels);
       // Report what is not just a network failure: an answer that makes no sense,
       // a refusal (4xx), or our own bug.

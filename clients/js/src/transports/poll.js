@@ -4,6 +4,7 @@
  */
 
 import { PushwireError } from "../errors.js";
+import { presenceEventOf } from "../presence.js";
 import { HttpTransport, channelQuery } from "./http.js";
 
 /** @typedef {import("./base.js").TransportHost} TransportHost */
@@ -45,22 +46,44 @@ export class PollTransport extends HttpTransport {
 
   /**
    * One poll answer over `channels`, already checked to have messages and a cursor.
-   * Never throws: what cannot be used is a bad frame. Gaps may come in any answer.
-   * @param {{messages: unknown[], cursor: string, gaps?: unknown}} answer
+   * Never throws: what cannot be used is a bad frame. Gaps, joins and leaves may come in
+   * any answer; an answer cannot say where they fell among its messages, so they follow them.
+   * @param {{messages: unknown[], cursor: string, gaps?: unknown, events?: unknown}} answer
    * @param {readonly string[]} channels
    */
   receive(answer, channels) {
     const host = this.host;
     for (const message of answer.messages) host.deliver(message, message);
     this.setStreamCursor(channels, answer.cursor);
-    if (answer.gaps === undefined) return;
-    if (!Array.isArray(answer.gaps)) {
-      host.badFrame("poll answer with gaps that are not a list", answer);
+    if (answer.gaps !== undefined) {
+      if (Array.isArray(answer.gaps)) {
+        for (const channel of answer.gaps) {
+          const entry = typeof channel === "string" ? host.channel(channel) : undefined;
+          if (entry) host.gap(entry);
+        }
+      } else {
+        host.badFrame("poll answer with gaps that are not a list", answer);
+      }
+    }
+    if (answer.events !== undefined) this._presenceEvents(answer.events, answer);
+  }
+
+  /**
+   * A poll answer's `events`: joins and leaves, [{type, channel, user, info}, ...].
+   * @param {unknown} events
+   * @param {unknown} answer for a bad-frame report
+   */
+  _presenceEvents(events, answer) {
+    const host = this.host;
+    if (!Array.isArray(events)) {
+      host.badFrame("poll answer with events that are not a list", answer);
       return;
     }
-    for (const channel of answer.gaps) {
-      const entry = typeof channel === "string" ? host.channel(channel) : undefined;
-      if (entry) host.gap(entry);
+    for (const value of events) {
+      const type = value !== null && typeof value === "object" ? /** @type {any} */ (value).type : undefined;
+      const event = presenceEventOf(type, value);
+      if (event) host.presenceEvent(event);
+      else host.badFrame("poll answer with an event that is not a join or leave", value);
     }
   }
 }

@@ -6,6 +6,7 @@
 
 import { errorOf, messageOf } from "../http.js";
 import { PushwireError } from "../errors.js";
+import { presenceEventOf } from "../presence.js";
 import { SSEParser } from "../sse-parser.js";
 import { HttpTransport, channelQuery } from "./http.js";
 
@@ -13,6 +14,11 @@ import { HttpTransport, channelQuery } from "./http.js";
 /** @typedef {import("../sse-parser.js").SSEEvent} SSEEvent */
 
 export const GAP_EVENT = "pushwire.gap";
+/** The last event of a stream the server ends on purpose: {code, reason, reconnect}. */
+export const DISCONNECT_EVENT = "pushwire.disconnect";
+/** Presence events, with data {channel, user, info}. */
+export const JOIN_EVENT = "pushwire.join";
+export const LEAVE_EVENT = "pushwire.leave";
 
 export class SSETransport extends HttpTransport {
   /** @param {TransportHost} host */
@@ -43,9 +49,13 @@ export class SSETransport extends HttpTransport {
     if (signal.aborted || cursor === null) return;
     const url = host.url + "/sse?" + channelQuery(channels) + "&lastEventId=" + encodeURIComponent(cursor);
     host.log("GET", url);
+    // GET with the token in a header: the URL (and so server logs) never shows it.
+    /** @type {RequestInit} */
+    const init = { signal, cache: "no-store" };
+    if (host.token) init.headers = { Authorization: "Bearer " + host.token };
     let response;
     try {
-      response = await fetch(url, { signal, cache: "no-store" });
+      response = await fetch(url, init);
     } catch (error) {
       throw new PushwireError("network", "GET /sse failed: " + messageOf(error));
     }
@@ -101,7 +111,35 @@ export class SSETransport extends HttpTransport {
       host.gap(entry);
       return;
     }
+    if (event.event === DISCONNECT_EVENT) {
+      this._disconnect(value, event.data);
+      return;
+    }
+    if (event.event === JOIN_EVENT || event.event === LEAVE_EVENT) {
+      const presence = presenceEventOf(event.event === JOIN_EVENT ? "join" : "leave", value);
+      if (presence) host.presenceEvent(presence);
+      else host.badFrame(event.event + " without a channel and user", event.data);
+      return;
+    }
     host.deliver(value, event.data);
+  }
+
+  /**
+   * The server ends the stream on purpose and says why, and whether to come back.
+   * @param {any} value the event's data: {code, reason, reconnect}
+   * @param {string} data
+   */
+  _disconnect(value, data) {
+    if (!value || typeof value.code !== "number" || typeof value.reconnect !== "boolean") {
+      this.host.badFrame(DISCONNECT_EVENT + " without a code and reconnect", data);
+      return;
+    }
+    const reason = typeof value.reason === "string" ? value.reason : "";
+    this.fail("stream_ended", "the server ended the event stream: " + value.code + (reason ? " " + reason : ""), {
+      closeCode: value.code,
+      closeReason: reason,
+      reconnect: value.reconnect,
+    });
   }
 
   // Watchdog: a stream silent for longer than sseIdleTimeoutMs is dead.

@@ -5,6 +5,7 @@
  */
 
 import { PushwireError } from "../errors.js";
+import { membersOf, presenceEventOf } from "../presence.js";
 import { Transport } from "./base.js";
 
 /** @typedef {import("./base.js").TransportHost} TransportHost */
@@ -13,9 +14,9 @@ import { Transport } from "./base.js";
 /**
  * A request awaiting its answer, by ref.
  * @typedef {object} PendingRequest
- * @property {"subscribe" | "unsubscribe" | "publish"} kind
+ * @property {"subscribe" | "unsubscribe" | "publish" | "presence" | "refresh"} kind
  * @property {string} [channel]
- * @property {(answer: {channel: string, id: string}) => void} [resolve]
+ * @property {(answer: any) => void} [resolve]
  * @property {(error: PushwireError) => void} [reject]
  * @property {ReturnType<typeof setTimeout>} [timer]
  */
@@ -41,7 +42,11 @@ export class WebSocketTransport extends Transport {
   }
 
   open() {
-    const ws = new WebSocket(this.host.wsUrl);
+    // Browsers cannot set headers on a WebSocket: the token goes in the URL.
+    let url = this.host.wsUrl;
+    const token = this.host.token;
+    if (token) url += (url.includes("?") ? "&" : "?") + "token=" + encodeURIComponent(token);
+    const ws = new WebSocket(url);
     this.ws = ws;
     ws.onopen = () => {
       this.opened();
@@ -51,7 +56,10 @@ export class WebSocketTransport extends Transport {
     };
     ws.onmessage = (event) => this.receive(event.data);
     ws.onclose = (event) =>
-      this.fail("ws_closed", "WebSocket closed: " + event.code + (event.reason ? " " + event.reason : ""));
+      this.fail("ws_closed", "WebSocket closed: " + event.code + (event.reason ? " " + event.reason : ""), {
+        closeCode: event.code,
+        closeReason: event.reason || "",
+      });
     ws.onerror = () => {}; // a close event always follows, with the code
   }
 
@@ -104,15 +112,50 @@ export class WebSocketTransport extends Transport {
    * @returns {Promise<{channel: string, id: string}>}
    */
   publish(body, timeoutMs) {
+    return this._ask("publish", Object.assign({ type: "publish" }, body), timeoutMs);
+  }
+
+  /**
+   * @param {string} channel
+   * @param {number} timeoutMs
+   * @returns {Promise<unknown[]>}
+   */
+  presence(channel, timeoutMs) {
+    return this._ask("presence", { type: "presence", channel }, timeoutMs);
+  }
+
+  /**
+   * Send a request that a call awaits: its answer (or an error with its ref) settles it.
+   * @param {"publish" | "presence"} kind
+   * @param {object} frame without its ref
+   * @param {number} timeoutMs
+   * @returns {Promise<any>}
+   */
+  _ask(kind, frame, timeoutMs) {
     return new Promise((resolve, reject) => {
       const ref = this.host.nextRef();
       const timer = setTimeout(() => {
         this.pending.delete(ref);
-        reject(new PushwireError("timeout", "no answer to publish within " + timeoutMs + " ms"));
+        reject(new PushwireError("timeout", "no answer to " + kind + " within " + timeoutMs + " ms"));
       }, timeoutMs);
-      this.pending.set(ref, { kind: "publish", resolve, reject, timer });
-      this._send(Object.assign({ type: "publish", ref }, body));
+      this.pending.set(ref, { kind, resolve, reject, timer });
+      this._send(Object.assign({}, frame, { ref }));
     });
+  }
+
+  /** The server asks for a new token (ours expired): send one, or it closes with 4401. */
+  _refresh() {
+    this.host.renewToken().then(
+      (token) => {
+        if (token === null || this.isClosed) return;
+        const ref = this.host.nextRef();
+        this.pending.set(ref, { kind: "refresh" });
+        this._send({ type: "refresh", token, ref });
+      },
+      (error) => {
+        if (!this.isClosed) this.host.reportError(error);
+      }
+    );
   }
 
   // Heartbeat: browsers cannot send WebSocket pings, so ask with {"type":"ping"}.
@@ -193,9 +236,27 @@ export class WebSocketTransport extends Transport {
         }
         return;
       case "unsubscribed":
+        // Without a ref: the server took the channel away.
+        if (frame.ref === undefined) this._unsubscribedByServer(frame, text);
+        else if (request) this.pending.delete(frame.ref);
+        return;
       case "pong":
+      case "refreshed":
         if (request) this.pending.delete(frame.ref);
         return;
+      case "refresh":
+        this._refresh();
+        return;
+      case "presence":
+        if (request && request.kind === "presence") this._presence(frame, request, text);
+        return;
+      case "join":
+      case "leave": {
+        const event = presenceEventOf(frame.type, frame);
+        if (event) host.presenceEvent(event);
+        else host.badFrame(frame.type + " without a channel and user", text);
+        return;
+      }
       case "error":
         this._error(frame, request);
         return;
@@ -243,6 +304,37 @@ export class WebSocketTransport extends Transport {
 
   /**
    * @param {any} frame
+   * @param {string} text
+   */
+  _unsubscribedByServer(frame, text) {
+    if (typeof frame.channel !== "string") {
+      this.host.badFrame("unsubscribed without a channel", text);
+      return;
+    }
+    const entry = this.host.channel(frame.channel);
+    if (entry) this.host.unsubscribedByServer(entry);
+  }
+
+  /**
+   * The answer to a presence request.
+   * @param {any} frame
+   * @param {PendingRequest} request
+   * @param {string} text
+   */
+  _presence(frame, request, text) {
+    this.pending.delete(frame.ref);
+    clearTimeout(request.timer);
+    const members = membersOf(frame);
+    if (members) {
+      if (request.resolve) request.resolve(members);
+      return;
+    }
+    this.host.badFrame("presence answer without a members list", text);
+    if (request.reject) request.reject(new PushwireError("bad_frame", "presence answer without a members list"));
+  }
+
+  /**
+   * @param {any} frame
    * @param {PendingRequest | undefined} request
    */
   _error(frame, request) {
@@ -256,7 +348,7 @@ export class WebSocketTransport extends Transport {
       return;
     }
     this.pending.delete(frame.ref);
-    if (request.kind === "publish") {
+    if (request.kind === "publish" || request.kind === "presence") {
       clearTimeout(request.timer);
       if (request.reject) request.reject(error);
       return;
