@@ -192,8 +192,8 @@ class Chat {
   receive(conversation, raw) {
     const message = chatMessageOf(raw);
     if (this.stopped || !message || !conversation.add(message)) return;
-    if (message.user && message.user !== this.me) {
-      this.known.set(message.user, { user: message.user, name: message.name, avatar: message.avatar });
+    if (message.user !== this.me) {
+      if (message.user) this.known.set(message.user, { user: message.user, name: message.name, avatar: message.avatar });
       if (!this.inView(conversation)) {
         conversation.unread += 1;
         this.notify(conversation, message);

@@ -81,7 +81,9 @@ export function messageItem(message, mine, continued) {
   time.textContent = date.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
   time.title = date.toLocaleString();
   meta.append(element("span", "message-author", mine ? "You" : message.name), time);
-  bubble.append(meta, element("p", "message-text", message.text));
+  const text = element("p", "message-text", message.text);
+  text.dataset.testid = "message-text";
+  bubble.append(meta, text);
   item.append(avatar, bubble);
   return item;
 }
