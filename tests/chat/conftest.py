@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, sync_playwright
+from playwright.sync_api import Browser, ViewportSize, sync_playwright
 
 from tests.chat.support import COUNT_NOTIFICATIONS, ChatPage
 from tests.client_js.support import CHROMIUM, CHROMIUM_ARGS
@@ -80,7 +80,7 @@ def new_person(browser: Browser) -> Iterator[PersonFactory]:
     def make(
         base_url: str,
         *,
-        viewport: dict[str, int] | None = None,
+        viewport: ViewportSize | None = None,
         notifications: bool = False,
     ) -> ChatPage:
         context = browser.new_context(viewport=viewport or {"width": 1280, "height": 800})

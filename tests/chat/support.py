@@ -11,6 +11,8 @@ from typing import Any
 
 from playwright.sync_api import BrowserContext, Locator, Page
 
+# Predicates for wait_for_function are written as functions: the page's CSP forbids
+# eval(), which Playwright would need for a bare expression.
 WAIT_MS = 15_000
 # A reconnect after a server restart waits out pushwire.js's back-off (up to seconds).
 RECONNECT_WAIT_MS = 40_000
@@ -69,7 +71,8 @@ class ChatPage:
         self.page.wait_for_function(
             """(opens) => {
               const status = document.querySelector('[data-testid="connection-status"]');
-              return status && status.dataset.state === "open" && Number(status.dataset.opens) >= opens;
+              return status && status.dataset.state === "open"
+                && Number(status.dataset.opens) >= opens;
             }""",
             arg=opens,
             polling=50,
@@ -144,8 +147,9 @@ class ChatPage:
         """Wait until every one of ``texts`` is in the open conversation."""
         self.page.wait_for_function(
             """(texts) => {
-              const shown = new Set([...document.querySelectorAll(
-                '[data-testid="message-list"] [data-testid="message-text"]')].map((t) => t.textContent));
+              const nodes = document.querySelectorAll(
+                '[data-testid="message-list"] [data-testid="message-text"]');
+              const shown = new Set([...nodes].map((t) => t.textContent));
               return texts.every((text) => shown.has(text));
             }""",
             arg=list(texts),
@@ -156,8 +160,10 @@ class ChatPage:
     # People.
 
     def online_names(self) -> list[str]:
-        names = self.page.get_by_test_id("online-list").get_by_test_id("online-user").evaluate_all(
-            "(users) => users.map((u) => u.dataset.userName)"
+        names = (
+            self.page.get_by_test_id("online-list")
+            .get_by_test_id("online-user")
+            .evaluate_all("(users) => users.map((u) => u.dataset.userName)")
         )
         assert isinstance(names, list)
         return names
@@ -166,8 +172,9 @@ class ChatPage:
         """Wait until every one of ``names`` is in (or, ``present=False``, out of) the list."""
         self.page.wait_for_function(
             """([names, present]) => {
-              const shown = new Set([...document.querySelectorAll(
-                '[data-testid="online-list"] [data-testid="online-user"]')].map((u) => u.dataset.userName));
+              const users = document.querySelectorAll(
+                '[data-testid="online-list"] [data-testid="online-user"]');
+              const shown = new Set([...users].map((u) => u.dataset.userName));
               return names.every((name) => shown.has(name) === present);
             }""",
             arg=[list(names), present],

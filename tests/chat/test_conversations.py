@@ -102,7 +102,7 @@ def test_log_out_leaves_at_once_and_shows_the_login_again(three: list[ChatPage])
 
 def test_html_in_a_message_is_text_and_runs_nothing(three: list[ChatPage]) -> None:
     ada, bob, _ = three
-    attack = "<img src=x onerror=\"window.__xss = 1\"><script>window.__xss = 2</script><b>bold</b>"
+    attack = '<img src=x onerror="window.__xss = 1"><script>window.__xss = 2</script><b>bold</b>'
 
     ada.send(attack)
 
@@ -138,7 +138,7 @@ def test_a_message_in_a_conversation_not_on_screen_makes_a_notification(
 
     ada.open_conversation(bob.name)
     ada.send("ping, Bob")
-    bob.page.wait_for_function("window.__notifications.length >= 1")
+    bob.page.wait_for_function("() => window.__notifications.length >= 1")
 
     notes = bob.page.evaluate("window.__notifications")
     assert bob.page.evaluate("Notification.permission") == "granted"

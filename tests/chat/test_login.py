@@ -23,7 +23,7 @@ def test_a_bad_name_gets_the_servers_message_on_screen(
 
     person.login(name)
 
-    assert message in person.error_text("login-error")
+    assert message in person.error_text("login-error").lower()
     assert person.page.get_by_test_id("message-input").is_hidden()
 
 

@@ -31,7 +31,8 @@ def test_a_killed_server_comes_back_with_every_message_once(
     server.kill()
     for person in (ada, bob):
         person.page.wait_for_function(
-            "document.querySelector('[data-testid=connection-status]').dataset.state !== 'open'"
+            "() => document.querySelector('[data-testid=connection-status]').dataset.state"
+            " !== 'open'"
         )
         assert "connect" in person.status()["text"]  # "reconnecting…" or "connecting…"
     server.start()

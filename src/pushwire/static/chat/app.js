@@ -368,6 +368,11 @@ class Chat {
     let unread = 0;
     for (const conversation of this.conversations.values()) unread += conversation.unread;
     document.title = unread ? `(${unread}) ${TITLE}` : TITLE;
+    // On a phone the list is behind the back button: it shows the count too.
+    const back = $("back");
+    back.replaceChildren("‹");
+    if (unread) back.append(element("span", "badge", unread > 99 ? "99+" : String(unread)));
+    back.setAttribute("aria-label", unread ? `Back to conversations (${unread} unread)` : "Back to conversations");
   }
 
   showState() {
@@ -377,6 +382,11 @@ class Chat {
     status.dataset.opens = String(this.opens);
     status.dataset.transport = this.pw.transport || "";
     status.textContent = state === "open" ? "connected · " + this.pw.transport : STATE_TEXT[state] || state;
+    // The same in the conversation, where a phone shows no sidebar.
+    const banner = $("pane-status");
+    banner.hidden = state === "open" || (state === "connecting" && this.opens === 0);
+    banner.textContent =
+      state === "offline" ? "You are offline: messages will arrive when you are back." : "Connection lost: " + status.textContent;
   }
 
   renderSidebar() {
@@ -441,7 +451,7 @@ class Chat {
     if (conversation.isGroup) {
       $("pane-avatar").replaceChildren(groupIcon());
       $("pane-title").textContent = "Lobby";
-      $("pane-subtitle").textContent = this.people.size + " online · everyone here can read this";
+      $("pane-subtitle").textContent = this.people.size + " online · everyone can read this room";
     } else {
       $("pane-avatar").replaceChildren(avatarElement(person ? person.avatar : "cat", 36));
       $("pane-title").textContent = person ? person.name : "someone";
@@ -558,7 +568,8 @@ function showLogin(message) {
 /** @param {string | null} message */
 function showLoginError(message) {
   const box = $("login-error");
-  box.textContent = message || "";
+  // The server's messages start in lower case ("choose a name"): a sentence on screen.
+  box.textContent = message ? message.charAt(0).toUpperCase() + message.slice(1) : "";
   box.hidden = !message;
 }
 
