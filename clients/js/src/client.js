@@ -175,7 +175,7 @@ export class Pushwire extends EventTarget {
   /**
    * Receive the messages of `channel`. `onMessage(message)` gets each one
    * ({channel, id, event?, data}); the returned Subscription also fires
-   * "message", "gap", "subscribed" and "error" events. options.cursor resumes
+   * "message", "gap", "subscribed", "error", "unsubscribed", "join" and "leave" events. options.cursor resumes
    * after a message id you stored (only when the channel is not subscribed yet).
    * @param {string} channel
    * @param {(message: any) => void} [onMessage]
