@@ -89,6 +89,26 @@ def test_the_online_list_follows_logins_and_closed_tabs(
     assert bob.conversation(cy.name).count() == 0
 
 
+def test_what_someone_wrote_before_leaving_stays_until_read(three: list[ChatPage]) -> None:
+    ada, bob, cy = three
+    cy.open_conversation(bob.name)
+    cy.send("call me when you are back")
+    bob.wait_unread(cy.name, 1)
+
+    cy.context.close()
+    bob.wait_online(cy.name, present=False)
+    bob.wait_unread(cy.name, 1)
+    title = bob.page.title()
+    bob.open_conversation(cy.name)
+    bob.wait_texts("call me when you are back")
+    ada.wait_online(cy.name, present=False)
+
+    assert title == "(1) pushwire chat"
+    assert bob.page.title() == "pushwire chat"
+    assert ada.conversation(cy.name).count() == 0
+    assert "offline" in bob.page.locator("#pane-subtitle").inner_text()
+
+
 def test_log_out_leaves_at_once_and_shows_the_login_again(three: list[ChatPage]) -> None:
     ada, bob, cy = three
 

@@ -174,9 +174,10 @@ class Chat {
       const answer = await response.json();
       if (this.stopped || !Array.isArray(answer.messages)) return;
       const history = answer.messages.map(chatMessageOf).filter((message) => message !== null);
-      conversation.mergeHistory(history);
+      const added = conversation.mergeHistory(history);
       conversation.historyLoaded = true;
-      this.render();
+      if (added && conversation === this.open) this.renderMessages();
+      this.renderSidebar();
     } catch (error) {
       // Tried again at the next (re)subscribe or when the conversation is opened.
       console.warn("[chat]", error);
@@ -272,7 +273,9 @@ class Chat {
         subscribed += 1;
       }
     }
-    this.render();
+    this.renderSidebar();
+    this.renderHeader();
+    this.renderTitle();
   }
 
   // Sending.
@@ -360,7 +363,8 @@ class Chat {
   render() {
     if (this.stopped) return;
     this.renderSidebar();
-    this.renderPane();
+    this.renderHeader();
+    this.renderMessages();
     this.renderTitle();
   }
 
@@ -424,40 +428,63 @@ class Chat {
         return item;
       }
       const conversation = /** @type {Conversation} */ (this.conversations.get(dmChannel(this.me, person.user)));
-      item.append(
-        conversationButton(
-          {
-            key: person.name,
-            channel: conversation.channel,
-            title: person.name,
-            avatar: person.avatar,
-            preview: previewOf(conversation.last, conversation.last?.user === this.me, false),
-            unread: conversation.unread,
-            current: this.open === conversation,
-          },
-          () => this.openConversation(conversation)
-        )
-      );
+      item.append(this.dmButton(conversation, person));
       return item;
     });
     $("online-list").replaceChildren(...items);
     $("online-count").textContent = String(people.length);
+    // People who left are not online, but what they wrote and you have not read is kept
+    // (and the conversation that is open stays in the list).
+    const gone = [...this.conversations.values()].filter(
+      (c) => c.peer !== null && !this.people.has(c.peer) && (c.unread > 0 || c === this.open)
+    );
+    $("offline-list").replaceChildren(
+      ...gone.map((conversation) => {
+        const peer = /** @type {string} */ (conversation.peer);
+        return listItem(this.dmButton(conversation, this.known.get(peer) || personOf(peer, null)));
+      })
+    );
+    $("offline-heading").hidden = gone.length === 0;
   }
 
-  renderPane() {
+  /**
+   * @param {Conversation} conversation
+   * @param {{name: string, avatar: string}} person
+   */
+  dmButton(conversation, person) {
+    return conversationButton(
+      {
+        key: person.name,
+        channel: conversation.channel,
+        title: person.name,
+        avatar: person.avatar,
+        preview: previewOf(conversation.last, conversation.last?.user === this.me, false),
+        unread: conversation.unread,
+        current: this.open === conversation,
+      },
+      () => this.openConversation(conversation)
+    );
+  }
+
+  renderHeader() {
     const conversation = this.open;
     if (!conversation) return;
     const person = conversation.peer ? this.known.get(conversation.peer) : null;
     if (conversation.isGroup) {
       $("pane-avatar").replaceChildren(groupIcon());
       $("pane-title").textContent = "Lobby";
-      $("pane-subtitle").textContent = this.people.size + " online · everyone can read this room";
+      $("pane-subtitle").textContent = this.people.size + " online · open to everyone";
     } else {
       $("pane-avatar").replaceChildren(avatarElement(person ? person.avatar : "cat", 36));
       $("pane-title").textContent = person ? person.name : "someone";
       const online = conversation.peer !== null && this.people.has(conversation.peer);
       $("pane-subtitle").textContent = online ? "online · private conversation" : "offline · private conversation";
     }
+  }
+
+  renderMessages() {
+    const conversation = this.open;
+    if (!conversation) return;
     const list = $("message-list");
     list.dataset.channel = conversation.channel;
     const stick = list.dataset.shown !== conversation.channel || list.scrollHeight - list.scrollTop - list.clientHeight < 80;
@@ -560,6 +587,7 @@ function showLogin(message) {
   $("login-screen").hidden = false;
   $("message-list").replaceChildren();
   $("online-list").replaceChildren();
+  $("offline-list").replaceChildren();
   document.title = TITLE;
   showLoginError(message);
   $("login-name").focus();
