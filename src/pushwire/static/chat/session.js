@@ -92,9 +92,9 @@ export function parseLogin(text) {
 function storages() {
   /** @type {Storage[]} */
   const found = [];
-  for (const name of ["sessionStorage", "localStorage"]) {
+  for (const get of [() => window.sessionStorage, () => window.localStorage]) {
     try {
-      const storage = /** @type {Storage} */ (window[/** @type {any} */ (name)]);
+      const storage = get(); // throws where storage is disabled
       if (storage) found.push(storage);
     } catch {
       // Storage disabled: the login lasts as long as the page.

@@ -30,7 +30,8 @@ export function element(tag, className, text) {
  * @param {() => void} onOpen
  */
 export function conversationButton(entry, onOpen) {
-  const button = element("button", "entry");
+  const button = document.createElement("button");
+  button.className = "entry";
   button.type = "button";
   button.dataset.testid = "conversation";
   button.dataset.conversation = entry.key;
