@@ -11,70 +11,33 @@ import time
 
 from pushwire.brokers.memory import MemoryBroker
 from pushwire.brokers.memory_history import MemoryHistoryStore
-from pushwire.core.broker import BrokerEvents, HistoryOptions
 from pushwire.core.channels import ChannelRule, ChannelRules
-from pushwire.core.history import Gap, HistoryPage, Publication, StreamPosition
+from pushwire.core.history import Gap, Publication
 from pushwire.core.hub import Batch, Feed
 from pushwire.core.node import Node
 from pushwire.errors import Disconnect
+from tests.relaying_broker import RelayingBroker
 from tests.waiting import wait_until
 
 
-class HeldBroker:
+class HeldBroker(RelayingBroker):
     """The memory broker, except that publications reach the node only when released."""
 
-    name = "held"
-
     def __init__(self) -> None:
-        self.inner = MemoryBroker(MemoryHistoryStore())
+        super().__init__()
         self.held: list[Publication] = []
-        self.subscribed: set[str] = set()
-        self.events: BrokerEvents | None = None
         self.unsubscribe_gate: asyncio.Event | None = None
 
-    async def start(self, events: BrokerEvents) -> None:
-        self.events = events
-        await self.inner.start(self)
-
-    def on_publication(self, publication: Publication) -> None:
+    def relay(self, publication: Publication) -> None:
         self.held.append(publication)
 
-    def on_resubscribed(self) -> None:
-        pass
-
     def release(self, *publications: Publication) -> None:
-        assert self.events is not None
-        for publication in publications:
-            self.events.on_publication(publication)
-
-    async def close(self) -> None:
-        await self.inner.close()
-
-    async def publish(
-        self,
-        channel: str,
-        data: bytes,
-        *,
-        event: str | None,
-        options: HistoryOptions,
-        publisher: bytes | None = None,
-    ) -> Publication:
-        return await self.inner.publish(
-            channel, data, event=event, options=options, publisher=publisher
-        )
-
-    async def history(
-        self, channel: str, *, since: StreamPosition | None, limit: int, options: HistoryOptions
-    ) -> HistoryPage:
-        return await self.inner.history(channel, since=since, limit=limit, options=options)
-
-    async def subscribe(self, channel: str) -> None:
-        self.subscribed.add(channel)
+        self.deliver(*publications)
 
     async def unsubscribe(self, channel: str) -> None:
         if self.unsubscribe_gate is not None:
             await self.unsubscribe_gate.wait()
-        self.subscribed.discard(channel)
+        await super().unsubscribe(channel)
 
 
 class Recorder:

@@ -18,61 +18,22 @@ from httpx_sse import aconnect_sse
 from websockets.asyncio.client import connect
 
 from pushwire import ChannelRule, Config, Server
-from pushwire.brokers.memory import MemoryBroker
-from pushwire.brokers.memory_history import MemoryHistoryStore
-from pushwire.core.broker import BrokerEvents, HistoryOptions
-from pushwire.core.history import HistoryPage, Publication, StreamPosition
+from pushwire.core.history import Publication
 from tests.conftest import API_KEY, recv_json, subscriber_count, ws_url
+from tests.relaying_broker import RelayingBroker
 from tests.waiting import wait_until
 
 
-class DroppingBroker:
+class DroppingBroker(RelayingBroker):
     """The embedded broker, except that chosen offsets never reach the node."""
 
-    name = "dropping"
-
     def __init__(self, drop_offsets: set[int]) -> None:
-        self._inner = MemoryBroker(MemoryHistoryStore())
+        super().__init__()
         self._drop = drop_offsets
-        self._events: BrokerEvents | None = None
 
-    async def start(self, events: BrokerEvents) -> None:
-        self._events = events
-        await self._inner.start(self)
-
-    def on_publication(self, publication: Publication) -> None:
-        if publication.position.offset not in self._drop and self._events is not None:
-            self._events.on_publication(publication)
-
-    def on_resubscribed(self) -> None:
-        pass
-
-    async def close(self) -> None:
-        await self._inner.close()
-
-    async def publish(
-        self,
-        channel: str,
-        data: bytes,
-        *,
-        event: str | None,
-        options: HistoryOptions,
-        publisher: bytes | None = None,
-    ) -> Publication:
-        return await self._inner.publish(
-            channel, data, event=event, options=options, publisher=publisher
-        )
-
-    async def history(
-        self, channel: str, *, since: StreamPosition | None, limit: int, options: HistoryOptions
-    ) -> HistoryPage:
-        return await self._inner.history(channel, since=since, limit=limit, options=options)
-
-    async def subscribe(self, channel: str) -> None:
-        pass
-
-    async def unsubscribe(self, channel: str) -> None:
-        pass
+    def relay(self, publication: Publication) -> None:
+        if publication.position.offset not in self._drop:
+            self.deliver(publication)
 
 
 @pytest.fixture
