@@ -285,3 +285,17 @@ async def test_a_message_from_a_client_with_a_token_says_who_sent_it(server: Ser
         "web": {"user": "alice", "info": {"name": "Alice"}},
     }
     assert {m["data"]: m.get("from") for m in history.json()["messages"]} == by_data
+
+
+async def test_http_publishing_is_rate_limited_per_user(make_server: ServerFactory) -> None:
+    server = await make_server(token_secret=SECRET, max_publishes_per_second=3)
+    async with httpx.AsyncClient(base_url=server.url, timeout=5) as http:
+        alice = [
+            await http.post(f"/publish?token={mint('alice')}", json={"channel": "room", "data": n})
+            for n in range(6)
+        ]
+        bob = await http.post(f"/publish?token={mint('bob')}", json={"channel": "room", "data": 0})
+
+    assert [a.status_code for a in alice].count(200) == 3
+    assert {a.json()["error"] for a in alice if a.status_code != 200} == {"rate_limited"}
+    assert bob.status_code == 200  # another user has a bucket of their own

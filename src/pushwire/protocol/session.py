@@ -38,6 +38,7 @@ from pushwire.protocol.messages import (
     Unsubscribe,
     parse_command,
 )
+from pushwire.protocol.rate_limit import PublishRate
 
 __all__ = ["Action", "ClientSession", "Permissions"]
 
@@ -104,7 +105,7 @@ class ClientSession:
         self.max_channels = max_channels
         self.permissions = permissions or _AllowAll()
         self._rate = (
-            _PublishRate(max_publishes_per_second, clock) if max_publishes_per_second else None
+            PublishRate(max_publishes_per_second, clock) if max_publishes_per_second else None
         )
         #: Set when the connection must be closed (for example, sustained flooding);
         #: the driver closes with it after handing over the replies.
@@ -296,34 +297,3 @@ class ClientSession:
         """The connection is gone: drop waiting commands and unsent replies."""
         self._queue = None
         self._outgoing = []
-
-
-class _PublishRate:
-    """A token bucket of one second's worth of publishes, and a count of refusals.
-
-    Refusals drain at the same rate as publishes refill, so a client that keeps
-    sending at well over twice the rate for several seconds is called abusive.
-    """
-
-    __slots__ = ("_clock", "_last", "_rate", "_strikes", "_tokens")
-
-    def __init__(self, per_second: float, clock: Callable[[], float]) -> None:
-        self._rate = per_second
-        self._clock = clock
-        self._tokens = max(per_second, 1.0)
-        self._strikes = 0.0
-        self._last = clock()
-
-    def allow(self) -> bool:
-        now = self._clock()
-        elapsed, self._last = now - self._last, now
-        self._tokens = min(max(self._rate, 1.0), self._tokens + elapsed * self._rate)
-        self._strikes = max(0.0, self._strikes - elapsed * self._rate)
-        if self._tokens >= 1.0:
-            self._tokens -= 1.0
-            return True
-        self._strikes += 1.0
-        return False
-
-    def is_abused(self) -> bool:
-        return self._strikes > 5 * self._rate + 10

@@ -151,6 +151,7 @@ class Server:
             self.api_key,
             client_permissions=self.subscribers.permissions_of,
             connection_count=lambda: len(self.connections),
+            max_publishes_per_second=config.max_publishes_per_second,
         )
         self._api_routes: dict[str, Handler] = {
             "/api/publish": api.api_publish,

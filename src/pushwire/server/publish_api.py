@@ -6,6 +6,7 @@ bodies, so no handler formats an error of its own.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -14,9 +15,10 @@ import orjson
 from pushwire.core.history import StreamPosition
 from pushwire.core.node import Node
 from pushwire.core.permissions import ChannelPermissions
-from pushwire.errors import DISCONNECTED, BadRequestError
+from pushwire.errors import DISCONNECTED, BadRequestError, RateLimitedError
 from pushwire.protocol.codec import message_json
 from pushwire.protocol.names import validate_channel, validate_event
+from pushwire.protocol.rate_limit import PublishRates
 from pushwire.server.auth import ApiKey
 from pushwire.server.http import Request
 
@@ -44,7 +46,7 @@ def _user_of(body: dict[str, Any]) -> str:
 class PublishApi:
     """The HTTP API over one node: publishing, history, channels, health."""
 
-    __slots__ = ("_api_key", "_client_permissions", "_connection_count", "_node")
+    __slots__ = ("_api_key", "_client_permissions", "_connection_count", "_node", "_rates")
 
     def __init__(
         self,
@@ -53,16 +55,23 @@ class PublishApi:
         *,
         client_permissions: Callable[..., ChannelPermissions],
         connection_count: Callable[[], int],
+        max_publishes_per_second: float = 0.0,
     ) -> None:
         """
         Args:
             client_permissions: the permissions of a client request (its token),
                 ``SubscriberEndpoints.permissions_of``.
+            max_publishes_per_second: per user, for ``POST /publish`` (0: no limit).
         """
         self._node = node
         self._api_key = api_key
         self._client_permissions = client_permissions
         self._connection_count = connection_count
+        self._rates = (
+            PublishRates(max_publishes_per_second, time.monotonic)
+            if max_publishes_per_second
+            else None
+        )
 
     async def api_publish(self, request: Request) -> tuple[int, object]:
         self._api_key.check(request.headers.get("x-api-key"))
@@ -81,6 +90,11 @@ class PublishApi:
         event = validate_event(body.get("event"))
         permissions = self._client_permissions(request, long_lived=False)
         permissions.check_publish(channel)
+        user = permissions.identity.user
+        # Per user: each HTTP publish may come on a new connection. (Anonymous ones are
+        # not counted here; a proxy in front can limit them by address.)
+        if self._rates is not None and user is not None and not self._rates.allow(user):
+            raise RateLimitedError("too many publishes: slow down")
         publication = await self._node.publish_json(
             channel, orjson.dumps(body["data"]), event=event, publisher=permissions.identity
         )
