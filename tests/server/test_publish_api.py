@@ -72,6 +72,16 @@ async def test_a_cursor_offset_past_64_bits_is_invalid_not_a_500(
     assert response.json()["error"] == "invalid_cursor"
 
 
+@pytest.mark.parametrize("limit", ["%C2%B2", "-1", "1001", "1.5"])  # "²" is a digit to isdigit()
+async def test_a_history_limit_that_is_not_a_plain_number_is_a_400(
+    http: httpx.AsyncClient, limit: str
+) -> None:
+    response = await http.get(f"/history?channel=h&limit={limit}")
+
+    assert response.status_code == 400
+    assert response.json()["error"] == "bad_request"
+
+
 async def test_channels_lists_subscriber_counts(server: Server, http: httpx.AsyncClient) -> None:
     async with (
         connect(ws_url(server) + "?channel=busy") as one,
