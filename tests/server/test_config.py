@@ -42,6 +42,9 @@ def test_channel_rules_from_file_and_environment(tmp_path: Path) -> None:
         ({"PUSHWIRE_HISTORY": "redis"}, "history"),
         ({"PUSHWIRE_CHANNELS": "[{"}, "CHANNELS"),
         ({"PUSHWIRE_CHANNELS": '[{"prefx": "a"}]'}, "channels"),
+        ({"PUSHWIRE_CHANNELS": '[{"prefix": 5}]'}, "prefix"),
+        ({"PUSHWIRE_CHANNELS": '[{"presence": "no"}]'}, "presence"),
+        ({"PUSHWIRE_CHANNELS": '[{"history_size": 1.5}]'}, "history_size"),
     ],
 )
 def test_bad_values_name_the_option(environ: dict[str, str], message: str) -> None:

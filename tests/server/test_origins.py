@@ -86,3 +86,23 @@ def test_same_origin_compares_host_and_port_with_default_ports() -> None:
     assert not policy.is_allowed("https://example.com.evil", "example.com")
     assert not policy.is_allowed("null", "example.com")
     assert not policy.is_allowed("http://example.com", None)
+
+
+@pytest.mark.parametrize("origin", ["http://example.com:99999", "http://example.com:port"])
+def test_an_origin_with_a_bad_port_is_not_the_same_origin(origin: str) -> None:
+    policy = OriginPolicy(())
+
+    assert not policy.is_allowed(origin, "example.com")
+
+
+async def test_a_bad_origin_port_is_refused_with_403_not_a_dropped_connection(
+    make_server: ServerFactory,
+) -> None:
+    server = await make_server()
+    async with httpx.AsyncClient(base_url=server.url, timeout=5) as http:
+        refused = await http.get("/poll?channel=a&timeout=0", headers={"Origin": "http://x:1e9"})
+        health = await http.get("/health", headers={"Origin": "http://x:1e9"})
+
+    assert refused.status_code == 403
+    assert refused.json()["error"] == "origin_not_allowed"
+    assert health.status_code == 200

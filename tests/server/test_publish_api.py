@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import httpx
 import pytest
 from websockets.asyncio.client import connect
@@ -53,6 +55,31 @@ async def test_history_reports_a_gap_when_trimmed(make_server: ServerFactory) ->
 
     assert page["gap"] is True
     assert [m["data"] for m in page["messages"]] == [3, 4]
+
+
+async def test_a_cursor_offset_past_64_bits_is_invalid_not_a_500(
+    make_server: ServerFactory, tmp_path: Path
+) -> None:
+    server = await make_server(history="sqlite", data_dir=str(tmp_path))
+    async with httpx.AsyncClient(base_url=server.url) as http:
+        epoch = (await api_publish(http, "big", 1)).split("-")[0]
+
+        response = await http.get(
+            f"/api/history?channel=big&since={epoch}-9999999999999999999", headers=KEY
+        )
+
+    assert response.status_code == 400
+    assert response.json()["error"] == "invalid_cursor"
+
+
+@pytest.mark.parametrize("limit", ["%C2%B2", "-1", "1001", "1.5"])  # "²" is a digit to isdigit()
+async def test_a_history_limit_that_is_not_a_plain_number_is_a_400(
+    http: httpx.AsyncClient, limit: str
+) -> None:
+    response = await http.get(f"/history?channel=h&limit={limit}")
+
+    assert response.status_code == 400
+    assert response.json()["error"] == "bad_request"
 
 
 async def test_channels_lists_subscriber_counts(server: Server, http: httpx.AsyncClient) -> None:

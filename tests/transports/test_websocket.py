@@ -320,6 +320,29 @@ async def test_a_close_between_fragments_closes_normally(make_server: ServerFact
     assert ws.protocol.close_rcvd.code == 1000
 
 
+async def test_a_publish_that_arrives_with_the_close_is_not_lost(server: Server) -> None:
+    publish = orjson.dumps({"type": "publish", "channel": "last-words", "data": "bye"})
+    async with connect(ws_url(server) + "?channel=last-words") as listener:
+        await recv_json(listener)
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        writer.write(
+            b"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        )
+        await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+        # The command and the close in one write: the server reads them in one go.
+        writer.write(
+            Frame(Opcode.TEXT, publish).serialize(mask=True, extensions=[])
+            + Frame(Opcode.CLOSE, b"\x03\xe8").serialize(mask=True, extensions=[])
+        )
+        await asyncio.wait_for(reader.read(), 5)
+        writer.close()
+
+        message = await recv_json(listener)
+
+    assert message["data"] == "bye"
+
+
 async def test_echo_endpoint_echoes_text_and_binary(make_server: ServerFactory) -> None:
     server = await make_server(echo=True)
     async with connect(ws_url(server, "/echo")) as ws:

@@ -25,6 +25,8 @@ __all__ = [
 ]
 
 _CURSOR = re.compile(r"([0-9a-f]{1,16})-([0-9]{1,19})")
+# Offsets are stored as SQLite's signed 64-bit integers; no stream gets past them.
+_MAX_OFFSET = 2**63 - 1
 
 
 def new_epoch() -> str:
@@ -52,7 +54,7 @@ class StreamPosition:
             InvalidCursorError: if ``cursor`` is not of that shape.
         """
         match = _CURSOR.fullmatch(cursor)
-        if match is None:
+        if match is None or int(match.group(2)) > _MAX_OFFSET:
             raise InvalidCursorError(f"not a pushwire cursor: {cursor[:64]!r}")
         return cls(match.group(1), int(match.group(2)))
 

@@ -180,7 +180,24 @@ def _channel_rule(fields: Any) -> ChannelRule:
             + ('publish = "anyone"' if allowed else 'publish = "none"')
             + f" in the rule for prefix {fields.get('prefix', '')!r}"
         )
+    if isinstance(fields, Mapping):
+        # JSON and TOML give any type; the rules are read at every request, not at start.
+        kinds = {f.name: f.type for f in dataclasses.fields(ChannelRule)}
+        for name, value in fields.items():
+            if name in kinds and not _is_of(value, kinds[name]):
+                raise UsageError(
+                    f"channel rule {name} must be of type {kinds[name]}, not {value!r}"
+                )
     return ChannelRule(**fields)
+
+
+def _is_of(value: Any, kind: Any) -> bool:
+    """Whether ``value`` from a file or JSON fits a field of type ``kind`` (a bool is no int)."""
+    if kind == "float":
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    if kind == "int":
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, {"str": str, "bool": bool}.get(kind, object))
 
 
 def _coerce(name: str, value: Any, kind: Any) -> Any:

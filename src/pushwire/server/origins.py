@@ -73,12 +73,13 @@ def _same_origin(origin: str, host: str | None) -> bool:
         return False
     try:
         parts = urlsplit(origin)
+        port = parts.port  # raises for a port that is not a number from 0 to 65535
     except ValueError:
         return False
     if not parts.hostname:
         return False
     default = _DEFAULT_PORTS.get(parts.scheme.lower(), "")
-    origin_port = str(parts.port) if parts.port is not None else default
+    origin_port = str(port) if port is not None else default
     host_name, _, host_port = host.lower().rpartition(":")
     if not host_name or not host_port.isdigit():  # no port in Host (or an IPv6 literal)
         host_name, host_port = host.lower(), default

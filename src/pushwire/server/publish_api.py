@@ -198,6 +198,7 @@ def _limit_of(request: Request) -> int:
     raw = request.param("limit")
     if raw is None or raw == "":
         return 100
-    if not raw.isdigit() or not 0 <= int(raw) <= MAX_HISTORY_LIMIT:
+    # isascii() too: isdigit() is true of "²", which int() refuses.
+    if not (raw.isascii() and raw.isdigit()) or not 0 <= int(raw) <= MAX_HISTORY_LIMIT:
         raise BadRequestError(f"limit must be an integer from 0 to {MAX_HISTORY_LIMIT}")
     return int(raw)

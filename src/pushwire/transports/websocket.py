@@ -201,20 +201,31 @@ class WebSocketSession:
 
     def receive_data(self, data: bytes) -> None:
         self.awaiting_pong = False  # any traffic shows the peer is alive
-        self.protocol.receive_data(data)
-        self._process_events()
+        protocol = self.protocol
+        was_open = protocol.state is State.OPEN
+        protocol.receive_data(data)
+        self._process_events(was_open)
 
     def receive_eof(self) -> None:
-        self.protocol.receive_eof()
-        self._process_events()
-
-    def _process_events(self) -> None:
         protocol = self.protocol
-        for frame in protocol.events_received():
-            if protocol.state is not State.OPEN or not isinstance(frame, Frame):
-                continue  # after a close frame, data frames are ignored (RFC 6455 §1.4)
+        was_open = protocol.state is State.OPEN
+        protocol.receive_eof()
+        self._process_events(was_open)
+
+    def _process_events(self, was_open: bool) -> None:
+        """Frames parsed from one read, in order, up to a close frame.
+
+        The library has parsed all of them, a close frame among them included, by
+        now; data frames that came before the close still count (a publish sent
+        just before closing), those after it are ignored (RFC 6455 §1.4).
+        """
+        for frame in self.protocol.events_received():
+            if not was_open or not isinstance(frame, Frame):
+                continue
             opcode = frame.opcode
-            if opcode is Opcode.TEXT or opcode is Opcode.BINARY or opcode is Opcode.CONT:
+            if opcode is Opcode.CLOSE:
+                was_open = False
+            elif opcode is Opcode.TEXT or opcode is Opcode.BINARY or opcode is Opcode.CONT:
                 self._receive_data_frame(frame)
         self._flush_protocol()
 
