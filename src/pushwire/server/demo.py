@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 from pushwire.core.channels import ChannelRule
-from pushwire.core.identity import Identity
 from pushwire.core.permissions import DEMO_CHANNEL_PREFIX, DEMO_USER_PREFIX
 from pushwire.errors import BadRequestError, NotFoundError
 from pushwire.server.http import Request
@@ -117,9 +116,6 @@ class DemoLogins:
     def _grant(self, user: str, info: dict[str, Any]) -> dict[str, object]:
         token = self.verifier.mint(user, info=info, ttl_seconds=TOKEN_TTL_SECONDS)
         return {"token": token, "user": user, "info": info, "expires_in": TOKEN_TTL_SECONDS}
-
-    def owns(self, identity: Identity) -> bool:
-        return identity.user is not None and identity.user.startswith(DEMO_USER_PREFIX)
 
 
 def _name(value: object) -> str:
