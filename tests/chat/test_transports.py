@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.chat.conftest import PersonFactory
+from tests.chat.conftest import PersonFactory, ServerLauncher
 from tests.client_js.support import needs_chromium
 from tests.server_process import ServerProcess
 
@@ -39,3 +39,18 @@ def test_a_conversation_over_a_forced_transport(
     gil.wait_texts("a private word", "got it")
     assert gil.texts() == ["a private word", "got it"]
     hal.wait_unread("group", 1)
+
+
+def test_logging_out_over_polling_leaves_at_once(
+    own_server: ServerLauncher, new_person: PersonFactory, unique: str
+) -> None:
+    # Pollers stay present for a grace between polls: a minute here, far longer than the
+    # wait below, so only the goodbye a log out sends can make Jan disappear in time.
+    server = own_server(PUSHWIRE_PRESENCE_POLL_GRACE_SECONDS="60")
+    jan = new_person(server.url).join(f"Jan {unique}", "fox", query="?transport=poll")
+    kim = new_person(server.url).join(f"Kim {unique}", "owl")
+    kim.wait_online(jan.name)
+
+    jan.page.get_by_test_id("logout").click()
+
+    kim.wait_online(jan.name, present=False)

@@ -254,3 +254,26 @@ async def test_a_poll_that_makes_its_user_a_member_carries_its_own_join(server: 
         {"type": "join", "channel": ROOM, "user": "ivy", "info": {"name": "Ivy"}}
     ]
     assert "events" not in again  # still a member: no second join
+
+
+async def test_a_poller_that_says_goodbye_leaves_at_once(make_server: ServerFactory) -> None:
+    server = await make_server(
+        token_secret=SECRET,
+        presence_poll_grace_seconds=60,
+        channels=(ChannelRule(prefix="room:", presence=True, join_leave=True),),
+    )
+    headers = {"Authorization": f"Bearer {mint('jo', 'Jo')}"}
+    async with (
+        connect(_url(server, "observer")) as observer,
+        httpx.AsyncClient(base_url=server.url, timeout=5) as http,
+    ):
+        await recv_until(observer, "subscribed")
+        await _events(observer, 1)
+        await http.get(f"/poll?channel={ROOM}&timeout=0", headers=headers)
+        joined = await _events(observer, 1)
+        goodbye = await http.get(f"/poll?channel={ROOM}&leave=1", headers=headers)
+        left = await _events(observer, 1)  # long before the 60 s grace
+
+    assert joined == [("join", "jo")]
+    assert goodbye.json() == {"left": [ROOM]}
+    assert left == [("leave", "jo")]

@@ -158,6 +158,7 @@ export class Pushwire extends EventTarget {
     const connection = this._connection;
     this._connection = null;
     this.transport = null;
+    if (connection && connection.isOpen) connection.leave([...this._channels.keys()]);
     if (connection) connection.close();
     for (const entry of this._channels.values()) entry.active = false;
     this._setState("closed");

@@ -11,6 +11,8 @@ import asyncio
 import time
 from dataclasses import dataclass
 
+import orjson
+
 from pushwire.core.identity import Identity
 from pushwire.core.node import Node
 from pushwire.core.permissions import ChannelPermissions
@@ -280,6 +282,11 @@ class SubscriberEndpoints:
         """Answer at once if anything follows the cursor (or ``timeout=0``), else wait."""
         channels = channels_of(request, self.limits.max_channels, required=True)
         identity = self._subscribe_permissions(request, channels, long_lived=False).identity
+        if request.param("leave") == "1":
+            # A poller going away says so: it leaves presence at once, not after the grace.
+            left = self.poll_presence.leave(tuple(channels), identity)
+            connection.respond(200, orjson.dumps({"left": left}), headers=[_NO_CACHE])
+            return
         timeout = _timeout_of(request, self.settings.poll_max_timeout_seconds)
         start = await open_stream(self.node, channels, request.param("cursor") or None)
         hub = self.node.hub

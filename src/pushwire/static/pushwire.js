@@ -400,6 +400,13 @@
     teardown() {
     }
     /**
+     * The application is closing the client for good: say goodbye if the transport must
+     * (a poller, which the server would otherwise count present until its grace runs out).
+     * @param {string[]} _channels
+     */
+    leave(_channels) {
+    }
+    /**
      * A channel was subscribed while this transport is the client's current one. (At open,
      * a transport subscribes host.channels() itself.)
      * @param {ChannelState} _entry
@@ -678,6 +685,16 @@
         }
       }
       if (answer.events !== void 0) this.presenceEvents(answer.events, answer);
+    }
+    /**
+     * The application closed the client: tell the server this poller is gone, so that it
+     * leaves presence at once rather than after the grace between two polls.
+     * @param {string[]} channels
+     */
+    leave(channels) {
+      if (!channels.length) return;
+      this.host.request("/poll?" + channelQuery(channels) + "&leave=1", { timeoutMs: 2e3 }).catch(() => {
+      });
     }
   };
 
@@ -1291,6 +1308,7 @@
       const connection = this._connection;
       this._connection = null;
       this.transport = null;
+      if (connection && connection.isOpen) connection.leave([...this._channels.keys()]);
       if (connection) connection.close();
       for (const entry of this._channels.values()) entry.active = false;
       this._setState("closed");

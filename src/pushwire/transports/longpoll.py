@@ -190,6 +190,19 @@ class PollPresence:
 
         return done
 
+    def leave(self, channels: tuple[str, ...], identity: Identity) -> list[str]:
+        """The poller says goodbye (``?leave=1``): leave now, not after the grace."""
+        user = identity.user
+        left: list[str] = []
+        if user is None:
+            return left
+        for channel in channels:
+            key = (channel, user)
+            if self._deadlines.pop(key, None) is not None or self._waiting.pop(key, 0):
+                self._member_left(channel, identity)
+                left.append(channel)
+        return left
+
     def _sweep(self) -> None:
         now = self._clock.time()
         gone = [key for key, (_, until) in self._deadlines.items() if until <= now]

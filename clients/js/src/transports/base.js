@@ -90,6 +90,13 @@ export class Transport {
   teardown() {}
 
   /**
+   * The application is closing the client for good: say goodbye if the transport must
+   * (a poller, which the server would otherwise count present until its grace runs out).
+   * @param {string[]} _channels
+   */
+  leave(_channels) {}
+
+  /**
    * A channel was subscribed while this transport is the client's current one. (At open,
    * a transport subscribes host.channels() itself.)
    * @param {ChannelState} _entry
