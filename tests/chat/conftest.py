@@ -8,10 +8,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, ViewportSize, sync_playwright
+from playwright.sync_api import Browser, ViewportSize
 
 from tests.chat.support import COUNT_NOTIFICATIONS, ChatPage
-from tests.client_js.support import CHROMIUM, CHROMIUM_ARGS
+from tests.client_js.support import chromium
 from tests.server_process import ServerProcess
 
 API_KEY = "chat-test-key"
@@ -32,12 +32,8 @@ def start_server(data_dir: Path, *args: str, **env_overrides: str) -> ServerProc
 
 @pytest.fixture(scope="package")
 def browser() -> Iterator[Browser]:
-    if not CHROMIUM.exists():
-        pytest.fail(f"PUSHWIRE_REQUIRE_BROWSER=1 but there is no {CHROMIUM}")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+    with chromium() as browser:
         yield browser
-        browser.close()
 
 
 @pytest.fixture(scope="module")

@@ -7,14 +7,13 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Page
 
 from tests.client_js.support import (
     API_KEY,
-    CHROMIUM,
-    CHROMIUM_ARGS,
     Harness,
     StaticSite,
+    chromium,
 )
 from tests.server_process import ServerProcess
 
@@ -23,12 +22,8 @@ ServerLauncher = Callable[..., ServerProcess]
 
 @pytest.fixture(scope="package")
 def browser() -> Iterator[Browser]:
-    if not CHROMIUM.exists():
-        pytest.fail(f"PUSHWIRE_REQUIRE_BROWSER=1 but there is no {CHROMIUM}")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+    with chromium() as browser:
         yield browser
-        browser.close()
 
 
 @pytest.fixture(scope="package")

@@ -7,17 +7,18 @@ client talks to pushwire cross-origin, as it does in production.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from playwright.sync_api import Page
+from playwright.sync_api import Browser, Page, sync_playwright
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -34,6 +35,20 @@ needs_chromium = pytest.mark.skipif(
     not CHROMIUM.exists() and not BROWSER_REQUIRED,
     reason="browser tests need Chromium at /usr/bin/chromium (apt-get install chromium)",
 )
+
+
+@contextlib.contextmanager
+def chromium() -> Iterator[Browser]:
+    """Debian's headless Chromium, driven by Playwright (which never downloads its own)."""
+    if not CHROMIUM.exists():
+        pytest.fail(f"PUSHWIRE_REQUIRE_BROWSER=1 but there is no {CHROMIUM}")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
 
 API_KEY = "client-js-test-key"
 TRANSPORTS = ("ws", "sse", "poll")
