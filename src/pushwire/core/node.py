@@ -117,8 +117,7 @@ class Node:
         request arrives (``ChannelPermissions.check_publish``). A client's
         ``publisher`` identity (with a user) goes with the message as its ``from``.
         """
-        rule = self.rules.rule_for(channel)
-        options = HistoryOptions(rule.history_size, rule.history_ttl_seconds)
+        options = self.history_options(channel)
         who = None
         if publisher is not None and publisher.user is not None:
             who = publisher_json(publisher.user, publisher.info)
