@@ -11,6 +11,7 @@ from pushwire.brokers.memory import MemoryBroker
 from pushwire.brokers.memory_history import MemoryHistoryStore
 from pushwire.core.broker import BrokerEvents, HistoryOptions
 from pushwire.core.history import HistoryPage, Publication, StreamPosition
+from pushwire.core.presence import Member
 
 __all__ = ["RelayingBroker"]
 
@@ -40,7 +41,23 @@ class RelayingBroker:
     def on_resubscribed(self) -> None:
         pass
 
+    def on_join(self, channel: str, user: str, info: dict[str, object] | None) -> None:
+        assert self.events is not None
+        self.events.on_join(channel, user, info)
+
+    def on_leave(self, channel: str, user: str, info: dict[str, object] | None) -> None:
+        assert self.events is not None
+        self.events.on_leave(channel, user, info)
+
+    def on_survey(self, question: bytes) -> bytes:
+        assert self.events is not None
+        return self.events.on_survey(question)
+
     # Broker.
+
+    @property
+    def connected(self) -> bool:
+        return self.inner.connected
 
     async def start(self, events: BrokerEvents) -> None:
         self.events = events
@@ -66,6 +83,18 @@ class RelayingBroker:
         self, channel: str, *, since: StreamPosition | None, limit: int, options: HistoryOptions
     ) -> HistoryPage:
         return await self.inner.history(channel, since=since, limit=limit, options=options)
+
+    async def join(self, channel: str, member: Member) -> None:
+        await self.inner.join(channel, member)
+
+    async def leave(self, channel: str, user: str) -> None:
+        await self.inner.leave(channel, user)
+
+    async def members(self, channel: str) -> list[Member]:
+        return await self.inner.members(channel)
+
+    async def survey(self, question: bytes) -> list[bytes]:
+        return await self.inner.survey(question)
 
     async def subscribe(self, channel: str) -> None:
         self.subscribed.add(channel)

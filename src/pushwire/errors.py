@@ -23,6 +23,7 @@ __all__ = [
     "UNSUBSCRIBED",
     "AlreadySubscribedError",
     "BadRequestError",
+    "BrokerUnavailableError",
     "ClientError",
     "Disconnect",
     "HeadersTooLargeError",
@@ -249,6 +250,16 @@ class ServerBusyError(ServerError):
     """The server is at its connection cap: try again later, or another node."""
 
     code = "server_busy"
+    http_status = 503
+
+
+class BrokerUnavailableError(ServerError):
+    """The node cannot reach its broker (Redis, NATS) just now: publish again shortly.
+
+    Subscribers stay connected meanwhile and get what they missed once it is back.
+    """
+
+    code = "broker_unavailable"
     http_status = 503
 
 

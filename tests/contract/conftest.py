@@ -41,12 +41,26 @@ class RecordingEvents:
     def __init__(self) -> None:
         self.publications: list[Publication] = []
         self.resubscribed = 0
+        self.joins: list[tuple[str, str, dict[str, object] | None]] = []
+        self.leaves: list[tuple[str, str, dict[str, object] | None]] = []
+        self.questions: list[bytes] = []
+        self.answer = b"[]"
 
     def on_publication(self, publication: Publication) -> None:
         self.publications.append(publication)
 
     def on_resubscribed(self) -> None:
         self.resubscribed += 1
+
+    def on_join(self, channel: str, user: str, info: dict[str, object] | None) -> None:
+        self.joins.append((channel, user, info))
+
+    def on_leave(self, channel: str, user: str, info: dict[str, object] | None) -> None:
+        self.leaves.append((channel, user, info))
+
+    def on_survey(self, question: bytes) -> bytes:
+        self.questions.append(question)
+        return self.answer
 
     def on(self, channel: str) -> list[Publication]:
         return [p for p in self.publications if p.channel == channel]

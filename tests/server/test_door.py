@@ -11,6 +11,17 @@ from websockets.asyncio.client import connect
 from tests.conftest import ServerFactory, recv_json, ws_url
 
 
+async def _read_response(reader: asyncio.StreamReader) -> bytes:
+    """One whole response with a Content-Length body, and not a byte more."""
+    head = await reader.readuntil(b"\r\n\r\n")
+    length = next(
+        int(line.split(b":", 1)[1])
+        for line in head.split(b"\r\n")
+        if line.lower().startswith(b"content-length:")
+    )
+    return head + await reader.readexactly(length)
+
+
 async def _read_all(reader: asyncio.StreamReader, wait_seconds: float = 5.0) -> bytes:
     return await asyncio.wait_for(reader.read(), wait_seconds)
 
@@ -43,7 +54,7 @@ async def test_an_idle_keep_alive_connection_is_closed_and_a_busy_one_is_not(
     server = await make_server(keep_alive_timeout_seconds=0.3, request_head_timeout_seconds=0.3)
     reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
     writer.write(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
-    first = await asyncio.wait_for(reader.readuntil(b"}"), 5)
+    first = await asyncio.wait_for(_read_response(reader), 5)
     async with (
         httpx.AsyncClient(base_url=server.url, timeout=10) as http,
         connect(ws_url(server) + "?channel=a") as ws,

@@ -16,6 +16,7 @@ from typing import Protocol
 
 from pushwire.core.broker import BrokerEvents, HistoryOptions
 from pushwire.core.history import HistoryPage, Publication, StreamPosition
+from pushwire.core.presence import Member
 from pushwire.errors import UsageError
 
 __all__ = ["HistoryStore", "MemoryBroker"]
@@ -78,7 +79,7 @@ class HistoryStore(Protocol):
 class MemoryBroker:
     """A broker for a single node: local fan-out over a local history store."""
 
-    __slots__ = ("_clock", "_events", "_store", "_sweep_handle")
+    __slots__ = ("_clock", "_events", "_members", "_store", "_sweep_handle")
 
     name = "memory"
 
@@ -87,6 +88,12 @@ class MemoryBroker:
         self._clock = clock
         self._events: BrokerEvents | None = None
         self._sweep_handle: asyncio.TimerHandle | None = None
+        # Channel -> user -> member: with one node, this node's members are all of them.
+        self._members: dict[str, dict[str, Member]] = {}
+
+    @property
+    def connected(self) -> bool:
+        return True  # nothing between this broker and its node can fail
 
     async def start(self, events: BrokerEvents) -> None:
         self._events = events
@@ -147,3 +154,35 @@ class MemoryBroker:
 
     async def unsubscribe(self, channel: str) -> None:
         self._store.unwatch(channel, self._clock())
+
+    # Presence, and questions to every node: with one node, answered here at once.
+
+    async def join(self, channel: str, member: Member) -> None:
+        members = self._members.setdefault(channel, {})
+        first = member.user not in members
+        members[member.user] = member
+        if first and self._events is not None:
+            self._events.on_join(channel, member.user, member.info)
+
+    async def leave(self, channel: str, user: str) -> None:
+        members = self._members.get(channel)
+        member = None if members is None else members.pop(user, None)
+        if member is None:
+            return
+        if not members:
+            del self._members[channel]
+        if self._events is not None:
+            self._events.on_leave(channel, user, member.info)
+
+    async def members(self, channel: str) -> list[Member]:
+        return sorted(self._members.get(channel, {}).values(), key=_user)
+
+    async def survey(self, question: bytes) -> list[bytes]:
+        events = self._events
+        if events is None:
+            raise UsageError("broker is not started")
+        return [events.on_survey(question)]
+
+
+def _user(member: Member) -> str:
+    return member.user

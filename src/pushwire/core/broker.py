@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from pushwire.core.history import HistoryPage, Publication, StreamPosition
+from pushwire.core.presence import Member
 
 __all__ = ["Broker", "BrokerEvents", "HistoryOptions"]
 
@@ -25,10 +26,7 @@ class HistoryOptions:
 
 
 class BrokerEvents(Protocol):
-    """What a broker tells its node. Called on the node's event loop, never concurrently.
-
-    Presence across nodes will add ``on_join`` and ``on_leave`` here.
-    """
+    """What a broker tells its node. Called on the node's event loop, never concurrently."""
 
     def on_publication(self, publication: Publication) -> None:
         """A publication on a channel this node subscribed to (its own or another node's).
@@ -44,6 +42,16 @@ class BrokerEvents(Protocol):
         Anything published meanwhile reached no node: the node checks each of its
         channels against history and fills what it missed (or reports a gap).
         """
+
+    def on_join(self, channel: str, user: str, info: dict[str, object] | None) -> None:
+        """``user`` became a member of ``channel``: their first connection on any node."""
+
+    def on_leave(self, channel: str, user: str, info: dict[str, object] | None) -> None:
+        """``user`` is no member of ``channel`` any more: their last connection went, on
+        whichever node, or the node that held it stopped refreshing it (crashed)."""
+
+    def on_survey(self, question: bytes) -> bytes:
+        """Answer a question another node (or this one) asked every node (see ``survey``)."""
 
 
 class Broker(Protocol):
@@ -61,6 +69,12 @@ class Broker(Protocol):
     """
 
     name: str  # "memory", "redis", "nats": shown in health and logs
+
+    @property
+    def connected(self) -> bool:
+        """Whether the broker is reachable now. While it is not, ``publish`` raises
+        :class:`~pushwire.errors.BrokerUnavailableError` at once, and ``GET /health``
+        says the node is degraded."""
 
     async def start(self, events: BrokerEvents) -> None:
         """Begin delivering publications (from every node) to ``events``."""
@@ -106,3 +120,27 @@ class Broker(Protocol):
 
     async def unsubscribe(self, channel: str) -> None:
         """This node no longer has local subscribers on ``channel``."""
+
+    async def join(self, channel: str, member: Member) -> None:
+        """This node now holds ``member.connections`` connections of ``member.user`` on ``channel``.
+
+        Called again whenever that count (or the user's info) changes. The first time
+        the user is a member anywhere in the cluster, every node hears ``on_join``.
+        Calls for one channel and user take effect in the order they were made.
+        """
+
+    async def leave(self, channel: str, user: str) -> None:
+        """This node holds no connection of ``user`` on ``channel`` any more.
+
+        When no node holds one, every node hears ``on_leave``.
+        """
+
+    async def members(self, channel: str) -> list[Member]:
+        """The members of ``channel`` across the cluster, sorted by user, connections summed."""
+
+    async def survey(self, question: bytes) -> list[bytes]:
+        """Ask every live node (this one included) ``question``; their answers.
+
+        Nodes that do not answer within a short time are left out: a survey is for
+        statistics and best-effort commands (a disconnect), never for delivery.
+        """

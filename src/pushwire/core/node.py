@@ -19,13 +19,14 @@ import orjson
 
 from pushwire.core.broker import Broker, HistoryOptions
 from pushwire.core.channels import ChannelRules
+from pushwire.core.eager import start_eagerly
 from pushwire.core.history import Gap, HistoryPage, Publication, StreamPosition
 from pushwire.core.hub import ChannelState, Hub
 from pushwire.core.identity import Identity
 from pushwire.core.presence import Join, Leave, LocalPresence, Member
 from pushwire.core.recovery import Recovery, recover
 from pushwire.core.users import UserRegistry
-from pushwire.errors import BadRequestError
+from pushwire.errors import DISCONNECTED, BadRequestError
 from pushwire.protocol.codec import publisher_json
 from pushwire.protocol.names import validate_channel, validate_event
 
@@ -184,20 +185,21 @@ class Node:
                 return recover(since, page, live_from)
         return Recovery((), recovered=False)
 
-    # Presence.
+    # Presence: counted here per connection, kept per user at the broker (for the cluster).
 
     def member_joined(self, state: ChannelState, identity: Identity) -> None:
         """A connection of ``identity`` now receives ``state``'s channel (call after joining).
 
-        Counts it among the channel's members where the rule keeps presence, and
-        tells the subscribers when it is the user's first connection (``join_leave``).
+        Counts it among the channel's members where the rule keeps presence. The
+        broker hears of the user's connections on this node; when it is their first
+        anywhere, every node tells its subscribers (``join_leave``) through ``on_join``.
         """
         user = identity.user
         rule = self.rules.rule_for(state.name)
         if user is None or not (rule.presence or rule.join_leave):
             return
-        if self.presence.add(state.name, user, identity.info) and rule.join_leave:
-            self.hub.enqueue(state, Join(state.name, user, identity.info, state.accepted))
+        self.presence.add(state.name, user, identity.info)
+        self._tell_broker(state.name, user)
 
     def member_left(self, channel: str, identity: Identity) -> None:
         """A connection of ``identity`` no longer receives ``channel`` (call after leaving)."""
@@ -205,20 +207,84 @@ class Node:
         rule = self.rules.rule_for(channel)
         if user is None or not (rule.presence or rule.join_leave):
             return
-        last, info = self.presence.remove(channel, user)
-        state = self.hub.channel(channel)
-        if last and rule.join_leave and state is not None:
-            self.hub.enqueue(state, Leave(channel, user, info, state.accepted))
+        self.presence.remove(channel, user)
+        self._tell_broker(channel, user)
+
+    def _tell_broker(self, channel: str, user: str) -> None:
+        """Hand the broker this node's count of ``user``'s connections to ``channel``.
+
+        Started eagerly: the embedded broker answers without waiting, so its join
+        event is queued before the subscriber's next message, as on one node always.
+        """
+        member = self.presence.member(channel, user)
+        if member is None:
+            work = self.broker.leave(channel, user)
+        else:
+            work = self.broker.join(channel, member)
+        task = start_eagerly(_logged(work, "telling the broker about presence"))
+        if task is not None:
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
 
     async def members(self, channel: str) -> list[Member]:
-        """Who is subscribed to ``channel`` (sorted by user id).
+        """Who is subscribed to ``channel``, on every node (sorted by user id).
 
         Raises:
             BadRequestError: if the channel's rule keeps no presence.
+            BrokerUnavailableError: if the broker cannot be asked just now.
         """
         if not self.rules.rule_for(channel).presence:
             raise BadRequestError(f"presence is off for {channel!r}")
-        return self.presence.members(channel)
+        return await self.broker.members(channel)
+
+    def on_join(self, channel: str, user: str, info: dict[str, object] | None) -> None:
+        state = self.hub.channel(channel)
+        if state is not None and self.rules.rule_for(channel).join_leave:
+            self.hub.enqueue(state, Join(channel, user, info, state.accepted))
+
+    def on_leave(self, channel: str, user: str, info: dict[str, object] | None) -> None:
+        state = self.hub.channel(channel)
+        if state is not None and self.rules.rule_for(channel).join_leave:
+            self.hub.enqueue(state, Leave(channel, user, info, state.accepted))
+
+    # Questions for the whole cluster: every node answers for its own connections.
+
+    async def channel_statistics(self) -> list[tuple[str, int]]:
+        """Every channel with subscribers on any node, and how many (summed), by name."""
+        totals: dict[str, int] = {}
+        for answer in await self.broker.survey(b'{"ask":"channels"}'):
+            for channel, count in orjson.loads(answer):
+                totals[channel] = totals.get(channel, 0) + count
+        return sorted(totals.items())
+
+    async def disconnect_user(self, user: str) -> int:
+        """Close every connection of ``user`` on every node (close 4000); how many."""
+        question = orjson.dumps({"ask": "disconnect", "user": user})
+        return sum(orjson.loads(answer) for answer in await self.broker.survey(question))
+
+    async def unsubscribe_user(self, user: str, channel: str) -> int:
+        """Take ``channel`` from every connection of ``user`` on every node; how many."""
+        question = orjson.dumps({"ask": "unsubscribe", "user": user, "channel": channel})
+        return sum(orjson.loads(answer) for answer in await self.broker.survey(question))
+
+    def on_survey(self, question: bytes) -> bytes:
+        asked = orjson.loads(question)
+        kind = asked.get("ask")
+        if kind == "channels":
+            return orjson.dumps(
+                [(stats.channel, stats.subscribers) for stats in self.hub.statistics()]
+            )
+        if kind == "disconnect":
+            connections = self.users.connections(str(asked["user"]))
+            for connection in connections:
+                connection.close(DISCONNECTED)
+            return orjson.dumps(len(connections))
+        if kind == "unsubscribe":
+            channel = str(asked["channel"])
+            return orjson.dumps(
+                sum(c.unsubscribe(channel) for c in self.users.connections(str(asked["user"])))
+            )
+        raise BadRequestError(f"unknown survey question {kind!r}")
 
     # Broker events: live delivery, checked.
 
@@ -336,6 +402,15 @@ class Node:
         if position.epoch == accepted.epoch and position.offset <= accepted.offset:
             return
         self.hub.enqueue(state, Gap(state.name, position))
+
+
+async def _logged(work: Coroutine[Any, Any, None], what: str) -> None:
+    try:
+        await work
+    except asyncio.CancelledError:
+        raise
+    except Exception:
+        logger.warning("%s failed", what, exc_info=True)
 
 
 def _offset(publication: Publication) -> int:

@@ -2,9 +2,9 @@
 
 Members are users (a token's ``sub``), not connections: one user with three tabs
 is one member with ``connections == 3``, who joins when the first subscribes and
-leaves when the last goes. Anonymous connections are never members. Kept by the
-node for its own connections; a cluster-wide store comes with the networked
-brokers.
+leaves when the last goes. Anonymous connections are never members. Counted
+here by each node for its own connections; the broker keeps them for the
+cluster (``core.broker.Broker.join``) and tells every node who joined and left.
 """
 
 from __future__ import annotations
@@ -90,6 +90,11 @@ class LocalPresence:
         if not members:
             del self._channels[channel]
         return True, entry.info
+
+    def member(self, channel: str, user: str) -> Member | None:
+        """``user`` as a member of ``channel`` on this node, or None if not one."""
+        entry = self._channels.get(channel, {}).get(user)
+        return None if entry is None else Member(user, entry.info, entry.connections)
 
     def members(self, channel: str) -> list[Member]:
         members = self._channels.get(channel, {})

@@ -15,7 +15,7 @@ import orjson
 from pushwire.core.history import StreamPosition
 from pushwire.core.node import Node
 from pushwire.core.permissions import ChannelPermissions
-from pushwire.errors import DISCONNECTED, BadRequestError, RateLimitedError
+from pushwire.errors import BadRequestError, RateLimitedError
 from pushwire.protocol.codec import message_json
 from pushwire.protocol.names import validate_channel, validate_event
 from pushwire.protocol.rate_limit import PublishRates
@@ -154,10 +154,11 @@ class PublishApi:
 
     async def api_channels(self, request: Request) -> tuple[int, object]:
         self._api_key.check(request.headers.get("x-api-key"))
+        # Every node's subscribers, summed: the same answer whichever node is asked.
         return 200, {
             "channels": [
-                {"channel": stats.channel, "subscribers": stats.subscribers}
-                for stats in self._node.hub.statistics()
+                {"channel": channel, "subscribers": subscribers}
+                for channel, subscribers in await self._node.channel_statistics()
             ]
         }
 
@@ -171,13 +172,10 @@ class PublishApi:
         return 200, {"channel": channel, "members": members}
 
     async def api_disconnect(self, request: Request) -> tuple[int, object]:
-        """Close every connection of a user on this node (close 4000: do not come back)."""
+        """Close every connection of a user on every node (close 4000: do not come back)."""
         self._api_key.check(request.headers.get("x-api-key"))
         user = _user_of(request.json_object())
-        connections = self._node.users.connections(user)
-        for connection in connections:
-            connection.close(DISCONNECTED)
-        return 200, {"user": user, "disconnected": len(connections)}
+        return 200, {"user": user, "disconnected": await self._node.disconnect_user(user)}
 
     async def api_unsubscribe(self, request: Request) -> tuple[int, object]:
         """Take ``channel`` from every connection of a user (a WebSocket gets ``unsubscribed``)."""
@@ -185,13 +183,22 @@ class PublishApi:
         body = request.json_object()
         user = _user_of(body)
         channel = validate_channel(body.get("channel"))
-        count = sum(
-            connection.unsubscribe(channel) for connection in self._node.users.connections(user)
-        )
+        count = await self._node.unsubscribe_user(user, channel)
         return 200, {"user": user, "channel": channel, "unsubscribed": count}
 
     async def health(self, request: Request) -> tuple[int, object]:
-        return 200, {"status": "ok", "connections": self._connection_count()}
+        """``ok`` (200), or ``degraded`` (503) while the broker is out of reach.
+
+        A load balancer routes new clients around a degraded node; the ones it has
+        stay connected and recover what they missed once the broker is back.
+        """
+        broker = self._node.broker
+        connected = broker.connected
+        return 200 if connected else 503, {
+            "status": "ok" if connected else "degraded",
+            "broker": {"name": broker.name, "connected": connected},
+            "connections": self._connection_count(),
+        }
 
 
 def _limit_of(request: Request) -> int:
