@@ -56,6 +56,13 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--memory", action="store_true", help="keep history in memory only (no files)"
     )
+    serve.add_argument(
+        "--broker",
+        help="memory (default), redis://HOST:6379/0 or nats://HOST:4222: the broker nodes share",
+    )
+    serve.add_argument(
+        "--workers", type=int, help="processes on one port (needs a Redis or NATS --broker)"
+    )
     serve.add_argument("--echo", action="store_true", help="serve /echo (conformance tests)")
     serve.add_argument(
         "--no-demo", action="store_true", help="do not serve the demo chat at / (and /demo/*)"
@@ -107,6 +114,8 @@ def _serve(args: argparse.Namespace) -> int:
         "max_message_bytes": args.max_message_bytes,
         "log_level": args.log_level,
         "history": "memory" if args.memory else None,
+        "broker": args.broker,
+        "workers": args.workers,
         "echo": True if args.echo else None,
         "demo": False if args.no_demo else None,
     }

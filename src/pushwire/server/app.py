@@ -17,14 +17,16 @@ from collections.abc import Awaitable, Callable
 from importlib import resources
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import orjson
 
 from pushwire.brokers.memory import MemoryBroker
 from pushwire.brokers.memory_history import MemoryHistoryStore
+from pushwire.brokers.registry import BrokerSettings, open_broker
 from pushwire.brokers.sqlite_history import SqliteHistoryStore
 from pushwire.core.broker import Broker
-from pushwire.core.channels import ChannelRules
+from pushwire.core.channels import ChannelRule, ChannelRules
 from pushwire.core.eager import start_eagerly
 from pushwire.core.history import Publication
 from pushwire.core.node import Node
@@ -78,6 +80,15 @@ _CORS_PATHS = frozenset({"/sse", "/poll", "/publish", "/presence", "/history", "
 _SHUTDOWN_GRACE_SECONDS = 2.0
 
 
+def _without_password(url: str) -> str:
+    """``url`` fit for a log: a password in it is replaced by ``***``."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
 @functools.cache
 def _version() -> str:
     try:
@@ -122,7 +133,7 @@ class Server:
             allow_anonymous=config.allow_anonymous,
             demo_verifier=None if self.demo is None else self.demo.verifier,
         )
-        self.node = Node(broker or self._embedded_broker(), ChannelRules(rules))
+        self.node = Node(broker or self._configured_broker(rules), ChannelRules(rules))
         self.heartbeat = Heartbeat(config.ws_ping_interval_seconds, config.ws_ping_timeout_seconds)
         self.sse_pinger = SSEPinger(config.sse_ping_interval_seconds)
         self.connections: set[HttpConnection] = set()
@@ -185,9 +196,20 @@ class Server:
         self._stopped = asyncio.Event()
         self._all_closed = asyncio.Event()
 
-    def _embedded_broker(self) -> MemoryBroker:
-        meta_ttl = self.config.history_meta_ttl_seconds
-        if self.config.history == "memory":
+    def _configured_broker(self, rules: list[ChannelRule]) -> Broker:
+        config = self.config
+        if config.broker != "memory":
+            return open_broker(
+                config.broker,
+                BrokerSettings(
+                    prefix=config.broker_prefix,
+                    history_meta_ttl_seconds=config.history_meta_ttl_seconds,
+                    presence_ttl_seconds=config.presence_ttl_seconds,
+                    max_history_size=max(rule.history_size for rule in [*rules, ChannelRule()]),
+                ),
+            )
+        meta_ttl = config.history_meta_ttl_seconds
+        if config.history == "memory":
             return MemoryBroker(MemoryHistoryStore(meta_ttl_seconds=meta_ttl))
         path = Path(self.config.data_dir) / "history.sqlite3"
         return MemoryBroker(SqliteHistoryStore(path, meta_ttl_seconds=meta_ttl))
@@ -223,6 +245,8 @@ class Server:
         logger.info("pushwire listening on %s (history %s)", self.url, self._history_label())
 
     def _history_label(self) -> str:
+        if self.config.broker != "memory":
+            return f"and broker at {self.node.broker.name} {_without_password(self.config.broker)}"
         if self.config.history == "memory":
             return "in memory"
         return f"sqlite in {os.path.abspath(self.config.data_dir)}"

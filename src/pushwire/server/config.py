@@ -18,6 +18,7 @@ from typing import Any
 
 import orjson
 
+from pushwire.brokers.registry import broker_scheme
 from pushwire.core.channels import ChannelRule
 from pushwire.errors import UsageError
 
@@ -35,6 +36,11 @@ class Config:
     port: int = 8000
     data_dir: str = "./pushwire-data"
     history: str = "sqlite"  # "sqlite" (under data_dir) or "memory"
+    # "memory" (one process, the history above) or redis://HOST:PORT/DB or nats://HOST:PORT
+    broker: str = "memory"
+    broker_prefix: str = "pushwire"  # keys, subjects and streams at the broker begin so
+    presence_ttl_seconds: float = 30.0  # a crashed node's members are gone within this
+    workers: int = 1  # processes sharing the port (SO_REUSEPORT); more than 1 needs a broker
     api_key: str = ""  # empty: generate one at start and print it
     token_secret: str = ""  # HS256 shared with the backend that mints tokens
     token_public_key: str = ""  # path of a PEM public key (RS256/ES256)
@@ -70,6 +76,19 @@ class Config:
     def __post_init__(self) -> None:
         if self.history not in ("sqlite", "memory"):
             raise UsageError(f"history must be 'sqlite' or 'memory', not {self.history!r}")
+        broker_scheme(self.broker)
+        if not self.broker_prefix or not all(c.isalnum() or c in "-_" for c in self.broker_prefix):
+            raise UsageError("broker_prefix must be letters, digits, - and _ (and not empty)")
+        if self.presence_ttl_seconds <= 0:
+            raise UsageError("presence_ttl_seconds must be positive")
+        if self.workers < 1:
+            raise UsageError("workers must be at least 1")
+        if self.workers > 1 and self.broker == "memory":
+            raise UsageError(
+                f"workers = {self.workers} needs a broker shared by the processes "
+                "(--broker redis://... or nats://...): with the embedded broker each "
+                "worker would be a separate server with its own history"
+            )
         if not 0 <= self.port < 65536:
             raise UsageError(f"port must be 0-65535 (0: any free port), not {self.port}")
         if not 1 <= self.max_channel_length <= 255:
