@@ -21,6 +21,7 @@ import pytest
 
 from pushwire.core.broker import Broker, HistoryOptions
 from pushwire.core.history import Publication, StreamPosition
+from pushwire.core.presence import Member
 from pushwire.errors import UsageError
 from tests.contract.conftest import BrokerFactory, ContractClock, RecordingEvents
 from tests.waiting import wait_until
@@ -296,3 +297,93 @@ async def test_publishing_after_close_is_a_usage_error(
 
 async def test_a_broker_has_a_name(broker: Broker) -> None:
     assert broker.name
+
+
+async def test_a_started_broker_is_connected(broker: Broker) -> None:
+    assert broker.connected
+
+
+# Presence.
+
+
+async def test_a_users_first_join_is_told_once_and_their_count_is_kept(
+    broker: Broker, events: RecordingEvents, fresh: Fresh
+) -> None:
+    room = fresh("room")
+    await broker.subscribe(room)
+
+    await broker.join(room, Member("ann", {"name": "Ann"}, 1))
+    await broker.join(room, Member("ann", {"name": "Ann"}, 2))  # a second tab
+    await wait_until(lambda: events.joins, message="the join")
+
+    assert events.joins == [(room, "ann", {"name": "Ann"})]
+    assert await broker.members(room) == [Member("ann", {"name": "Ann"}, 2)]
+
+
+async def test_members_are_sorted_by_user_and_kept_per_channel(
+    broker: Broker, fresh: Fresh
+) -> None:
+    room, other = fresh("room"), fresh("other")
+
+    await broker.join(room, Member("bob", None, 1))
+    await broker.join(room, Member("ann", {"name": "Ann"}, 1))
+    await broker.join(other, Member("cat", None, 3))
+
+    assert [m.user for m in await broker.members(room)] == ["ann", "bob"]
+    assert await broker.members(other) == [Member("cat", None, 3)]
+    assert await broker.members(fresh("empty")) == []
+
+
+async def test_leaving_is_told_with_the_users_info_and_ends_membership(
+    broker: Broker, events: RecordingEvents, fresh: Fresh
+) -> None:
+    room = fresh("room")
+    await broker.subscribe(room)
+    await broker.join(room, Member("ann", {"name": "Ann"}, 1))
+    await broker.join(room, Member("bob", None, 1))
+
+    await broker.leave(room, "ann")
+    await wait_until(lambda: events.leaves, message="the leave")
+
+    assert events.leaves == [(room, "ann", {"name": "Ann"})]
+    assert await broker.members(room) == [Member("bob", None, 1)]
+
+
+async def test_leaving_a_channel_one_never_joined_tells_nobody(
+    broker: Broker, events: RecordingEvents, fresh: Fresh
+) -> None:
+    room = fresh("room")
+    await broker.subscribe(room)
+
+    await broker.leave(room, "nobody")
+    await broker.join(room, Member("ann", None, 1))  # something that is told, after
+    await wait_until(lambda: events.joins, message="the join after")
+
+    assert events.leaves == []
+
+
+async def test_a_join_then_leave_in_a_row_end_with_no_member(
+    broker: Broker, events: RecordingEvents, fresh: Fresh
+) -> None:
+    room = fresh("room")
+    await broker.subscribe(room)
+
+    for _ in range(5):
+        await broker.join(room, Member("ann", None, 1))
+        await broker.leave(room, "ann")
+    await wait_until(lambda: len(events.leaves) >= 5, message="five leaves")
+
+    assert await broker.members(room) == []
+    assert len(events.joins) == 5
+
+
+# Surveys.
+
+
+async def test_a_survey_is_answered_by_this_node(broker: Broker, events: RecordingEvents) -> None:
+    events.answer = b'[["news",3]]'
+
+    answers = await broker.survey(b'{"ask":"channels"}')
+
+    assert answers == [b'[["news",3]]']
+    assert events.questions == [b'{"ask":"channels"}']
