@@ -246,6 +246,43 @@ async def test_a_broker_restart_loses_nothing_silently_and_delivery_resumes(
     assert seen[-1] == "after"
 
 
+async def test_a_restarted_redis_that_kept_its_history_means_no_gap(
+    cluster: ClusterFactory, own_redis: OwnRedis
+) -> None:
+    own_redis.kill()
+    own_redis.persistent = True
+    own_redis.start()
+    a, b = cluster(2, broker_url=own_redis.url).nodes
+    async with connect(ws(b, "channel=kept")) as on_b:
+        await frame(on_b)
+        for n in range(5):
+            assert (await publish(a, "kept", n)).status_code == 200
+        seen = [(await frame_of(on_b, "message"))["data"] for _ in range(5)]
+        cursor_before = (await publish(a, "kept", 5)).json()["id"]
+        seen.append((await frame_of(on_b, "message"))["data"])
+
+        own_redis.kill()
+        own_redis.start()
+        async with httpx.AsyncClient(timeout=5) as http:
+
+            async def healthy() -> bool:
+                answers = [(await http.get(node.url + "/health")).status_code for node in (a, b)]
+                return answers == [200, 200]
+
+            await wait_until(healthy, timeout_seconds=15, message="both nodes back")
+        after = await publish(a, "kept", "after")
+        kinds = []
+        while "after" not in seen:
+            got = await frame(on_b, 10)
+            kinds.append(got["type"])
+            if got["type"] == "message":
+                seen.append(got["data"])
+
+    assert seen == [0, 1, 2, 3, 4, 5, "after"]
+    assert "gap" not in kinds
+    assert after.json()["id"].split("-")[0] == cursor_before.split("-")[0]  # the same epoch
+
+
 async def test_publishing_over_websocket_during_an_outage_gets_an_error_frame(
     cluster: ClusterFactory, own_redis: OwnRedis
 ) -> None:
