@@ -113,6 +113,7 @@ class OwnRedis:
     """A redis-server of a test's own: stoppable, restartable on the same port."""
 
     def __init__(self, directory: Path) -> None:
+        self.persistent = False  # True: an append-only file, synced on every write
         self.port = free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
         self.directory = directory
@@ -124,7 +125,8 @@ class OwnRedis:
         self.process = subprocess.Popen(
             [
                 binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-                "--appendonly", "no", "--dir", str(self.directory),
+                "--appendonly", "yes" if self.persistent else "no",
+                "--appendfsync", "always", "--dir", str(self.directory),
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
