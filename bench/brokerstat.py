@@ -3,7 +3,8 @@
 Redis only, for now: ``INFO`` gives commands processed (commands run inside Lua scripts
 included) and network bytes since start; its ``process_id`` gives the CPU from /proc, as for
 the nodes (``bench.procstat``). The figures are server-wide: anyone else using the same Redis
-during a run is counted too, so every reading also lists what else was connected.
+during a run is counted too: every reading also counts the clients of other databases, and
+``bench.cluster`` checks the scripts run against the publications it made.
 """
 
 from __future__ import annotations

@@ -41,6 +41,8 @@ class Stats:
     cpu: float = 0.0
     http_errors: int = 0
     gaps: int = 0
+    #: Reads that delivered messages, summed over subscribers (total / reads: batching).
+    reads: int = 0
     #: With verification on (``reset(verify=True)``): deliveries whose stream offset was seen
     #: before (duplicates), and offsets skipped over (losses), summed over subscribers.
     repeats: int = 0
@@ -179,6 +181,7 @@ class LoadGen:
             s.cpu += r["cpu"]
             s.http_errors += r["http_errors"]
             s.gaps += r["gaps"]
+            s.reads += r["reads"]
             s.repeats += r["repeats"]
             s.skips += r["skips"]
             s.last_rx_ns = max(s.last_rx_ns, r["last_rx_ns"])

@@ -52,6 +52,9 @@ class Subscriber(asyncio.Protocol):
         self.rec = rec
         self.transport: asyncio.Transport | None = None
         self.count = 0
+        #: Reads (or events, answers) that delivered messages: count / reads is how many
+        #: messages the server wrote to this subscriber at once, roughly.
+        self.reads = 0
         self.last_rx_ns = 0
         self.synced = False
         self.ready = False
@@ -99,6 +102,7 @@ class Subscriber(asyncio.Protocol):
     def reset(self) -> None:
         """Zero the delivery counter before a measured phase."""
         self.count = 0
+        self.reads = 0
         self.last_rx_ns = 0
         self.next_offset = None
         self.repeats = 0
@@ -111,6 +115,7 @@ class Subscriber(asyncio.Protocol):
         if c:
             now = time.time_ns()
             self.count += c
+            self.reads += 1
             self.last_rx_ns = now
             rec = self.rec
             rec.total += c

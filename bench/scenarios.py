@@ -305,6 +305,7 @@ async def run_fanout(spec: RunSpec) -> RunResult:
             lost=expected - total,
             min_per_sub=st.min,
             max_per_sub=st.max,
+            messages_per_read=round(total / st.reads, 2) if st.reads else None,
             window=window,
             seconds=round(wall, 3),
             deliveries_per_s=round(total / wall),

@@ -126,6 +126,7 @@ class Worker:
             "cpu": time.process_time(),
             "http_errors": sum(s.http_errors for s in self.subs if isinstance(s, PollSubscriber)),
             "gaps": sum(s.gaps for s in self.subs if isinstance(s, PollSubscriber)),
+            "reads": sum(s.reads for s in self.subs),
             "repeats": sum(s.repeats for s in self.subs),
             "skips": sum(s.skips for s in self.subs),
             "errors": dict(errors.most_common(3)),
