@@ -30,6 +30,8 @@ class BrokerReading:
     net_in_bytes: int
     net_out_bytes: int
     per_command: dict[str, int] = field(default_factory=dict)
+    #: Microseconds Redis spent executing each command (its own accounting, I/O excluded).
+    per_command_us: dict[str, int] = field(default_factory=dict)
     #: Clients connected to other databases (someone else's tests, say) at this instant.
     foreign_clients: int = 0
 
@@ -42,6 +44,8 @@ def difference(a: BrokerReading, b: BrokerReading) -> dict[str, Any]:
         for name in sorted(b.per_command)
         if name not in _OWN_COMMANDS and b.per_command[name] != a.per_command.get(name, 0)
     }
+    script_calls = per_command.get("evalsha", 0)
+    script_us = b.per_command_us.get("evalsha", 0) - a.per_command_us.get("evalsha", 0)
     cpu = None if a.cpu_s is None or b.cpu_s is None else round(b.cpu_s - a.cpu_s, 3)
     return {
         "cpu_s": cpu,
@@ -49,6 +53,7 @@ def difference(a: BrokerReading, b: BrokerReading) -> dict[str, Any]:
         "net_in_bytes": b.net_in_bytes - a.net_in_bytes,
         "net_out_bytes": b.net_out_bytes - a.net_out_bytes,
         "per_command": per_command,
+        "script_us_per_call": round(script_us / script_calls, 1) if script_calls else None,
         "foreign_clients": max(a.foreign_clients, b.foreign_clients),
     }
 
@@ -73,6 +78,11 @@ class RedisProbe:
             for key, value in info.items()
             if key.startswith("cmdstat_")
         }
+        per_command_us = {
+            key.removeprefix("cmdstat_"): int(value["usec"])
+            for key, value in info.items()
+            if key.startswith("cmdstat_")
+        }
         clients = self._client.client_list()
         return BrokerReading(
             cpu_s=cpu_seconds(self.pid) if self.pid is not None else None,
@@ -80,6 +90,7 @@ class RedisProbe:
             net_in_bytes=int(info["total_net_input_bytes"]),
             net_out_bytes=int(info["total_net_output_bytes"]),
             per_command=per_command,
+            per_command_us=per_command_us,
             foreign_clients=sum(1 for c in clients if int(c.get("db", 0)) != self._db),
         )
 
