@@ -4,13 +4,16 @@ To add a broker, add a factory to ``BROKERS`` and its name to ``BROKER_PARAMS``;
 a broker that needs a server (Redis, NATS) goes in as
 ``pytest.param("redis", marks=pytest.mark.integration)``. A factory gets a
 directory of its own and the contract's clock, and must take publication times
-and history expiry from that clock (see ``ContractClock``).
+and history expiry from that clock (see ``ContractClock``). Brokers made in one
+test share a server's state (nats: one prefix per test); what they leave on a
+shared server goes after the test (``CLEANUPS``).
 """
 
 from __future__ import annotations
 
+import hashlib
 import secrets
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import pytest
@@ -20,6 +23,7 @@ from pushwire.brokers.memory_history import MemoryHistoryStore
 from pushwire.brokers.sqlite_history import SqliteHistoryStore
 from pushwire.core.broker import Broker
 from pushwire.core.history import Publication
+from tests.nats_support import delete_prefix, nats_broker, require_nats
 
 
 class ContractClock:
@@ -68,13 +72,33 @@ class RecordingEvents:
 
 BrokerFactory = Callable[[], Broker]
 
+# Runs on one shared NATS server at once keep apart by this.
+_RUN = secrets.token_hex(3)
+
+
+def _nats_prefix(test_directory: Path) -> str:
+    """One prefix per test, shared by the brokers it makes (they are nodes of one cluster)."""
+    digest = hashlib.blake2b(str(test_directory).encode(), digest_size=4).hexdigest()
+    return f"pwtest_{_RUN}_{digest}"
+
+
+def _nats(directory: Path, clock: ContractClock) -> Broker:
+    require_nats()
+    return nats_broker(_nats_prefix(directory.parent), clock=clock)
+
+
 BROKERS: dict[str, Callable[[Path, ContractClock], Broker]] = {
     "memory": lambda directory, clock: MemoryBroker(MemoryHistoryStore(), clock=clock),
     "sqlite": lambda directory, clock: MemoryBroker(
         SqliteHistoryStore(directory / "history.db"), clock=clock
     ),
+    "nats": _nats,
 }
-BROKER_PARAMS = ["memory", "sqlite"]
+# What a test leaves on a shared server, removed after it (given the test's directory).
+CLEANUPS: dict[str, Callable[[Path], Awaitable[None]]] = {
+    "nats": lambda test_directory: delete_prefix(_nats_prefix(test_directory)),
+}
+BROKER_PARAMS = ["memory", "sqlite", pytest.param("nats", marks=pytest.mark.integration)]
 
 
 @pytest.fixture
@@ -88,10 +112,11 @@ def events() -> RecordingEvents:
 
 
 @pytest.fixture(params=BROKER_PARAMS)
-def new_broker(
+async def new_broker(
     request: pytest.FixtureRequest, tmp_path: Path, clock: ContractClock
-) -> BrokerFactory:
-    """Makes brokers of one kind, not started (each in its own directory)."""
+) -> AsyncIterator[BrokerFactory]:
+    """Makes brokers of one kind, not started (each in its own directory); after the
+    test, removes what they left on a shared server."""
     factory = BROKERS[request.param]
     made = 0
 
@@ -102,7 +127,10 @@ def new_broker(
         directory.mkdir()
         return factory(directory, clock)
 
-    return make
+    yield make
+    cleanup = CLEANUPS.get(request.param)
+    if made and cleanup is not None:
+        await cleanup(tmp_path)
 
 
 @pytest.fixture
