@@ -139,8 +139,7 @@ class NatsBroker:
         except BaseException:
             self._presence.stop()
             self._connection = self._js = None
-            with contextlib.suppress(nats.errors.Error):
-                await connection.close()
+            await _disconnect(connection)
             raise
         self._events = events
 
@@ -162,8 +161,7 @@ class NatsBroker:
                 logger.warning("%s: other nodes see this node's members leave within a TTL", exc)
         self._presence.stop()
         self._subscriptions.clear()
-        with contextlib.suppress(nats.errors.Error):
-            await connection.close()
+        await _disconnect(connection)
 
     # Publications.
 
@@ -333,7 +331,8 @@ class NatsBroker:
         except Exception:
             logger.warning("answering a survey from node %s failed", asker, exc_info=True)
             answer, failed = b"", {_FAILED: "1"}
-        await connection.publish(msg.reply, answer, headers=failed)
+        if connection.is_connected:  # else the asker has given up already
+            await connection.publish(msg.reply, answer, headers=failed)
 
     # Connection.
 
@@ -380,3 +379,17 @@ class NatsBroker:
             await self._presence.resync()
         except BrokerUnavailableError as exc:
             logger.warning("%s: presence is restored at the next refresh", exc)
+
+
+async def _disconnect(connection: Client) -> None:
+    """Close ``connection``, also while NATS is away.
+
+    nats-py writes what it buffered while disconnected into the dead socket when it
+    closes, raises, and skips the rest of closing (its subscriptions' tasks, the
+    socket); so that buffer, which could never reach NATS now, is dropped first.
+    """
+    if not connection.is_connected:
+        connection._pending.clear()
+        connection._pending_data_size = 0
+    with contextlib.suppress(nats.errors.Error, OSError):
+        await connection.close()

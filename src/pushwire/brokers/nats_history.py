@@ -171,6 +171,7 @@ class NatsHistory:
                     if exc.err_code != _WRONG_LAST_SEQUENCE:
                         raise
                     # Another node appended since, or the history expired: read again.
+                    logger.debug("appending to %r: the top moved, reading it again", channel)
                     last = await self._read_last(js, channel)
                     continue
                 self._remember(_Stored(publication, ack.seq, previous, marks))
