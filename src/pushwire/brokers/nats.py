@@ -21,7 +21,7 @@ from nats.aio.subscription import Subscription
 from nats.js.client import JetStreamContext
 
 from pushwire.brokers.nats_history import NatsHistory
-from pushwire.brokers.nats_jetstream import NatsNames, reaching_nats
+from pushwire.brokers.nats_jetstream import NatsNames, reach_nats
 from pushwire.brokers.nats_presence import NatsPresence
 from pushwire.brokers.registry import BrokerSettings
 from pushwire.core.broker import Broker, BrokerEvents, HistoryOptions
@@ -116,32 +116,43 @@ class NatsBroker:
             raise UsageError("a NatsBroker is started once")
         self._connection = connection = Client()
         try:
-            async with reaching_nats("connecting", self._timeout):
-                await connection.connect(
-                    servers=self._servers,
-                    name=f"pushwire {self._presence.node_id}",
-                    connect_timeout=max(1, round(self._timeout)),
-                    max_reconnect_attempts=-1,  # never give up: a node outlives NATS restarts
-                    reconnect_time_wait=_RECONNECT_WAIT_SECONDS,
-                    ping_interval=_PING_INTERVAL_SECONDS,
-                    max_outstanding_pings=2,
-                    error_cb=self._on_error,
-                    disconnected_cb=self._on_disconnected,
-                    reconnected_cb=self._on_reconnected,
-                )
+            await reach_nats("connecting", self._timeout, self._connect(connection))
             self._js = js = connection.jetstream(timeout=self._timeout)
-            async with reaching_nats("creating the stream and buckets", self._timeout):
-                await self._history.ensure_stream(js)
-                await self._presence.ensure_buckets(js)
-                await connection.subscribe(self._names.survey, cb=self._answer)
-                await self._presence.start(connection, js, events)
-                await connection.flush()
+            await reach_nats(
+                "creating the stream and buckets", self._timeout, self._prepare(js, events)
+            )
         except BaseException:
             self._presence.stop()
             self._connection = self._js = None
             await _disconnect(connection)
             raise
         self._events = events
+
+    async def _connect(self, connection: Client) -> None:
+        await connection.connect(
+            servers=self._servers,
+            name=f"pushwire {self._presence.node_id}",
+            connect_timeout=max(1, round(self._timeout)),
+            max_reconnect_attempts=-1,  # never give up: a node outlives NATS restarts
+            reconnect_time_wait=_RECONNECT_WAIT_SECONDS,
+            ping_interval=_PING_INTERVAL_SECONDS,
+            max_outstanding_pings=2,
+            error_cb=self._on_error,
+            disconnected_cb=self._on_disconnected,
+            reconnected_cb=self._on_reconnected,
+        )
+
+    async def _prepare(self, js: JetStreamContext, events: BrokerEvents) -> None:
+        connection = self._connection
+        assert connection is not None  # set by start
+        await self._ensure_storage(js)
+        await connection.subscribe(self._names.survey, cb=self._answer)
+        await self._presence.start(connection, js, events)
+        await connection.flush()
+
+    async def _ensure_storage(self, js: JetStreamContext) -> None:
+        await self._history.ensure_stream(js)
+        await self._presence.ensure_buckets(js)
 
     async def close(self) -> None:
         """Leave this node's members, take its heartbeat away and disconnect (idempotent)."""
@@ -154,14 +165,16 @@ class NatsBroker:
             return
         if connection.is_connected:
             try:
-                async with reaching_nats("leaving", self._timeout):
-                    await self._presence.close()
-                    await connection.flush()
+                await reach_nats("leaving", self._timeout, self._leave_all(connection))
             except BrokerUnavailableError as exc:
                 logger.warning("%s: other nodes see this node's members leave within a TTL", exc)
         self._presence.stop()
         self._subscriptions.clear()
         await _disconnect(connection)
+
+    async def _leave_all(self, connection: Client) -> None:
+        await self._presence.close()
+        await connection.flush()
 
     # Publications.
 
@@ -181,8 +194,8 @@ class NatsBroker:
             BrokerUnavailableError: NATS is not connected, or did not store it in time.
         """
         js = self._ready()
-        async with reaching_nats("a publish", self._timeout):
-            return await self._history.append(js, channel, data, event, publisher)
+        appending = self._history.append(js, channel, data, event, publisher)
+        return await reach_nats("a publish", self._timeout, appending)
 
     async def history(
         self,
@@ -201,10 +214,10 @@ class NatsBroker:
         js = self._ready()
         connection = self._connection
         assert connection is not None  # checked by _ready
-        async with reaching_nats("a history read", self._timeout):
-            return await self._history.read(
-                connection, js, channel, since=since, limit=limit, options=options
-            )
+        reading = self._history.read(
+            connection, js, channel, since=since, limit=limit, options=options
+        )
+        return await reach_nats("a history read", self._timeout, reading)
 
     # Delivery.
 
@@ -230,13 +243,15 @@ class NatsBroker:
         subscription = await connection.subscribe(self._names.channel(channel), cb=deliver)
         self._subscriptions[channel] = subscription
         try:
-            async with reaching_nats("a subscribe", self._timeout):
-                if connection.is_connected:
-                    await connection.flush()
-                await self._presence.watch(channel)
+            await reach_nats("a subscribe", self._timeout, self._confirm(connection, channel))
         except BaseException:
             await self.unsubscribe(channel)
             raise
+
+    async def _confirm(self, connection: Client, channel: str) -> None:
+        if connection.is_connected:
+            await connection.flush()  # the server has the subscription once it answers
+        await self._presence.watch(channel)
 
     async def unsubscribe(self, channel: str) -> None:
         self._presence.unwatch(channel)
@@ -261,18 +276,15 @@ class NatsBroker:
 
     async def join(self, channel: str, member: Member) -> None:
         self._ready(connected=False)
-        async with reaching_nats("a join", self._timeout):
-            await self._presence.join(channel, member)
+        await reach_nats("a join", self._timeout, self._presence.join(channel, member))
 
     async def leave(self, channel: str, user: str) -> None:
         self._ready(connected=False)
-        async with reaching_nats("a leave", self._timeout):
-            await self._presence.leave(channel, user)
+        await reach_nats("a leave", self._timeout, self._presence.leave(channel, user))
 
     async def members(self, channel: str) -> list[Member]:
         self._ready()
-        async with reaching_nats("reading members", self._timeout):
-            return await self._presence.members(channel)
+        return await reach_nats("reading members", self._timeout, self._presence.members(channel))
 
     async def survey(self, question: bytes) -> list[bytes]:
         """This node's answer, then every other live node's that comes within 0.5 s.
@@ -288,8 +300,9 @@ class NatsBroker:
         answers = [events.on_survey(question)]
         others = len(self._presence.live_nodes - {self._presence.node_id})
         if others:
-            async with reaching_nats("a survey", self._timeout):
-                answers += await self._ask(connection, question, others)
+            answers += await reach_nats(
+                "a survey", self._timeout, self._ask(connection, question, others)
+            )
         return answers
 
     async def _ask(self, connection: Client, question: bytes, expected: int) -> list[bytes]:
@@ -366,9 +379,8 @@ class NatsBroker:
         js = self._js
         try:
             if js is not None:
-                async with reaching_nats("checking the stream and buckets", self._timeout):
-                    await self._history.ensure_stream(js)
-                    await self._presence.ensure_buckets(js)
+                checking = self._ensure_storage(js)
+                await reach_nats("checking the stream and buckets", self._timeout, checking)
         except BrokerUnavailableError as exc:
             logger.warning("%s", exc)
         events = self._events

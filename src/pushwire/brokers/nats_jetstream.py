@@ -11,9 +11,9 @@ import asyncio
 import base64
 import contextlib
 import re
-from collections.abc import AsyncIterator, Callable, Hashable
+from collections.abc import AsyncIterator, Callable, Coroutine, Hashable
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 import nats.errors
 from nats.aio.client import Client
@@ -28,7 +28,7 @@ __all__ = [
     "KeyedLocks",
     "NatsNames",
     "is_deleted",
-    "reaching_nats",
+    "reach_nats",
     "read_snapshot",
     "token",
 ]
@@ -42,6 +42,7 @@ _PREFIX = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _CONSUMER_INACTIVE_SECONDS = 10.0
 
 K = TypeVar("K", bound=Hashable)
+T = TypeVar("T")
 
 
 def token(name: str) -> str:
@@ -108,18 +109,36 @@ class NatsNames:
         return f"{self.prefix}.hello"
 
 
-@contextlib.asynccontextmanager
-async def reaching_nats(what: str, timeout_seconds: float) -> AsyncIterator[None]:
-    """Bound the block by ``timeout_seconds``; NATS failing or silent is BrokerUnavailableError."""
+async def reach_nats(what: str, timeout_seconds: float, work: Coroutine[Any, Any, T]) -> T:
+    """``work``'s result; NATS failing, or not answering in ``timeout_seconds``, raises
+    BrokerUnavailableError (naming ``what`` was being done).
+
+    ``work`` runs in a task of its own, which is what gets cancelled on timeout: a
+    broker call may be started eagerly (``core.eager``), its first step running in no
+    task or in its caller's, so ``asyncio.timeout`` around it would have no task, or
+    the wrong one, to cancel.
+    """
+    task = asyncio.get_running_loop().create_task(work)
     try:
-        async with asyncio.timeout(timeout_seconds):
-            yield
+        await asyncio.wait((task,), timeout=timeout_seconds)
+    finally:
+        finished = task.done()
+        if not finished:  # timed out, or this caller was cancelled
+            task.cancel()
+            task.add_done_callback(_retrieve)  # whatever it ends with, nobody waits for it
+    if not finished:
+        raise BrokerUnavailableError(f"NATS did not answer {what} within {timeout_seconds:g} s")
+    try:
+        return task.result()
     except TimeoutError as exc:  # nats.errors.TimeoutError is one too
-        raise BrokerUnavailableError(
-            f"NATS did not answer {what} within {timeout_seconds:g} s"
-        ) from exc
+        raise BrokerUnavailableError(f"NATS did not answer {what} in time") from exc
     except (nats.errors.Error, OSError) as exc:
         raise BrokerUnavailableError(f"NATS failed {what}: {exc!r}") from exc
+
+
+def _retrieve(task: asyncio.Task[Any]) -> None:
+    if not task.cancelled():
+        task.exception()
 
 
 def is_deleted(msg: Msg) -> bool:
@@ -141,7 +160,7 @@ async def read_snapshot(
     """What ``stream`` holds on ``subject`` now, in stream order, read by an ephemeral consumer.
 
     Reads until the consumer has nothing pending, or ``until`` says a message is the
-    last one wanted. The caller bounds the time (see :func:`reaching_nats`). The
+    last one wanted. The caller bounds the time (see :func:`reach_nats`). The
     consumer lives in memory, acknowledges nothing and is deleted after.
     """
     inbox = connection.new_inbox()

@@ -28,7 +28,7 @@ from pushwire.brokers.nats_jetstream import (
     KeyedLocks,
     NatsNames,
     is_deleted,
-    reaching_nats,
+    reach_nats,
     read_snapshot,
     token,
 )
@@ -170,15 +170,17 @@ class NatsPresence:
     async def resync(self) -> None:
         """After NATS came back: restore this node's keys, announce what NATS missed, and
         tell the node who joined and left meanwhile (their events reached no one)."""
-        async with reaching_nats("restoring presence", self._timeout):
-            await self._heartbeat()
-            await _each(list(self._untold), lambda key: self._tell_untold(*key))
-            await _each(list(self._owned()), lambda key: self._put_and_announce(*key))
-            await self._read_registry()
+        await reach_nats("restoring presence", self._timeout, self._restore())
         for channel, watched in list(self._watched.items()):
             if watched.waiting is None and self._watched.get(channel) is watched:
-                async with reaching_nats("reading presence", self._timeout):
-                    await self._seed(channel, watched, announce=True)
+                seeding = self._seed(channel, watched, announce=True)
+                await reach_nats("reading presence", self._timeout, seeding)
+
+    async def _restore(self) -> None:
+        await self._heartbeat()
+        await _each(list(self._untold), lambda key: self._tell_untold(*key))
+        await _each(list(self._owned()), lambda key: self._put_and_announce(*key))
+        await self._read_registry()
 
     # This node's members.
 
@@ -439,14 +441,16 @@ class NatsPresence:
             if connection is None or not connection.is_connected:
                 continue  # resync restores everything once NATS is back
             try:
-                async with reaching_nats("refreshing presence", self._timeout):
-                    await _each(list(self._owned()), lambda key: self._put_again(*key))
-                    await self._heartbeat()
-                    await self._read_registry()
+                await reach_nats("refreshing presence", self._timeout, self._refresh())
             except BrokerUnavailableError as exc:
                 logger.warning("%s", exc)
             except Exception:
                 logger.exception("refreshing presence failed")
+
+    async def _refresh(self) -> None:
+        await _each(list(self._owned()), lambda key: self._put_again(*key))
+        await self._heartbeat()  # after the keys: the last of this node's to expire
+        await self._read_registry()
 
     async def _put_again(self, channel: str, user: str) -> None:
         # Under the key's lock and from what is held now: a leave in flight is never undone.
