@@ -363,7 +363,7 @@ class NatsBroker:
         logger.info("NATS: %r", error)  # reconnect attempts report here; the state is logged
 
     async def _on_disconnected(self) -> None:
-        if not self._closed:
+        if self._events is not None:  # started, and not closing
             logger.warning("lost the connection to NATS: reconnecting")
 
     async def _on_reconnected(self) -> None:

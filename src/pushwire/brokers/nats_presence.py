@@ -161,7 +161,6 @@ class NatsPresence:
     async def close(self) -> None:
         """Leave everything this node holds and take its heartbeat away, so that the other
         nodes hear the leaves now rather than a TTL later."""
-        self._events = None
         self.stop()
         await _each(list(self._owned()), lambda key: self.leave(*key))
         if self._registry is not None:
@@ -171,10 +170,15 @@ class NatsPresence:
         """After NATS came back: restore this node's keys, announce what NATS missed, and
         tell the node who joined and left meanwhile (their events reached no one)."""
         await reach_nats("restoring presence", self._timeout, self._restore())
-        for channel, watched in list(self._watched.items()):
-            if watched.waiting is None and self._watched.get(channel) is watched:
-                seeding = self._seed(channel, watched, announce=True)
-                await reach_nats("reading presence", self._timeout, seeding)
+        channels = list(self._watched)
+        for start in range(0, len(channels), _BATCH):
+            reading = _each(channels[start : start + _BATCH], self._reseed)
+            await reach_nats("reading presence", self._timeout, reading)
+
+    async def _reseed(self, channel: str) -> None:
+        watched = self._watched.get(channel)
+        if watched is not None and watched.waiting is None:
+            await self._seed(channel, watched, announce=True)
 
     async def _restore(self) -> None:
         await self._heartbeat()
@@ -487,8 +491,11 @@ def _parse_entry(data: bytes) -> tuple[str, Info, int] | None:
 
 
 def _parse_event(data: bytes) -> _Event:
-    value = orjson.loads(data)
-    joined, user, info, node = value["joined"], value["user"], value["info"], value["node"]
+    try:
+        value = orjson.loads(data)
+        joined, user, info, node = value["joined"], value["user"], value["info"], value["node"]
+    except (KeyError, TypeError) as exc:  # orjson's own error is a ValueError already
+        raise ValueError("not a presence event") from exc
     if not isinstance(joined, bool) or not isinstance(user, str) or not isinstance(node, str):
         raise ValueError("not a presence event")
     if info is not None and not isinstance(info, dict):
