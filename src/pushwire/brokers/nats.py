@@ -240,7 +240,10 @@ class NatsBroker:
         async def deliver(msg: Msg) -> None:
             self._deliver(channel, msg)
 
-        subscription = await connection.subscribe(self._names.channel(channel), cb=deliver)
+        try:
+            subscription = await connection.subscribe(self._names.channel(channel), cb=deliver)
+        except nats.errors.Error as exc:  # the connection is closed for good
+            raise BrokerUnavailableError(f"NATS failed a subscribe: {exc!r}") from exc
         self._subscriptions[channel] = subscription
         try:
             await reach_nats("a subscribe", self._timeout, self._confirm(connection, channel))
