@@ -10,16 +10,18 @@ and history expiry from that clock (see ``ContractClock``).
 from __future__ import annotations
 
 import secrets
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import pytest
 
 from pushwire.brokers.memory import MemoryBroker
 from pushwire.brokers.memory_history import MemoryHistoryStore
+from pushwire.brokers.registry import BrokerSettings
 from pushwire.brokers.sqlite_history import SqliteHistoryStore
 from pushwire.core.broker import Broker
 from pushwire.core.history import Publication
+from tests.services import REDIS_URL, require_service, test_prefix
 
 
 class ContractClock:
@@ -68,13 +70,34 @@ class RecordingEvents:
 
 BrokerFactory = Callable[[], Broker]
 
-BROKERS: dict[str, Callable[[Path, ContractClock], Broker]] = {
-    "memory": lambda directory, clock: MemoryBroker(MemoryHistoryStore(), clock=clock),
-    "sqlite": lambda directory, clock: MemoryBroker(
+
+def _redis(directory: Path, clock: ContractClock, prefix: str) -> Broker:
+    from pushwire.brokers.redis import RedisBroker
+
+    require_service("redis", 6379)
+    return RedisBroker(REDIS_URL, BrokerSettings(prefix=prefix), clock=clock)
+
+
+async def _forget_redis(prefix: str) -> None:
+    from redis.asyncio import Redis
+
+    client = Redis.from_url(REDIS_URL)
+    keys = [key async for key in client.scan_iter(match=f"{prefix}:*", count=1000)]
+    if keys:
+        await client.delete(*keys)
+    await client.aclose()
+
+
+# name -> (factory: directory, clock, the test's prefix -> broker; cleanup of a prefix)
+BROKERS: dict[str, Callable[[Path, ContractClock, str], Broker]] = {
+    "memory": lambda directory, clock, prefix: MemoryBroker(MemoryHistoryStore(), clock=clock),
+    "sqlite": lambda directory, clock, prefix: MemoryBroker(
         SqliteHistoryStore(directory / "history.db"), clock=clock
     ),
+    "redis": _redis,
 }
-BROKER_PARAMS = ["memory", "sqlite"]
+CLEANUPS: dict[str, Callable[[str], Awaitable[None]]] = {"redis": _forget_redis}
+BROKER_PARAMS = ["memory", "sqlite", pytest.param("redis", marks=pytest.mark.integration)]
 
 
 @pytest.fixture
@@ -88,11 +111,12 @@ def events() -> RecordingEvents:
 
 
 @pytest.fixture(params=BROKER_PARAMS)
-def new_broker(
+async def new_broker(
     request: pytest.FixtureRequest, tmp_path: Path, clock: ContractClock
-) -> BrokerFactory:
+) -> AsyncIterator[BrokerFactory]:
     """Makes brokers of one kind, not started (each in its own directory)."""
     factory = BROKERS[request.param]
+    prefix = test_prefix()  # brokers made by one test share it: they are one cluster
     made = 0
 
     def make() -> Broker:
@@ -100,9 +124,12 @@ def new_broker(
         made += 1
         directory = tmp_path / f"broker-{made}"
         directory.mkdir()
-        return factory(directory, clock)
+        return factory(directory, clock, prefix)
 
-    return make
+    yield make
+    cleanup = CLEANUPS.get(request.param)
+    if cleanup is not None and made:
+        await cleanup(prefix)
 
 
 @pytest.fixture

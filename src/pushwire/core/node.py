@@ -155,7 +155,13 @@ class Node:
             if channel not in self._broker_channels:
                 await self.broker.subscribe(channel)
                 self._broker_channels.add(channel)
-            page = await self.history(channel, limit=0)
+            try:
+                page = await self.history(channel, limit=0)
+            except Exception:
+                # The broker is out of reach: no subscriber here, so no subscription there.
+                self._broker_channels.discard(channel)
+                await self.broker.unsubscribe(channel)
+                raise
             return hub.open_channel(channel, page.top)
 
     def _channel_idle(self, channel: str) -> None:

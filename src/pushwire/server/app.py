@@ -259,14 +259,14 @@ class Server:
         self.sse_pinger.start()
         self.subscribers.poll_presence.start()
         self._idle_sweep.start()
-        logger.info("pushwire listening on %s (history %s)", self.url, self._history_label())
+        logger.info("pushwire listening on %s (%s)", self.url, self._history_label())
 
     def _history_label(self) -> str:
         if self.config.broker != "memory":
-            return f"and broker at {self.node.broker.name} {_without_password(self.config.broker)}"
+            return f"broker {_without_password(self.config.broker)}"
         if self.config.history == "memory":
-            return "in memory"
-        return f"sqlite in {os.path.abspath(self.config.data_dir)}"
+            return "history in memory"
+        return f"history in sqlite in {os.path.abspath(self.config.data_dir)}"
 
     async def stop(self) -> None:
         """Stop accepting, close every client cleanly so it reconnects, then release the broker."""
