@@ -13,9 +13,15 @@ import signal
 import socket
 import subprocess
 import sys
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
+from typing import Any
 
+import httpx
+import orjson
 import pytest
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
 
 from pushwire.core.channels import ChannelRule
 from pushwire.server.config import Config
@@ -27,15 +33,19 @@ from pushwire.server.workers import (
     setup_value,
     worker_setup,
 )
-from tests.server_process import free_port
+from tests.conftest import API_KEY, recv_json, recv_until
+from tests.server_process import ServerProcess, free_port
+from tests.services import REDIS_URL, require_service, test_prefix
 from tests.waiting import wait_until, wait_until_sync
 
+KEY = {"X-API-Key": API_KEY}
 FAST = RestartPolicy(first_delay_seconds=0.05, max_delay_seconds=0.2, stable_after_seconds=10)
 # A stand-in worker: once ready for SIGTERM it says it started (a file named after its
 # pid, holding its number), and on SIGTERM it says it stopped and exits 0.
 WORKER = """
 import os, signal, sys, time
 from pathlib import Path
+from typing import Any
 here = Path(sys.argv[1])
 def stop(*_):
     (here / f"stopped-{os.getpid()}").write_text("")
@@ -268,3 +278,270 @@ def run_serve(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.Com
         text=True,
         timeout=30,
     )
+
+
+# Real workers on one port, sharing a real Redis.
+
+Launch = Callable[..., ServerProcess]
+
+
+@pytest.fixture
+def cluster(tmp_path: Path) -> Iterator[Launch]:
+    """``pushwire serve --workers N --broker REDIS``; each test its own key prefix."""
+    require_service("Redis", 6379)
+    started: list[ServerProcess] = []
+
+    def launch(
+        workers: int = 2, *, api_key: str | None = API_KEY, any_port: bool = False
+    ) -> ServerProcess:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PUSHWIRE_")}
+        env.update(PUSHWIRE_BROKER_PREFIX=test_prefix(), PUSHWIRE_DATA_DIR=str(tmp_path / "d"))
+        if api_key is not None:
+            env["PUSHWIRE_API_KEY"] = api_key
+        args = ["--workers", str(workers), "--broker", REDIS_URL, "--no-demo"]
+        if any_port:
+            args += ["--port", "0"]  # after ServerProcess's own --port: this one counts
+        process = ServerProcess(args, env, tmp_path / f"cluster-{len(started)}.log")
+        started.append(process)
+        process.spawn()
+        if any_port:
+            process.port = chosen_port(process)
+            process.url = f"http://127.0.0.1:{process.port}"
+        process.wait_ready()
+        wait_until_sync(
+            lambda: len(workers_of(process)) == workers and answering(process) == workers,
+            timeout_seconds=15,
+            message=lambda: f"{workers} workers answering; the log:\n{process.log()}",
+        )
+        return process
+
+    yield launch
+    for process in started:
+        process.kill()
+
+
+def chosen_port(process: ServerProcess) -> int:
+    """The port the supervisor says it chose for its workers."""
+    pattern = re.compile(r"supervising \d+ workers on 127\.0\.0\.1:(\d+)")
+    said = wait_until_sync(
+        lambda: pattern.search(process.log()),
+        timeout_seconds=10,
+        message=lambda: f"the supervisor to name its port; the log:\n{process.log()}",
+    )
+    assert said is not None
+    return int(said[1])
+
+
+def workers_of(process: ServerProcess) -> set[int]:
+    """The pids of the supervisor's living children (zombies excluded), from /proc."""
+    assert process.process is not None
+    children = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # gone meanwhile
+            continue
+        if fields[0] != "Z" and int(fields[1]) == process.process.pid:
+            children.add(int(stat.parent.name))
+    return children
+
+
+def answering(process: ServerProcess) -> int:
+    """How many of the workers have answered ``GET /health`` (one new connection each try)."""
+    pids = workers_of(process)
+    seen = set()
+    for _ in range(40):
+        seen.add(httpx.get(process.url + "/health", timeout=5).json()["pid"])
+        if seen >= pids:
+            break
+    return len(seen & pids)
+
+
+def alive(pid: int) -> bool:
+    return os.path.exists(f"/proc/{pid}")
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[httpx.AsyncClient]:
+    """A client that opens a new connection for every request, so any worker may answer."""
+    no_reuse = httpx.Limits(max_keepalive_connections=0)
+    async with httpx.AsyncClient(timeout=5, limits=no_reuse, headers=KEY) as client:
+        yield client
+
+
+async def subscribers(process: ServerProcess, channel: str, count: int) -> list[ClientConnection]:
+    sockets = []
+    for _ in range(count):
+        ws = await connect(f"ws://127.0.0.1:{process.port}/ws?channel={channel}")
+        assert (await recv_json(ws))["type"] == "subscribed"
+        sockets.append(ws)
+    return sockets
+
+
+async def publish(http: httpx.AsyncClient, process: ServerProcess, channel: str, data: Any) -> str:
+    response = await http.post(
+        process.url + "/api/publish", json={"channel": channel, "data": data}
+    )
+    assert response.status_code == 200, response.text
+    cursor = response.json()["id"]
+    assert isinstance(cursor, str)
+    return cursor
+
+
+async def test_connections_to_the_one_port_land_on_every_worker_and_form_one_cluster(
+    cluster: Launch, http: httpx.AsyncClient
+) -> None:
+    process = cluster(workers=2)
+    pids = workers_of(process)
+    sockets = await subscribers(process, "spread", 20)
+    per_worker: dict[int, int] = {}
+
+    async def all_counted() -> bool:
+        health = (await http.get(process.url + "/health")).json()
+        per_worker[health["pid"]] = health["connections"] - 1  # less the asking one
+        return per_worker.keys() == pids and sum(per_worker.values()) == 20
+
+    try:
+        await wait_until(all_counted, message=lambda: f"20 connections on {pids}: {per_worker}")
+        listing = (await http.get(process.url + "/api/channels")).json()
+        cursor = await publish(http, process, "spread", {"n": 1})
+        received = [await recv_until(ws, "message") for ws in sockets]
+    finally:
+        for ws in sockets:
+            await ws.close()
+
+    assert all(count > 0 for count in per_worker.values())  # both workers hold subscribers
+    assert listing == {"channels": [{"channel": "spread", "subscribers": 20}]}
+    assert {m["id"] for m in received} == {cursor}
+
+
+def test_port_0_is_chosen_once_by_the_supervisor_for_every_worker(cluster: Launch) -> None:
+    process = cluster(workers=2, any_port=True)
+
+    code, log = process.stop()
+
+    assert log.count(f"listening on http://127.0.0.1:{process.port} ") == 2
+    assert code == 0
+
+
+def test_a_generated_api_key_is_printed_once_and_valid_on_every_worker(cluster: Launch) -> None:
+    process = cluster(workers=2, api_key=None)
+    lines = [line for line in process.log().splitlines() if "generated one" in line]
+    key = lines[0].rsplit(" ", 1)[1]
+
+    # Each request on a new connection: that all sixteen reach one worker has odds of
+    # 1 in 32,768.
+    answers = [
+        httpx.post(
+            process.url + "/api/publish",
+            json={"channel": "k", "data": n},
+            headers={"X-API-Key": key},
+            timeout=5,
+        ).status_code
+        for n in range(16)
+    ]
+
+    assert len(lines) == 1
+    assert answers == [200] * 16
+
+
+async def test_a_killed_worker_is_restarted_and_its_clients_recover_through_the_port(
+    cluster: Launch, http: httpx.AsyncClient
+) -> None:
+    process = cluster(workers=2)
+    victim = min(workers_of(process))
+    sockets = await subscribers(process, "crash", 12)
+    first = await publish(http, process, "crash", 1)
+    for ws in sockets:
+        assert (await recv_until(ws, "message"))["id"] == first
+
+    os.kill(victim, signal.SIGKILL)
+    await wait_until(lambda: victim not in workers_of(process), message="the worker to die")
+    # The survivor answers and takes publications while the victim's successor starts.
+    missed = [await publish(http, process, "crash", n) for n in (2, 3)]
+    statuses = []
+
+    async def replaced() -> bool:
+        statuses.append((await http.get(process.url + "/health")).status_code)
+        return len(workers_of(process)) == 2
+
+    await wait_until(replaced, timeout_seconds=10, message="a new worker")
+    kept, recoveries = 0, []
+    for ws in sockets:
+        try:
+            live = [(await recv_until(ws, "message", 5))["id"] for _ in missed]
+        except ConnectionClosed:
+            # Cut by the crash: reconnect through the port, wherever it lands, from its cursor.
+            recoveries.append(await resubscribe(process, "crash", first, len(missed)))
+        else:
+            kept += 1
+            assert live == missed
+        finally:
+            await ws.close()
+
+    assert kept > 0
+    assert recoveries
+    assert recoveries == [(True, missed)] * len(recoveries)
+    assert set(statuses) == {200}
+    log = process.log()
+    assert re.search(rf"worker \d \(pid {victim}\) exited with signal SIGKILL", log)
+    assert len(re.findall(r"worker \d started \(pid \d+\)", log)) == 3
+
+
+async def resubscribe(
+    process: ServerProcess, channel: str, cursor: str, count: int
+) -> tuple[bool, list[str]]:
+    """Subscribe again from ``cursor``: whether it recovered, and the next ``count`` ids."""
+    async with connect(f"ws://127.0.0.1:{process.port}/ws") as ws:
+        await ws.send(orjson.dumps({"type": "subscribe", "channel": channel, "cursor": cursor}))
+        subscribed = await recv_json(ws)
+        return subscribed["recovered"], [(await recv_json(ws))["id"] for _ in range(count)]
+
+
+async def test_sigterm_to_the_supervisor_closes_every_client_with_1001_and_exits_0(
+    cluster: Launch,
+) -> None:
+    process = cluster(workers=2)
+    pids = workers_of(process)
+    sockets = await subscribers(process, "bye", 8)
+
+    code, *closes = await asyncio.gather(process.terminate(), *(closed_code(ws) for ws in sockets))
+
+    assert code == 0
+    assert closes == [1001] * 8
+    log = process.log()
+    for pid in pids:
+        assert f"(pid {pid}) stopped with exit code 0" in log
+    assert "all workers stopped" in log
+    assert "Traceback" not in log
+    assert not any(alive(pid) for pid in pids)
+
+
+async def test_workers_stop_by_themselves_when_the_supervisor_is_killed(cluster: Launch) -> None:
+    process = cluster(workers=2)
+    pids = workers_of(process)
+    sockets = await subscribers(process, "orphan", 4)
+
+    assert process.process is not None
+    process.process.kill()
+    closes = [await closed_code(ws) for ws in sockets]
+
+    assert closes == [1001] * 4
+    await wait_until(
+        lambda: not any(alive(pid) for pid in pids),
+        timeout_seconds=10,
+        message="the orphaned workers to exit",
+    )
+
+
+async def closed_code(ws: ClientConnection) -> int:
+    """The close code the server sent, after whatever frames came before it."""
+    with pytest.raises(ConnectionClosed) as closed:
+        await read_until_closed(ws)
+    assert closed.value.rcvd is not None, "closed without a close frame"
+    return closed.value.rcvd.code
+
+
+async def read_until_closed(ws: ClientConnection) -> None:
+    while True:
+        await asyncio.wait_for(ws.recv(), 15)
