@@ -292,16 +292,16 @@ def cluster(tmp_path: Path) -> Iterator[Launch]:
     started: list[ServerProcess] = []
 
     def launch(
-        workers: int = 2, *, api_key: str | None = API_KEY, any_port: bool = False
+        workers: int = 2, *args: str, api_key: str | None = API_KEY, any_port: bool = False
     ) -> ServerProcess:
         env = {k: v for k, v in os.environ.items() if not k.startswith("PUSHWIRE_")}
         env.update(PUSHWIRE_BROKER_PREFIX=test_prefix(), PUSHWIRE_DATA_DIR=str(tmp_path / "d"))
         if api_key is not None:
             env["PUSHWIRE_API_KEY"] = api_key
-        args = ["--workers", str(workers), "--broker", REDIS_URL, "--no-demo"]
+        flags = ["--workers", str(workers), "--broker", REDIS_URL, *(args or ["--no-demo"])]
         if any_port:
-            args += ["--port", "0"]  # after ServerProcess's own --port: this one counts
-        process = ServerProcess(args, env, tmp_path / f"cluster-{len(started)}.log")
+            flags += ["--port", "0"]  # after ServerProcess's own --port: this one counts
+        process = ServerProcess(flags, env, tmp_path / f"cluster-{len(started)}.log")
         started.append(process)
         process.spawn()
         if any_port:
@@ -443,6 +443,25 @@ def test_a_generated_api_key_is_printed_once_and_valid_on_every_worker(cluster: 
 
     assert len(lines) == 1
     assert answers == [200] * 16
+
+
+async def test_a_demo_login_on_one_worker_is_valid_on_every_other(
+    cluster: Launch, http: httpx.AsyncClient
+) -> None:
+    # --memory: a single process would make a fresh demo secret, so each worker its own.
+    process = cluster(2, "--memory")
+    login = await http.post(process.url + "/demo/login", json={"name": "Ann", "avatar": "cat"})
+    token = login.json()["token"]
+
+    # Sixteen new connections: that all reach the worker that signed has odds of 1 in 32,768.
+    replies = []
+    for _ in range(16):
+        url = f"ws://127.0.0.1:{process.port}/ws?channel=demo:lobby&token={token}"
+        async with connect(url) as ws:
+            replies.append((await recv_json(ws))["type"])
+
+    assert login.status_code == 200
+    assert replies == ["subscribed"] * 16
 
 
 async def test_a_killed_worker_is_restarted_and_its_clients_recover_through_the_port(
