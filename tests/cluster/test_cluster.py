@@ -237,6 +237,7 @@ async def test_a_broker_restart_loses_nothing_silently_and_delivery_resumes(
         "status": "degraded",
         "broker": {"name": kind.name, "connected": False},
         "connections": health["connections"],
+        "pid": health["pid"],
     }
     assert during.status_code == 503
     assert during.json()["error"] == "broker_unavailable"
