@@ -19,7 +19,13 @@ from typing import Protocol
 import pytest
 
 from tests.server_process import ServerProcess, free_port
-from tests.services import NATS_URL, REDIS_URL, require_service, test_prefix
+from tests.services import (
+    NATS_URL,
+    REDIS_URL,
+    forget_redis_prefix,
+    require_service,
+    test_prefix,
+)
 from tests.waiting import wait_until_sync
 
 API_KEY = "cluster-key"
@@ -40,13 +46,7 @@ class Kind:
 
 
 async def _forget_redis(url: str, prefix: str) -> None:
-    from redis.asyncio import Redis
-
-    client = Redis.from_url(url)
-    keys = [key async for key in client.scan_iter(match=f"{prefix}:*", count=1000)]
-    if keys:
-        await client.delete(*keys)
-    await client.aclose()
+    await forget_redis_prefix(prefix, url)
 
 
 async def _forget_nats(url: str, prefix: str) -> None:
