@@ -14,18 +14,25 @@ import subprocess
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import pytest
 
 from tests.server_process import ServerProcess, free_port
-from tests.services import NATS_URL, REDIS_URL, require_service, test_prefix
+from tests.services import (
+    NATS_URL,
+    REDIS_URL,
+    forget_redis_prefix,
+    require_service,
+    test_prefix,
+)
 from tests.waiting import wait_until_sync
 
 API_KEY = "cluster-key"
 TOKEN_SECRET = "cluster-token-secret-of-32-bytes!!"
 #: Rooms keep presence and tell join and leave; every other channel is plain.
 CHANNELS = '[{"prefix": "room", "presence": true, "join_leave": true}, {"prefix": ""}]'
-PRESENCE_TTL_SECONDS = 1.5
+PRESENCE_TTL_SECONDS = 3.0  # small for a fast test, with room for a loaded machine
 
 
 @dataclass
@@ -39,16 +46,19 @@ class Kind:
 
 
 async def _forget_redis(url: str, prefix: str) -> None:
-    from redis.asyncio import Redis
-
-    client = Redis.from_url(url)
-    keys = [key async for key in client.scan_iter(match=f"{prefix}:*", count=1000)]
-    if keys:
-        await client.delete(*keys)
-    await client.aclose()
+    await forget_redis_prefix(prefix, url)
 
 
-KINDS = {"redis": Kind("redis", REDIS_URL, 6379, _forget_redis)}
+async def _forget_nats(url: str, prefix: str) -> None:
+    from tests.nats_support import delete_prefix
+
+    await delete_prefix(prefix, url)
+
+
+KINDS = {
+    "redis": Kind("redis", REDIS_URL, 6379, _forget_redis),
+    "nats": Kind("nats", NATS_URL, 4222, _forget_nats),
+}
 KIND_PARAMS = [pytest.param(name, marks=pytest.mark.integration) for name in KINDS]
 
 
@@ -78,10 +88,16 @@ def node_env(broker_url: str, prefix: str, **extra: str) -> dict[str, str]:
 
 
 @pytest.fixture(params=KIND_PARAMS)
-async def cluster(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[ClusterFactory]:
-    """Starts nodes of one cluster on the broker kind of the test's parameter."""
-    kind = KINDS[request.param]
-    require_service(kind.name, kind.port)
+def kind(request: pytest.FixtureRequest) -> Kind:
+    """The broker the test runs on: every cluster test runs on each."""
+    chosen = KINDS[request.param]
+    require_service(chosen.name, chosen.port)
+    return chosen
+
+
+@pytest.fixture
+async def cluster(kind: Kind, tmp_path: Path) -> AsyncIterator[ClusterFactory]:
+    """Starts nodes of one cluster on the test's broker (or on ``broker_url``)."""
     prefix = test_prefix()
     started: list[ServerProcess] = []
 
@@ -150,18 +166,34 @@ class OwnRedis:
             return False
 
 
+class OwnBroker(Protocol):
+    url: str
+    persistent: bool
+
+    def start(self) -> object: ...
+
+    def kill(self) -> None: ...
+
+
 @pytest.fixture
-def own_redis(tmp_path: Path) -> Iterator[OwnRedis]:
-    if shutil.which("redis-server") is None:
-        if os.environ.get("PUSHWIRE_REQUIRE_SERVICES") == "1":
-            pytest.fail("redis-server is not installed")
-        pytest.skip("redis-server is not installed")
-    directory = tmp_path / "own-redis"
+def own_broker(kind: Kind, tmp_path: Path) -> Iterator[OwnBroker]:
+    """A broker server of the test's own kind, on a free port: to stop and start."""
+    directory = tmp_path / "own-broker"
     directory.mkdir()
-    server = OwnRedis(directory)
+    server: OwnBroker
+    if kind.name == "nats":
+        from tests.nats_support import NatsServerProcess
+
+        server = NatsServerProcess(directory)  # JetStream's file store: always kept
+    else:
+        if shutil.which("redis-server") is None:
+            if os.environ.get("PUSHWIRE_REQUIRE_SERVICES") == "1":
+                pytest.fail("redis-server is not installed")
+            pytest.skip("redis-server is not installed")
+        server = OwnRedis(directory)
     server.start()
     yield server
     server.kill()
 
 
-__all__ = ["API_KEY", "NATS_URL", "TOKEN_SECRET", "Cluster", "ClusterFactory", "OwnRedis"]
+__all__ = ["API_KEY", "TOKEN_SECRET", "Cluster", "ClusterFactory", "Kind", "OwnBroker"]
