@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.brokerstat import BrokerReading, RedisProbe, difference
+from bench.brokerstat import BrokerProbe, BrokerReading, NatsProbe, RedisProbe, difference
 from bench.loadgen import LoadGen
 from bench.procstat import (
     cpu_seconds,
@@ -204,14 +204,14 @@ def _broker_metrics(delta: dict[str, Any], messages: int, delivered: int) -> dic
     if not messages:
         return out
     out.update(
-        broker_commands_per_publication=round(delta["commands"] / messages, 2),
+        broker_operations_per_publication=round(delta["operations"] / messages, 2),
         broker_in_bytes_per_publication=round(delta["net_in_bytes"] / messages, 1),
         broker_out_bytes_per_publication=round(delta["net_out_bytes"] / messages, 1),
     )
     if delivered:
         out.update(
             broker_out_bytes_per_delivery=round(delta["net_out_bytes"] / delivered, 2),
-            broker_commands_per_delivery=round(delta["commands"] / delivered, 4),
+            broker_operations_per_delivery=round(delta["operations"] / delivered, 4),
         )
         if delta["cpu_s"] is not None:
             out["broker_cpu_s_per_1m"] = round(delta["cpu_s"] / delivered * 1e6, 3)
@@ -223,7 +223,7 @@ def _broker_metrics(delta: dict[str, Any], messages: int, delivered: int) -> dic
 async def _measure(
     spec: ClusterSpec,
     nodes: _Nodes,
-    probe: RedisProbe | None,
+    probe: BrokerProbe | None,
     lg: LoadGen,
     res: RunResult,
     pr: Progress,
@@ -239,14 +239,14 @@ async def _measure(
         raise RuntimeError("no subscriber is receiving")
     await lg.reset(verify=spec.verify)
     cpu0 = {pid: process_cpu_seconds(pid) for pid in nodes.pids()}
-    broker0: BrokerReading | None = probe.read() if probe else None
+    broker0: BrokerReading | None = probe.read(nodes.pids()) if probe else None
     snap0 = await _cluster_snap(lg, nodes)
     t_start_ns = time.time_ns()
     seq, window = await publish_back_to_back(spec, lg, pub, subs, pr)
     expected = seq * subs
     total, last_rx = await _drain(lg, pub, expected, pr)
     snap1 = await _cluster_snap(lg, nodes)
-    broker1 = probe.read() if probe else None
+    broker1 = probe.read(nodes.pids()) if probe else None
     st = await lg.stats()
     wall = max((last_rx - t_start_ns) / 1e9, 1e-9)
     await pub.close()
@@ -285,8 +285,19 @@ async def _measure(
             util["broker_cpu_util"] = round(broker_util, 3)
             # The broker is another process on this machine, not a foreign one.
             util["foreign_cpu"] = round(max(util["foreign_cpu"] - broker_util, 0.0), 3)
+        _check_shared(spec, delta, seq, res)
+    res.metrics.update(util)
+    if pub.failed:
+        res.errors.append(f"{pub.failed} publish errors: {pub.errors}")
+    if expected != total:
+        res.errors.append(f"lost {expected - total:,} deliveries; subscribers: {st.errors}")
+
+
+def _check_shared(spec: ClusterSpec, delta: dict[str, Any], seq: int, res: RunResult) -> None:
+    """Say so when someone else used the broker during the run (its figures include them)."""
+    if spec.broker == "redis":
         # Our nodes run exactly one script per publication (no presence here), so more
-        # scripts mean someone else used the broker meanwhile and its figures include them.
+        # scripts mean someone else's work is in the figures.
         extra = delta["per_command"].get("evalsha", 0) - seq
         res.metrics["broker_extra_scripts"] = extra
         if extra > seq // 100 + 2:
@@ -294,11 +305,11 @@ async def _measure(
                 f"the broker ran {extra:,} scripts besides this run's {seq:,} publications: "
                 "it was shared meanwhile, so its CPU, commands and bytes include others' work"
             )
-    res.metrics.update(util)
-    if pub.failed:
-        res.errors.append(f"{pub.failed} publish errors: {pub.errors}")
-    if expected != total:
-        res.errors.append(f"lost {expected - total:,} deliveries; subscribers: {st.errors}")
+    elif delta["foreign_connections"]:
+        res.errors.append(
+            f"{delta['foreign_connections']} other connections to the broker during the run: "
+            "its CPU and bytes may include their work"
+        )
 
 
 def _check_workers(spec: ClusterSpec, nodes: _Nodes, res: RunResult) -> None:
@@ -322,14 +333,14 @@ async def run_cluster(spec: ClusterSpec) -> RunResult:
     progress = Progress(f"[{spec.scenario} {spec.label} x{spec.subscribers}]")
     data_dir = tempfile.mkdtemp(prefix="pushwire-bench-") if spec.history == "sqlite" else ""
     target = _node_target(spec, prefix, data_dir if spec.broker == "memory" else "")
-    probe: RedisProbe | None = None
+    probe: BrokerProbe | None = None
     t0 = time.monotonic()
     try:
-        if spec.broker == "redis":
-            probe = RedisProbe(spec.url)
+        if spec.broker != "memory":
+            probe = RedisProbe(spec.url) if spec.broker == "redis" else NatsProbe(spec.url)
             result.metrics["broker_pid"] = probe.pid
-        elif spec.broker != "memory":
-            result.errors.append(f"no probe for {spec.broker}: its CPU and traffic are not read")
+            if probe.pid is None:
+                result.errors.append(f"{spec.broker}'s process is not visible: no broker CPU")
         with contextlib.ExitStack() as stack:
             servers = [
                 stack.enter_context(ServerProcess(target, Path(spec.log_dir))) for _ in range(count)
@@ -348,9 +359,11 @@ async def run_cluster(spec: ClusterSpec) -> RunResult:
         result.errors.append(f"{type(exc).__name__}: {exc}")
     finally:
         if probe is not None:
-            with contextlib.suppress(Exception):
-                result.metrics["broker_keys_deleted"] = probe.delete_prefix(prefix)
-            probe.close()
+            try:
+                result.metrics["broker_keys_deleted"] = await probe.delete_prefix(prefix)
+            except Exception as exc:  # say so: the run's keys are left behind
+                result.errors.append(f"could not delete the {prefix} keys: {exc}")
+            await probe.close()
         if data_dir:
             shutil.rmtree(data_dir, ignore_errors=True)
     result.metrics["broker_prefix"] = prefix
