@@ -63,6 +63,11 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--workers", type=int, help="processes on one port (needs a Redis or NATS --broker)"
     )
+    serve.add_argument(
+        "--mqtt",
+        metavar="URL",
+        help="bridge to an MQTT broker, mqtt://HOST:1883 or mqtts://... (routes: [[mqtt.routes]])",
+    )
     serve.add_argument("--echo", action="store_true", help="serve /echo (conformance tests)")
     serve.add_argument(
         "--no-demo", action="store_true", help="do not serve the demo chat at / (and /demo/*)"
@@ -118,6 +123,7 @@ def _serve(args: argparse.Namespace) -> int:
         "workers": args.workers,
         "echo": True if args.echo else None,
         "demo": False if args.no_demo else None,
+        "mqtt": {"url": args.mqtt},
     }
     config = load_config(args.config, overrides=overrides)
     logging.basicConfig(

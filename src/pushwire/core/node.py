@@ -23,6 +23,7 @@ from pushwire.core.eager import start_eagerly
 from pushwire.core.history import Gap, HistoryPage, Publication, StreamPosition
 from pushwire.core.hub import ChannelState, Hub
 from pushwire.core.identity import Identity
+from pushwire.core.outlets import Outlets
 from pushwire.core.presence import Join, Leave, LocalPresence, Member
 from pushwire.core.recovery import Recovery, recover
 from pushwire.core.users import UserRegistry
@@ -53,6 +54,8 @@ class Node:
         self.hub = Hub(self._call_soon, self._channel_idle)
         self.users = UserRegistry()
         self.presence = LocalPresence()
+        #: Systems outside pushwire that this node's publications also go to (MQTT).
+        self.outlets = Outlets()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._locks = _ChannelLocks()
         self._broker_channels: set[str] = set()  # channels the broker delivers here
@@ -111,18 +114,36 @@ class Node:
         *,
         event: str | None = None,
         publisher: Identity | None = None,
+        to_outlet: bool = True,
     ) -> Publication:
         """Publish ``data``, already encoded as JSON, to an already validated ``channel``.
 
         Checks no permission: a client's right to publish is checked where its
         request arrives (``ChannelPermissions.check_publish``). A client's
         ``publisher`` identity (with a user) goes with the message as its ``from``.
+
+        If an outlet (an MQTT bridge) takes the channel, the publication goes there
+        too, and this returns once the outlet confirmed it. A bridge publishing what
+        came in from its own system passes ``to_outlet=False``, so it never goes
+        back out (no echo).
+
+        Raises:
+            BridgeUnavailableError: the channel's outlet is down (nothing was
+                published) or did not confirm (published here only).
         """
+        outlet = self.outlets.outlet_for(channel) if to_outlet else None
+        if outlet is not None:
+            outlet.check(channel)
         options = self.history_options(channel)
         who = None
         if publisher is not None and publisher.user is not None:
             who = publisher_json(publisher.user, publisher.info)
-        return await self.broker.publish(channel, data, event=event, options=options, publisher=who)
+        publication = await self.broker.publish(
+            channel, data, event=event, options=options, publisher=who
+        )
+        if outlet is not None:
+            await outlet.send(publication)
+        return publication
 
     # Reading history.
 

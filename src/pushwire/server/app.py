@@ -16,7 +16,7 @@ import time
 from collections.abc import Awaitable, Callable
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
 import orjson
@@ -36,6 +36,7 @@ from pushwire.errors import (
     NotFoundError,
     OriginNotAllowedError,
     ServerError,
+    UsageError,
 )
 from pushwire.protocol.error_mapping import http_error
 from pushwire.server.auth import ApiKey, Authenticator
@@ -51,6 +52,9 @@ from pushwire.transports.base import ConnectionLimits, Ticker
 from pushwire.transports.sse import SSEPinger
 from pushwire.transports.websocket import Heartbeat
 from pushwire.transports.ws_channels import SessionSettings
+
+if TYPE_CHECKING:
+    from pushwire.server.mqtt_bridge import MqttBridge
 
 __all__ = ["Server"]
 
@@ -87,6 +91,18 @@ def _without_password(url: str) -> str:
         return url
     netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
     return urlunsplit(parts._replace(netloc=netloc))
+
+
+def _open_mqtt_bridge(node: Node, config: Config) -> MqttBridge:
+    """The bridge of ``config.mqtt``, imported now: ``pushwire[mqtt]`` brings its library."""
+    assert config.mqtt is not None
+    try:
+        from pushwire.server.mqtt_bridge import MqttBridge
+    except ImportError as exc:
+        raise UsageError(
+            f"the MQTT bridge needs its client library: pip install 'pushwire[mqtt]' ({exc})"
+        ) from None
+    return MqttBridge(node, config.mqtt, max_message_bytes=config.max_message_bytes)
 
 
 @functools.cache
@@ -134,6 +150,10 @@ class Server:
             demo_verifier=None if self.demo is None else self.demo.verifier,
         )
         self.node = Node(broker or self._configured_broker(rules), ChannelRules(rules))
+        #: The MQTT bridge, when ``[mqtt]`` is configured (its library is imported only then).
+        self.mqtt: MqttBridge | None = None
+        if config.mqtt is not None:
+            self.mqtt = _open_mqtt_bridge(self.node, config)
         self.heartbeat = Heartbeat(config.ws_ping_interval_seconds, config.ws_ping_timeout_seconds)
         self.sse_pinger = SSEPinger(config.sse_ping_interval_seconds)
         self.connections: set[HttpConnection] = set()
@@ -163,6 +183,7 @@ class Server:
             client_permissions=self.subscribers.permissions_of,
             connection_count=lambda: len(self.connections),
             max_publishes_per_second=config.max_publishes_per_second,
+            statuses={} if self.mqtt is None else {"mqtt": self.mqtt.status},
         )
         self._api_routes: dict[str, Handler] = {
             "/api/publish": api.api_publish,
@@ -242,6 +263,8 @@ class Server:
         self.sse_pinger.start()
         self.subscribers.poll_presence.start()
         self._idle_sweep.start()
+        if self.mqtt is not None and self.config.mqtt is not None:
+            self.mqtt.start(self.config.mqtt.client_id_for(self.port))
         logger.info("pushwire listening on %s (%s)", self.url, self._history_label())
 
     def _history_label(self) -> str:
@@ -280,6 +303,9 @@ class Server:
                 connection.transport.abort()
         for task in list(self._tasks):
             task.cancel()
+        # What the bridge is taking in is published and acknowledged, then it goes.
+        if self.mqtt is not None:
+            await self.mqtt.close()
         await self.node.close()
         logger.info("pushwire stopped (%s)", self.url)
         self._stopped.set()

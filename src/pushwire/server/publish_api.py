@@ -7,7 +7,7 @@ bodies, so no handler formats an error of its own.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import orjson
@@ -46,7 +46,14 @@ def _user_of(body: dict[str, Any]) -> str:
 class PublishApi:
     """The HTTP API over one node: publishing, history, channels, health."""
 
-    __slots__ = ("_api_key", "_client_permissions", "_connection_count", "_node", "_rates")
+    __slots__ = (
+        "_api_key",
+        "_client_permissions",
+        "_connection_count",
+        "_node",
+        "_rates",
+        "_statuses",
+    )
 
     def __init__(
         self,
@@ -56,17 +63,20 @@ class PublishApi:
         client_permissions: Callable[..., ChannelPermissions],
         connection_count: Callable[[], int],
         max_publishes_per_second: float = 0.0,
+        statuses: Mapping[str, Callable[[], object]] | None = None,
     ) -> None:
         """
         Args:
             client_permissions: the permissions of a client request (its token),
                 ``SubscriberEndpoints.permissions_of``.
             max_publishes_per_second: per user, for ``POST /publish`` (0: no limit).
+            statuses: more parts of ``GET /health``, by name (the MQTT bridge's).
         """
         self._node = node
         self._api_key = api_key
         self._client_permissions = client_permissions
         self._connection_count = connection_count
+        self._statuses = dict(statuses or {})
         self._rates = (
             PublishRates(max_publishes_per_second, time.monotonic)
             if max_publishes_per_second
@@ -190,7 +200,9 @@ class PublishApi:
         """``ok`` (200), or ``degraded`` (503) while the broker is out of reach.
 
         A load balancer routes new clients around a degraded node; the ones it has
-        stay connected and recover what they missed once the broker is back.
+        stay connected and recover what they missed once the broker is back. The
+        other parts (``mqtt``) inform and do not degrade: every node shares that
+        link's fate, so routing around one would not help.
         """
         broker = self._node.broker
         connected = broker.connected
@@ -198,6 +210,7 @@ class PublishApi:
             "status": "ok" if connected else "degraded",
             "broker": {"name": broker.name, "connected": connected},
             "connections": self._connection_count(),
+            **{name: status() for name, status in self._statuses.items()},
         }
 
 
