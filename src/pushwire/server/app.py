@@ -102,7 +102,12 @@ def _open_mqtt_bridge(node: Node, config: Config) -> MqttBridge:
         raise UsageError(
             f"the MQTT bridge needs its client library: pip install 'pushwire[mqtt]' ({exc})"
         ) from None
-    return MqttBridge(node, config.mqtt, max_message_bytes=config.max_message_bytes)
+    return MqttBridge(
+        node,
+        config.mqtt,
+        max_message_bytes=config.max_message_bytes,
+        shared=config.broker != "memory",  # several nodes on one broker: a cluster
+    )
 
 
 @functools.cache

@@ -1,7 +1,7 @@
 """The MQTT bridge: pushwire as a client of a real MQTT broker, both ways (docs/mqtt.md).
 
-In: a shared subscription per route (``$share/GROUP/devices/#``), so that a cluster
-takes each message once; each message is published on its channel and only then
+In: one subscription per route, shared by the cluster's nodes (``$share/GROUP/devices/#``)
+so that each message is taken once; each is published on its channel and only then
 acknowledged (PUBACK), so a crash loses none. Out: an outlet per route on the node,
 so a publication goes out once, from the node that took it, and its publisher hears
 back only after the broker's PUBACK. Imported only when ``[mqtt]`` is configured.
@@ -51,12 +51,17 @@ class MqttBridge:
     state are in :meth:`status` (``GET /health``, under ``mqtt``).
     """
 
-    def __init__(self, node: Node, settings: MqttSettings, *, max_message_bytes: int) -> None:
+    def __init__(
+        self, node: Node, settings: MqttSettings, *, max_message_bytes: int, shared: bool
+    ) -> None:
         """
         Args:
             max_message_bytes: larger MQTT payloads are dropped (and counted).
+            shared: subscribe as a member of the cluster's shared subscription
+                (several nodes on one broker), or on our own (one node).
         """
         self._node = node
+        self._shared = shared
         self._settings = settings
         self._endpoint = settings.endpoint()
         self.client_id = ""  # given to start()
@@ -167,10 +172,10 @@ class MqttBridge:
         _paho(client).manual_ack_set(True)
         async with client:
             lost: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-            self._client, self._lost, self.error = client, lost, None
-            self._served = True
             try:
                 await self._subscribe(client)
+                self._client, self._lost, self.error = client, lost, None
+                self._served = True
                 logger.info("MQTT: connected to %s as %r", settings.display_url, self.client_id)
                 async for message in client.messages:
                     self._idle.clear()
@@ -186,18 +191,32 @@ class MqttBridge:
                     lost.set_result(None)
 
     async def _subscribe(self, client: aiomqtt.Client) -> None:
+        """Subscribe every inbound route, shared in a cluster, plain on one node.
+
+        Plain on one node because Mosquitto (2.0.11) queues nothing for a shared
+        subscription of a session it restored after a restart until the client
+        subscribes again: a lone node would lose what came in that window. A plain
+        subscription also lets the broker keep our own messages from us (No Local).
+        """
         group = self._settings.group
         for route in self._inbound:
+            plain = route.topic_filter
+            shared = f"$share/{group}/{plain}"
+            wanted, other = (shared, plain) if self._shared else (plain, shared)
             # Retained messages only for a subscription the session did not have: a
             # reconnect gets what was queued meanwhile, not stale state after it.
             options = SubscribeOptions(
-                qos=route.qos, retainHandling=SubscribeOptions.RETAIN_SEND_IF_NEW_SUB
+                qos=route.qos,
+                noLocal=not self._shared,  # a protocol error on a shared subscription
+                retainHandling=SubscribeOptions.RETAIN_SEND_IF_NEW_SUB,
             )
-            shared = f"$share/{group}/{route.topic_filter}"
-            granted = await client.subscribe(shared, options=options)
+            granted = await client.subscribe(wanted, options=options)
             code = granted[0]
             if isinstance(code, ReasonCode) and code.is_failure:
-                raise aiomqtt.MqttError(f"the broker refused the subscription {shared}: {code}")
+                raise aiomqtt.MqttError(f"the broker refused the subscription {wanted}: {code}")
+            # Left from the other mode (the node joined or left a cluster), it would
+            # bring every message a second time.
+            await client.unsubscribe(other)
 
     # In: MQTT -> pushwire.
 
@@ -218,8 +237,13 @@ class MqttBridge:
                 self._drop(str(exc))
             else:
                 data = envelope_json(topic, message.qos, message.retain, payload)
-                seen = message.retain and await self._is_latest(channel, data)
-                if not seen and not await self._publish_in(channel, data):
+                if message.retain and await self._is_latest(channel, data):
+                    logger.debug(
+                        "MQTT: retained message on %r: %r has it as its latest already",
+                        topic,
+                        channel,
+                    )
+                elif not await self._publish_in(channel, data):
                     return  # closing: unacknowledged, so the broker sends it again
         _paho(client).ack(message.mid, message.qos)
 
