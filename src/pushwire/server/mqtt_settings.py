@@ -155,7 +155,7 @@ class MqttSettings:
         if username is None and self.username:
             username, password = self.username, self.password or None
         elif username is None and self.password:
-            raise UsageError("mqtt password is set without a username")
+            raise UsageError("mqtt password is set but no username")
         return MqttEndpoint(parts.hostname, port, parts.scheme == "mqtts", username, password)
 
     def client_id_for(self, port: int) -> str:
@@ -209,6 +209,8 @@ def _routes(value: Any) -> tuple[MqttRoute, ...]:
         unknown = sorted(set(entry) - set(kinds))
         if unknown:
             raise UsageError(f"unknown [[mqtt.routes]] key(s): {', '.join(unknown)}")
+        if "prefix" not in entry:
+            raise UsageError('an [[mqtt.routes]] entry needs a prefix, like prefix = "devices:"')
         for name, item in entry.items():
             if not _is_of(item, kinds[name]):
                 raise UsageError(f"mqtt route {name} must be of type {kinds[name]}, not {item!r}")
