@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import getpass
 import secrets
+import shutil
 import signal
+import socket
 import subprocess
 import threading
 from dataclasses import dataclass
@@ -30,6 +32,9 @@ from tests.waiting import wait_until, wait_until_sync
 __all__ = ["SHARED_PORT", "Device", "OwnMosquitto", "Received", "require_mosquitto", "unique"]
 
 SHARED_PORT = 1883
+# Debian installs them in /usr/sbin and /usr/bin; a PATH without /usr/sbin still finds them.
+MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+MOSQUITTO_PASSWD = shutil.which("mosquitto_passwd") or "/usr/bin/mosquitto_passwd"
 
 
 def require_mosquitto() -> None:
@@ -64,7 +69,7 @@ class OwnMosquitto:
             for number, (user, password) in enumerate(logins.items()):
                 create = ["-c"] if number == 0 else []
                 subprocess.run(
-                    ["mosquitto_passwd", *create, "-b", str(passwords), user, password],
+                    [MOSQUITTO_PASSWD, *create, "-b", str(passwords), user, password],
                     check=True,
                     capture_output=True,
                 )
@@ -77,7 +82,7 @@ class OwnMosquitto:
     def start(self) -> OwnMosquitto:
         with (self.directory / "mosquitto.log").open("ab") as log:
             self.process = subprocess.Popen(
-                ["mosquitto", "-c", str(self.config)], stdout=log, stderr=subprocess.STDOUT
+                [MOSQUITTO, "-c", str(self.config)], stdout=log, stderr=subprocess.STDOUT
             )
         wait_until_sync(self._listening, timeout_seconds=5, message="mosquitto to listen")
         return self
@@ -98,8 +103,6 @@ class OwnMosquitto:
         return (self.directory / "mosquitto.log").read_text(errors="replace")
 
     def _listening(self) -> bool:
-        import socket
-
         try:
             with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
                 return True
