@@ -116,13 +116,17 @@ class MqttBridge:
     async def close(self) -> None:
         """Finish the message being taken in (so it is acknowledged), then disconnect."""
         self._closing = True
-        if self._task is None:
+        task = self._task
+        if task is None:
             return
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._idle.wait(), self._settings.publish_timeout_seconds)
-        self._task.cancel()
+        if self._idle.is_set():
+            task.cancel()  # waiting for a message, or to reconnect: nothing is half done
+        # Otherwise the message in hand is published and acknowledged, and the task
+        # leaves by itself, disconnecting in order (the PUBACKs go out before it).
+        await asyncio.wait((task,), timeout=self._settings.publish_timeout_seconds)
+        task.cancel()  # no-op once it has ended
         with contextlib.suppress(asyncio.CancelledError):
-            await self._task
+            await task
 
     async def _run(self) -> None:
         """Connect, take messages in until the link drops, wait a back-off, again."""
