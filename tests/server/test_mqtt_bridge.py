@@ -431,3 +431,39 @@ async def test_a_broker_refusing_the_login_is_reported_and_retried_while_pushwir
     assert plain_publish.status_code == 200
     assert "authori" in caplog.text
     assert bridge_of(right).connected
+
+
+async def test_workers_each_have_a_session_and_take_each_message_once(
+    prefix: str, tmp_path: Path
+) -> None:
+    require_service("redis", 6379)
+    env = {
+        **os.environ,
+        "PUSHWIRE_API_KEY": API_KEY,
+        "PUSHWIRE_DEMO": "false",
+        "PUSHWIRE_BROKER": REDIS_URL,
+        "PUSHWIRE_BROKER_PREFIX": test_prefix(),
+        "PUSHWIRE_MQTT_URL": SHARED_URL,
+        "PUSHWIRE_MQTT_CLIENT_ID": unique("pw-"),
+        "PUSHWIRE_MQTT_ROUTES": orjson.dumps([{"prefix": f"{prefix}:"}]).decode(),
+        "PUSHWIRE_MQTT_SESSION_EXPIRY_SECONDS": "60",
+    }
+    server = ServerProcess(["--workers", "2"], env, tmp_path / "log").start()
+    sensor = Device().connect()
+    topic = f"{prefix}/42/telemetry"
+    try:
+        await wait_until(lambda: server.log().count("MQTT: connected") == 2)
+        async with connect(f"ws://127.0.0.1:{server.port}/ws?channel={prefix}:42:telemetry") as ws:
+            await recv_until(ws, "subscribed")
+            for n in range(20):
+                await sensor.publish_confirmed(topic, str(n))
+            readings = [frame["data"]["payload"] for frame in await messages(ws, 20)]
+            with pytest.raises(TimeoutError):
+                await recv_until(ws, "message", wait_seconds=0.3)
+    finally:
+        sensor.close()
+        log = server.stop()[1]
+
+    assert sorted(readings) == list(range(20))
+    assert f"{env['PUSHWIRE_MQTT_CLIENT_ID']}-w1'" in log
+    assert f"{env['PUSHWIRE_MQTT_CLIENT_ID']}-w2'" in log

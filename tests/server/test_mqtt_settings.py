@@ -141,3 +141,11 @@ def test_serve_stops_at_start_with_the_message_and_exit_status_2(
     assert "pushwire: mqtt url must start mqtt:// or mqtts://" in url_error
     assert bad_route == 2
     assert "pushwire: mqtt route 'devices:': qos must be 0 or 1" in route_error
+
+
+def test_each_worker_gets_a_client_id_of_its_own() -> None:
+    settings = MqttSettings("mqtt://a", client_id="node-1", routes=(MqttRoute("d:"),))
+
+    ids = {settings.for_worker(index, 8000).client_id for index in (1, 2)}
+
+    assert ids == {"node-1-w1", "node-1-w2"}

@@ -166,6 +166,15 @@ class MqttSettings:
         """
         return self.client_id or f"pushwire-{socket.gethostname()}-{port}"
 
+    def for_worker(self, index: int, port: int) -> MqttSettings:
+        """These settings for worker ``index`` of ``pushwire serve --workers N``.
+
+        The workers share a host and a port, so each gets its own client id (and
+        session): ``...-w1``, ``...-w2``. They take messages in as one shared
+        subscription, as the nodes of any cluster do.
+        """
+        return dataclasses.replace(self, client_id=f"{self.client_id_for(port)}-w{index}")
+
     @property
     def display_url(self) -> str:
         """The URL fit for a log: without its password."""
