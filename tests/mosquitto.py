@@ -9,7 +9,9 @@ the bridge is built on, aiomqtt), run on paho's own thread.
 
 from __future__ import annotations
 
+import datetime
 import getpass
+import ipaddress
 import secrets
 import shutil
 import signal
@@ -50,10 +52,12 @@ def unique(stem: str = "t") -> str:
 class OwnMosquitto:
     """A mosquitto of a test's own: its port, config, persistence and (optional) logins."""
 
-    def __init__(self, directory: Path, *, logins: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, directory: Path, *, logins: dict[str, str] | None = None, tls: bool = False
+    ) -> None:
         self.directory = directory
         self.port = free_port()
-        self.url = f"mqtt://127.0.0.1:{self.port}"
+        self.url = f"{'mqtts' if tls else 'mqtt'}://127.0.0.1:{self.port}"
         self.process: subprocess.Popen[bytes] | None = None
         directory.mkdir(parents=True, exist_ok=True)
         lines = [
@@ -76,6 +80,11 @@ class OwnMosquitto:
             lines += ["allow_anonymous false", f"password_file {passwords}"]
         else:
             lines.append("allow_anonymous true")
+        if tls:
+            #: The CA that signed the broker's certificate (for 127.0.0.1): the client's ca_file.
+            self.ca_file = directory / "ca.pem"
+            certificate, key = _certificates(directory, self.ca_file)
+            lines += [f"certfile {certificate}", f"keyfile {key}"]
         self.config = directory / "mosquitto.conf"
         self.config.write_text("\n".join(lines) + "\n")
 
@@ -222,3 +231,55 @@ class Device:
                     tuple(user_properties),
                 )
             )
+
+
+def _certificates(directory: Path, ca_file: Path) -> tuple[Path, Path]:
+    """A throwaway CA (written to ``ca_file``) and a certificate it signs for 127.0.0.1."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    now = datetime.datetime.now(datetime.UTC)
+
+    def name(common: str) -> x509.Name:
+        return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common)])
+
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca = (
+        x509.CertificateBuilder()
+        .subject_name(name("pushwire test CA"))
+        .issuer_name(name("pushwire test CA"))
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(hours=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(ca_key, hashes.SHA256())
+    )
+    key = ec.generate_private_key(ec.SECP256R1())
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name("127.0.0.1"))
+        .issuer_name(ca.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(hours=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+    ca_file.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    certificate_file, key_file = directory / "broker.pem", directory / "broker.key"
+    certificate_file.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return certificate_file, key_file
