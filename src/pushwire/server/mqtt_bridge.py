@@ -1,10 +1,8 @@
 """The MQTT bridge: pushwire as a client of a real MQTT broker, both ways (docs/mqtt.md).
 
-In: one subscription per route, shared by the cluster's nodes (``$share/GROUP/devices/#``)
-so that each message is taken once; each is published on its channel and only then
-acknowledged (PUBACK), so a crash loses none. Out: an outlet per route on the node,
-so a publication goes out once, from the node that took it, and its publisher hears
-back only after the broker's PUBACK. Imported only when ``[mqtt]`` is configured.
+In: a subscription per route (shared by a cluster's nodes), each message published on its
+channel before it is acknowledged. Out: an outlet per route, confirmed by the broker's
+PUBACK before the publisher's answer. Imported only when ``[mqtt]`` is configured.
 """
 
 from __future__ import annotations
