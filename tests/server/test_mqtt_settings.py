@@ -84,6 +84,8 @@ def _with_routes(**environ: str) -> dict[str, str]:
     [
         (_with_routes(PUSHWIRE_MQTT_URL="http://broker"), "mqtt:// or mqtts://"),
         (_with_routes(PUSHWIRE_MQTT_URL="mqtt://broker:http"), "bad port"),
+        (_with_routes(PUSHWIRE_MQTT_URL="mqtt://broker:0"), "bad port"),
+        (_with_routes(PUSHWIRE_MQTT_URL="mqtt://[::1"), "Invalid IPv6 URL"),
         (_with_routes(PUSHWIRE_MQTT_URL="mqtt://:1883"), "names no host"),
         (_with_routes(PUSHWIRE_MQTT_URL="mqtt://broker/devices/#"), "nothing may follow"),
         ({"PUSHWIRE_MQTT_URL": "mqtt://broker"}, "no [[mqtt.routes]]"),

@@ -133,14 +133,19 @@ class MqttSettings:
         Raises:
             UsageError: the URL is malformed, or gives a login that the settings give too.
         """
-        parts = urlsplit(self.url)
+        try:
+            parts = urlsplit(self.url)
+        except ValueError as exc:  # an unclosed [ of an IPv6 address
+            raise UsageError(f"mqtt url {_without_password(self.url)!r}: {exc}") from None
         if parts.scheme not in _DEFAULT_PORTS:
             shown = _without_password(self.url)
             raise UsageError(f"mqtt url must start mqtt:// or mqtts:// (TLS), not {shown!r}")
         try:
-            port = parts.port or _DEFAULT_PORTS[parts.scheme]
+            port = parts.port if parts.port is not None else _DEFAULT_PORTS[parts.scheme]
         except ValueError:
-            raise UsageError(f"mqtt url {_without_password(self.url)!r} has a bad port") from None
+            port = 0
+        if not 0 < port < 65536:
+            raise UsageError(f"mqtt url {_without_password(self.url)!r} has a bad port")
         if not parts.hostname:
             raise UsageError(f"mqtt url {_without_password(self.url)!r} names no host")
         if parts.path not in ("", "/") or parts.query or parts.fragment:
@@ -237,9 +242,8 @@ def _is_of(value: Any, kind: Any) -> bool:
 
 
 def _without_password(url: str) -> str:
-    parts = urlsplit(url)
     try:
-        password = parts.password
+        password = urlsplit(url).password
     except ValueError:
         return url
     if password is None:
