@@ -101,12 +101,22 @@ class OwnMosquitto:
         process, self.process = self.process, None
         if process is None:
             return
+        process.send_signal(signal.SIGCONT)  # a paused broker cannot act on SIGTERM
         process.send_signal(signal.SIGTERM)
         try:
             process.wait(timeout=10)
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+    def pause(self) -> None:
+        """SIGSTOP: connections stay open, nothing is answered (no PUBACK)."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGCONT)
 
     def log(self) -> str:
         return (self.directory / "mosquitto.log").read_text(errors="replace")

@@ -251,6 +251,34 @@ async def test_browser_publishes_reach_the_device_once_and_never_come_back(
     assert bridge_of(server).status()["out"] == 3
 
 
+async def test_a_publish_is_answered_only_after_the_brokers_puback(
+    bridged: Bridged, prefix: str, tmp_path: Path
+) -> None:
+    require_mosquitto()
+    mosquitto = OwnMosquitto(tmp_path / "mosquitto").start()
+    try:
+        server = await bridged(prefix, url=mosquitto.url)
+        async with httpx.AsyncClient(base_url=server.url, timeout=10) as http:
+            mosquitto.pause()
+            body = {"channel": f"{prefix}:42:commands", "data": {"led": "on"}}
+            publishing = asyncio.create_task(http.post("/publish", json=body))
+            await wait_until(lambda: _in_history(server, f"{prefix}:42:commands"))
+            await asyncio.sleep(0.3)  # in history, and still waiting for the broker
+            answered_while_paused = publishing.done()
+            mosquitto.resume()
+            answer = await asyncio.wait_for(publishing, 5)
+    finally:
+        mosquitto.stop()
+
+    assert not answered_while_paused
+    assert answer.status_code == 200
+    assert bridge_of(server).sent == 1
+
+
+async def _in_history(server: Server, channel: str) -> bool:
+    return bool((await server.node.history(channel)).publications)
+
+
 async def _when(found: Awaitable[list[Any]], ready: Callable[[list[Any]], bool]) -> list[Any]:
     value = await found
     return value if ready(value) else []
