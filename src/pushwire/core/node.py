@@ -19,6 +19,7 @@ import orjson
 
 from pushwire.core.broker import Broker, HistoryOptions
 from pushwire.core.channels import ChannelRules
+from pushwire.core.counters import NodeCounters
 from pushwire.core.eager import start_eagerly
 from pushwire.core.history import Gap, HistoryPage, Publication, StreamPosition
 from pushwire.core.hub import ChannelState, Hub
@@ -47,10 +48,14 @@ class Node:
     or let :class:`pushwire.server.app.Server` build one for you.
     """
 
-    def __init__(self, broker: Broker, rules: ChannelRules) -> None:
+    def __init__(
+        self, broker: Broker, rules: ChannelRules, *, counters: NodeCounters | None = None
+    ) -> None:
         self.broker = broker
         self.rules = rules
-        self.hub = Hub(self._call_soon, self._channel_idle)
+        #: Running totals (deliveries, publications, connections), read by /metrics.
+        self.counters = counters or NodeCounters()
+        self.hub = Hub(self._call_soon, self._channel_idle, counters=self.counters)
         self.users = UserRegistry()
         self.presence = LocalPresence()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -111,18 +116,25 @@ class Node:
         *,
         event: str | None = None,
         publisher: Identity | None = None,
+        source: str = "api",
     ) -> Publication:
         """Publish ``data``, already encoded as JSON, to an already validated ``channel``.
 
         Checks no permission: a client's right to publish is checked where its
         request arrives (``ChannelPermissions.check_publish``). A client's
         ``publisher`` identity (with a user) goes with the message as its ``from``.
+        ``source`` says who published, for the counters: ``"api"``, ``"client"``
+        or ``"mqtt"`` (``core.counters.PUBLICATION_SOURCES``).
         """
         options = self.history_options(channel)
         who = None
         if publisher is not None and publisher.user is not None:
             who = publisher_json(publisher.user, publisher.info)
-        return await self.broker.publish(channel, data, event=event, options=options, publisher=who)
+        publication = await self.broker.publish(
+            channel, data, event=event, options=options, publisher=who
+        )
+        self.counters.published(source)
+        return publication
 
     # Reading history.
 

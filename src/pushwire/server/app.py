@@ -37,12 +37,13 @@ from pushwire.errors import (
     OriginNotAllowedError,
     ServerError,
 )
-from pushwire.protocol.error_mapping import http_error
+from pushwire.protocol.error_mapping import error_code, http_error
 from pushwire.server.auth import ApiKey, Authenticator
 from pushwire.server.config import Config
 from pushwire.server.demo import DEMO_RULE, DemoLogins, demo_secret, static_file
 from pushwire.server.door import Door, open_files_limit, peer_ip
 from pushwire.server.http import HttpConnection, Request
+from pushwire.server.metrics import MetricsAccess, MetricsEndpoint
 from pushwire.server.origins import OriginPolicy
 from pushwire.server.publish_api import PublishApi
 from pushwire.server.streaming import StreamSettings, SubscriberEndpoints
@@ -74,6 +75,7 @@ _ENDPOINTS = {
     "/history": "GET: a channel's recent messages (?channel=NAME&limit=N&since=C)",
     "/api/": "backend API with X-API-Key: publish, broadcast, history, channels, presence",
     "/health": "GET: status",
+    "/metrics": "GET: Prometheus metrics (loopback, or X-API-Key / metrics token)",
     "/pushwire.js": "the browser client",
 }
 _CORS_PATHS = frozenset({"/sse", "/poll", "/publish", "/presence", "/history", "/health"})
@@ -191,6 +193,12 @@ class Server:
             max_per_ip=config.max_connections_per_ip,
         )
         self._idle_sweep = Ticker(1.0, self._sweep_idle)
+        self.metrics = MetricsEndpoint(
+            self.node,
+            MetricsAccess(self.api_key, config.metrics_token),
+            open_connections=lambda: len(self.connections),
+            version=_version(),
+        )
         self._listener: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._stopped = asyncio.Event()
@@ -242,6 +250,7 @@ class Server:
         self.sse_pinger.start()
         self.subscribers.poll_presence.start()
         self._idle_sweep.start()
+        self.metrics.start()
         logger.info("pushwire listening on %s (%s)", self.url, self._history_label())
 
     def _history_label(self) -> str:
@@ -262,6 +271,7 @@ class Server:
         self.sse_pinger.stop()
         self.subscribers.poll_presence.stop()
         self._idle_sweep.stop()
+        self.metrics.stop()
         # Tell every subscriber to go elsewhere: WebSockets get 1001, polls their
         # answer, streams their end; then WebSockets without subscriptions.
         self.node.hub.close_all(GOING_AWAY)
@@ -298,6 +308,7 @@ class Server:
         refusal = self._door.admit(len(self.connections), ip)
         if refusal is not None:
             # Refused, answered at once: the server itself must never run out of files.
+            self.request_refused(refusal.code)
             connection.fail(*http_error(refusal, context="accepting"))
             return
         self.connections.add(connection)
@@ -309,6 +320,9 @@ class Server:
             self._door.closed(peer_ip(connection))
         if not self.connections:
             self._all_closed.set()
+
+    def request_refused(self, code: str) -> None:
+        self.node.counters.refuse("http", code)
 
     def _sweep_idle(self) -> None:
         """Close HTTP connections that idle too long; answer 408 to requests too slow."""
@@ -351,6 +365,9 @@ class Server:
         if path == "/" or path.startswith("/chat/"):
             self._serve_page(request, connection)
             return
+        if path == "/metrics":
+            self._serve_metrics(request, connection)
+            return
         stream_handler = self._stream_routes.get(path)
         if stream_handler is not None:
             self._spawn(request, connection, stream_handler(request, connection))
@@ -372,6 +389,21 @@ class Server:
             script,
             content_type=b"text/javascript; charset=utf-8",
             headers=[(b"Access-Control-Allow-Origin", b"*"), (b"Cache-Control", b"no-cache")],
+            keep_alive=request.keep_alive,
+        )
+
+    def _serve_metrics(self, request: Request, connection: HttpConnection) -> None:
+        """``/metrics``: read from the counters now, in the Prometheus text format."""
+        try:
+            body, content_type = self.metrics.scrape(peer_ip(connection), request.headers)
+        except ClientError as exc:
+            self._refuse(request, connection, exc)
+            return
+        connection.respond(
+            200,
+            body,
+            content_type=content_type,
+            headers=[(b"Cache-Control", b"no-store")],
             keep_alive=request.keep_alive,
         )
 
@@ -411,6 +443,7 @@ class Server:
 
     def _refuse(self, request: Request, connection: HttpConnection, exc: BaseException) -> None:
         """Answer with the error's JSON; the connection carries on with the next request."""
+        self.request_refused(error_code(exc))
         status, body = http_error(exc, context=f"{request.method} {request.path[:100]}")
         connection.respond(
             status, body, headers=self._cors_headers(request), keep_alive=request.keep_alive
@@ -418,6 +451,7 @@ class Server:
 
     def _fail(self, request: Request, connection: HttpConnection, exc: BaseException) -> None:
         """Answer with the error's JSON and close: the request may have left the stream unsound."""
+        self.request_refused(error_code(exc))
         status, body = http_error(exc, context=f"{request.method} {request.path[:100]}")
         connection.fail(status, body)
 

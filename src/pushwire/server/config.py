@@ -42,6 +42,7 @@ class Config:
     presence_ttl_seconds: float = 30.0  # a crashed node's members are gone within this
     workers: int = 1  # processes sharing the port (SO_REUSEPORT); more than 1 needs a broker
     api_key: str = ""  # empty: generate one at start and print it
+    metrics_token: str = ""  # set: every /metrics scrape needs it (or the API key), loopback too
     token_secret: str = ""  # HS256 shared with the backend that mints tokens
     token_public_key: str = ""  # path of a PEM public key (RS256/ES256)
     token_algorithm: str = ""  # empty: HS256 for a secret, else from the key's type

@@ -21,6 +21,7 @@ from websockets.http11 import Request
 from websockets.protocol import State
 from websockets.server import ServerProtocol
 
+from pushwire.core.counters import close_reason
 from pushwire.errors import (
     INTERNAL_ERROR,
     PING_TIMEOUT,
@@ -341,6 +342,20 @@ class WebSocketSession:
             if self.heartbeat is not None:
                 self.heartbeat.discard(self)
             self.on_closed()
+
+    def close_reason(self) -> str:
+        """Why the connection ended, as the counters label it (``core.counters``).
+
+        ``client`` if the client's close frame came first, the name of the server's
+        close code if the server's did, ``lost`` if the TCP connection went first.
+        """
+        protocol = self._protocol
+        if protocol is None:
+            return "lost"  # never sent a frame, never got one: only the network ends that
+        sent, received = protocol.close_sent, protocol.close_rcvd
+        if received is not None and (sent is None or protocol.close_rcvd_then_sent):
+            return "client"
+        return "lost" if sent is None else close_reason(sent.code)
 
     def on_message(self, data: bytes, is_text: bool) -> None:
         """A complete message arrived (text is valid UTF-8)."""
