@@ -7,7 +7,6 @@ import argparse
 import asyncio
 import contextlib
 import gc
-import logging
 import os
 import re
 import signal
@@ -19,6 +18,8 @@ import orjson
 from pushwire.errors import PushwireError, UsageError
 from pushwire.server.app import Server
 from pushwire.server.config import load_config
+from pushwire.server.logs import configure_logging
+from pushwire.server.metrics import WORKER_ENV
 
 __all__ = ["main"]
 
@@ -69,6 +70,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--max-message-bytes", type=int, help="largest client message")
     serve.add_argument("--log-level", help="debug, info, warning or error")
+    serve.add_argument(
+        "--log-format",
+        choices=["text", "json"],
+        help="text (default), or json lines for collectors",
+    )
     publish = commands.add_parser("publish", help="publish one message over the HTTP API")
     publish.add_argument("channel")
     publish.add_argument("data", help='the message as JSON, e.g. \'{"text": "hi"}\'')
@@ -113,6 +119,7 @@ def _serve(args: argparse.Namespace) -> int:
         "data_dir": args.data_dir,
         "max_message_bytes": args.max_message_bytes,
         "log_level": args.log_level,
+        "log_format": args.log_format,
         "history": "memory" if args.memory else None,
         "broker": args.broker,
         "workers": args.workers,
@@ -120,9 +127,7 @@ def _serve(args: argparse.Namespace) -> int:
         "demo": False if args.no_demo else None,
     }
     config = load_config(args.config, overrides=overrides)
-    logging.basicConfig(
-        level=config.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    configure_logging(config.log_level, config.log_format, fields=_worker_field())
     _raise_open_files_limit()
     server = Server(config)
     _tune_garbage_collector()
@@ -138,6 +143,12 @@ def _serve(args: argparse.Namespace) -> int:
     except ImportError:
         asyncio.run(_run_until_signal(server))
     return 0
+
+
+def _worker_field() -> dict[str, str]:
+    """Under ``--workers``, every JSON log line says which worker wrote it."""
+    worker = os.environ.get(WORKER_ENV)
+    return {"worker": worker} if worker else {}
 
 
 def _tune_garbage_collector() -> None:

@@ -250,6 +250,7 @@ async def test_the_loop_lag_probe_sees_a_blocked_loop() -> None:
     await asyncio.sleep(0.1)
     probe.stop()
 
-    assert probe.histogram.count >= 3
+    # The tick due during the block ran at least 0.18 s late (and some ran on time).
+    assert probe.histogram.count >= 2
     assert probe.histogram.sum >= 0.15
     assert sum(probe.histogram.counts[probe.histogram.bounds.index(0.1) + 1 :]) >= 1

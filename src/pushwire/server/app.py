@@ -43,6 +43,7 @@ from pushwire.server.config import Config
 from pushwire.server.demo import DEMO_RULE, DemoLogins, demo_secret, static_file
 from pushwire.server.door import Door, open_files_limit, peer_ip
 from pushwire.server.http import HttpConnection, Request
+from pushwire.server.logs import BrokerWatch, LogEvent, RefusalLog
 from pushwire.server.metrics import MetricsAccess, MetricsEndpoint
 from pushwire.server.origins import OriginPolicy
 from pushwire.server.publish_api import PublishApi
@@ -78,6 +79,8 @@ _ENDPOINTS = {
     "/metrics": "GET: Prometheus metrics (loopback, or X-API-Key / metrics token)",
     "/pushwire.js": "the browser client",
 }
+# Refusals here are connections refused, and logged (see server.logs.RefusalLog).
+_CONNECTION_PATHS = frozenset({"/ws", "/sse", "/poll"})
 _CORS_PATHS = frozenset({"/sse", "/poll", "/publish", "/presence", "/history", "/health"})
 _SHUTDOWN_GRACE_SECONDS = 2.0
 
@@ -199,6 +202,8 @@ class Server:
             open_connections=lambda: len(self.connections),
             version=_version(),
         )
+        self._refusal_log = RefusalLog()
+        self._broker_watch = Ticker(1.0, BrokerWatch(self.node.broker).check)
         self._listener: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._stopped = asyncio.Event()
@@ -251,7 +256,14 @@ class Server:
         self.subscribers.poll_presence.start()
         self._idle_sweep.start()
         self.metrics.start()
-        logger.info("pushwire listening on %s (%s)", self.url, self._history_label())
+        self._broker_watch.start()
+        logger.info(
+            "pushwire listening on %s (%s, version %s)",
+            self.url,
+            self._history_label(),
+            _version(),
+            extra={"event": LogEvent.STARTED, "version": _version(), "url": self.url},
+        )
 
     def _history_label(self) -> str:
         if self.config.broker != "memory":
@@ -272,6 +284,7 @@ class Server:
         self.subscribers.poll_presence.stop()
         self._idle_sweep.stop()
         self.metrics.stop()
+        self._broker_watch.stop()
         # Tell every subscriber to go elsewhere: WebSockets get 1001, polls their
         # answer, streams their end; then WebSockets without subscriptions.
         self.node.hub.close_all(GOING_AWAY)
@@ -291,7 +304,7 @@ class Server:
         for task in list(self._tasks):
             task.cancel()
         await self.node.close()
-        logger.info("pushwire stopped (%s)", self.url)
+        logger.info("pushwire stopped (%s)", self.url, extra={"event": LogEvent.STOPPED})
         self._stopped.set()
 
     async def wait_stopped(self) -> None:
@@ -309,6 +322,7 @@ class Server:
         if refusal is not None:
             # Refused, answered at once: the server itself must never run out of files.
             self.request_refused(refusal.code)
+            self._refusal_log.refused(refusal, path="(accept)", peer=ip)
             connection.fail(*http_error(refusal, context="accepting"))
             return
         self.connections.add(connection)
@@ -443,15 +457,22 @@ class Server:
 
     def _refuse(self, request: Request, connection: HttpConnection, exc: BaseException) -> None:
         """Answer with the error's JSON; the connection carries on with the next request."""
-        self.request_refused(error_code(exc))
+        self._count_refusal(request, connection, exc)
         status, body = http_error(exc, context=f"{request.method} {request.path[:100]}")
         connection.respond(
             status, body, headers=self._cors_headers(request), keep_alive=request.keep_alive
         )
 
+    def _count_refusal(
+        self, request: Request, connection: HttpConnection, exc: BaseException
+    ) -> None:
+        self.request_refused(error_code(exc))
+        if request.path in _CONNECTION_PATHS:
+            self._refusal_log.refused(exc, path=request.path, peer=peer_ip(connection))
+
     def _fail(self, request: Request, connection: HttpConnection, exc: BaseException) -> None:
         """Answer with the error's JSON and close: the request may have left the stream unsound."""
-        self.request_refused(error_code(exc))
+        self._count_refusal(request, connection, exc)
         status, body = http_error(exc, context=f"{request.method} {request.path[:100]}")
         connection.fail(status, body)
 

@@ -72,9 +72,16 @@ class Config:
     # Browser origins allowed besides this server's own ("*": any); see server/origins.py.
     allowed_origins: tuple[str, ...] = ()
     log_level: str = "info"
+    log_format: str = "text"  # "text" for people, "json" (one object per line) for collectors
     channels: tuple[ChannelRule, ...] = field(default_factory=tuple)
 
     def __post_init__(self) -> None:
+        if self.log_format not in ("text", "json"):
+            raise UsageError(f"log_format must be 'text' or 'json', not {self.log_format!r}")
+        if self.log_level.upper() not in ("DEBUG", "INFO", "WARN", "WARNING", "ERROR", "CRITICAL"):
+            raise UsageError(
+                f"log_level must be debug, info, warning or error, not {self.log_level!r}"
+            )
         if self.history not in ("sqlite", "memory"):
             raise UsageError(f"history must be 'sqlite' or 'memory', not {self.history!r}")
         broker_scheme(self.broker)

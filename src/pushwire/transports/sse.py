@@ -125,6 +125,7 @@ class SSEStream:
             logger.info(
                 "closing a slow SSE consumer (%d bytes unsent)",
                 self.transport.get_write_buffer_size(),
+                extra={"event": "slow_consumer", "transport": "sse"},
             )
             self.transport.abort()
         else:

@@ -314,7 +314,9 @@ class WebSocketSession:
         """Start the closing handshake; abort the TCP connection if the peer never answers."""
         if reason is SLOW_CONSUMER:
             logger.info(
-                "closing a slow consumer (%d bytes unsent)", self.transport.get_write_buffer_size()
+                "closing a slow consumer (%d bytes unsent)",
+                self.transport.get_write_buffer_size(),
+                extra={"event": "slow_consumer", "transport": "websocket"},
             )
         if self.protocol.state is State.OPEN:
             self.protocol.send_close(reason.code, reason.reason)
