@@ -8,8 +8,12 @@ The metrics endpoint (``server/metrics.py``) reads these when it is scraped.
 from __future__ import annotations
 
 import bisect
+import dataclasses
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
+
+import orjson
 
 from pushwire.errors import (
     CLOSE_MESSAGE_TOO_BIG,
@@ -30,6 +34,7 @@ __all__ = [
     "TRANSPORTS",
     "Histogram",
     "NodeCounters",
+    "NodeStatistics",
     "TransportCounters",
     "close_reason",
 ]
@@ -169,3 +174,45 @@ class NodeCounters:
 
     def _refuse_on_websocket(self, code: str) -> None:
         self.refuse("websocket", code)
+
+
+@dataclass(frozen=True, slots=True)
+class NodeStatistics:
+    """One node as ``GET /api/info`` shows it: who it is, and its totals now.
+
+    Travels between nodes as JSON (a survey's answer), so every field is plain data.
+
+    Attributes:
+        node: the node's id, random at each start.
+        about: what the server says of itself (version, worker, host, pid).
+        connections: open now, by transport; ``publications`` by source and
+            ``deliveries`` by transport, since the node started.
+    """
+
+    node: str
+    about: dict[str, str]
+    started_at: float
+    uptime_seconds: float
+    broker: str
+    broker_connected: bool
+    channels: int
+    subscriptions: int
+    connections: dict[str, int]
+    publications: dict[str, int]
+    deliveries: dict[str, int]
+
+    def to_json(self) -> bytes:
+        return orjson.dumps({name: getattr(self, name) for name in _STATISTICS_FIELDS})
+
+    @classmethod
+    def from_json(cls, data: bytes) -> NodeStatistics:
+        """Parse another node's answer; fields this version does not know are left out.
+
+        Raises:
+            orjson.JSONDecodeError, TypeError: if the answer is not such an object.
+        """
+        fields = orjson.loads(data)
+        return cls(**{name: fields[name] for name in _STATISTICS_FIELDS})
+
+
+_STATISTICS_FIELDS = tuple(field.name for field in dataclasses.fields(NodeStatistics))

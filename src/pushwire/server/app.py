@@ -12,6 +12,7 @@ import functools
 import importlib.metadata
 import logging
 import os
+import socket
 import time
 from collections.abc import Awaitable, Callable
 from importlib import resources
@@ -38,6 +39,7 @@ from pushwire.errors import (
     ServerError,
 )
 from pushwire.protocol.error_mapping import error_code, http_error
+from pushwire.server.admin import AdminApi, admin_file
 from pushwire.server.auth import ApiKey, Authenticator
 from pushwire.server.config import Config
 from pushwire.server.demo import DEMO_RULE, DemoLogins, demo_secret, static_file
@@ -78,6 +80,7 @@ _ENDPOINTS = {
     "/health": "GET: status",
     "/metrics": "GET: Prometheus metrics (loopback, or X-API-Key / metrics token)",
     "/pushwire.js": "the browser client",
+    "/admin": "the admin page (asks for the API key)",
 }
 # Refusals here are connections refused, and logged (see server.logs.RefusalLog).
 _CONNECTION_PATHS = frozenset({"/ws", "/sse", "/poll"})
@@ -183,6 +186,7 @@ class Server:
                 else {"/demo/login": self.demo.login, "/demo/refresh": self.demo.refresh}
             ),
             "/api/unsubscribe": api.api_unsubscribe,
+            "/api/info": AdminApi(self.node, self.api_key).api_info,
             "/publish": api.client_publish,
             "/history": api.client_history,
             "/health": api.health,
@@ -201,6 +205,12 @@ class Server:
             MetricsAccess(self.api_key, config.metrics_token),
             open_connections=lambda: len(self.connections),
             version=_version(),
+        )
+        self.node.about.update(
+            version=_version(),
+            worker=self.metrics.worker,
+            host=socket.gethostname(),
+            pid=str(os.getpid()),
         )
         self._refusal_log = RefusalLog()
         self._broker_watch = Ticker(1.0, BrokerWatch(self.node.broker).check)
@@ -382,6 +392,9 @@ class Server:
         if path == "/metrics":
             self._serve_metrics(request, connection)
             return
+        if path == "/admin" or path.startswith("/admin/"):
+            self._serve_file(request, connection, admin_file(path))
+            return
         stream_handler = self._stream_routes.get(path)
         if stream_handler is not None:
             self._spawn(request, connection, stream_handler(request, connection))
@@ -403,6 +416,22 @@ class Server:
             script,
             content_type=b"text/javascript; charset=utf-8",
             headers=[(b"Access-Control-Allow-Origin", b"*"), (b"Cache-Control", b"no-cache")],
+            keep_alive=request.keep_alive,
+        )
+
+    def _serve_file(
+        self, request: Request, connection: HttpConnection, file: tuple[bytes, bytes] | None
+    ) -> None:
+        """A static page's file, or 404 (the admin page: public, it shows nothing by itself)."""
+        if file is None:
+            self._refuse(request, connection, NotFoundError(f"no file {request.path[:100]}"))
+            return
+        data, content_type = file
+        connection.respond(
+            200,
+            data,
+            content_type=content_type,
+            headers=[(b"Cache-Control", b"no-cache")],
             keep_alive=request.keep_alive,
         )
 
