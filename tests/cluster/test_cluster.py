@@ -306,3 +306,18 @@ async def test_publishing_over_websocket_during_an_outage_gets_an_error_frame(
     assert (error["code"], error["ref"]) == ("broker_unavailable", 7)
     assert took < 2  # at once, not after a timeout
     assert pong["ref"] == 8  # the connection carries on
+
+
+async def test_a_batch_through_one_node_arrives_in_order_on_another(
+    cluster: ClusterFactory,
+) -> None:
+    a, b = cluster(2).nodes
+    async with connect(ws(b, "channel=batch")) as on_b, httpx.AsyncClient(timeout=10) as http:
+        await frame(on_b)
+        batch = [{"channel": "batch", "data": n} for n in range(200)]
+        response = await http.post(a.url + "/api/publish", json=batch, headers=KEY)
+        received = [(await frame_of(on_b, "message"))["data"] for _ in range(200)]
+
+    offsets = [int(r["id"].split("-")[1]) for r in response.json()["results"]]
+    assert received == list(range(200))
+    assert offsets == list(range(offsets[0], offsets[0] + 200))

@@ -184,3 +184,49 @@ async def test_in_process_publish_reaches_websocket_subscribers(server: Server) 
 
     assert message["id"] == publication.position.cursor
     assert message["event"] == "note"
+
+
+async def test_a_batch_is_published_in_order_and_answered_item_by_item(
+    server: Server, http: httpx.AsyncClient
+) -> None:
+    batch = [{"channel": "a", "data": n} for n in range(3)] + [
+        {"channel": "b", "data": "x", "event": "named"}
+    ]
+    async with connect(ws_url(server) + "?channel=a&channel=b") as ws:
+        await recv_json(ws), await recv_json(ws)
+        response = await http.post("/api/publish", json=batch, headers=KEY)
+        received = [await recv_json(ws) for _ in range(4)]
+
+    results = response.json()["results"]
+    assert response.status_code == 200
+    assert [r["channel"] for r in results] == ["a", "a", "a", "b"]
+    assert [m["data"] for m in received] == [0, 1, 2, "x"]
+    assert [m["id"] for m in received] == [r["id"] for r in results]
+    assert received[3]["event"] == "named"
+
+
+@pytest.mark.parametrize(
+    ("batch", "says"),
+    [
+        ([], "non-empty"),
+        ([{"channel": "a", "data": 1}, {"channel": "bad channel", "data": 2}], "publication 1"),
+        ([{"channel": "a", "data": 1}, {"channel": "a"}], "publication 1"),
+        ([{"channel": "a", "data": 1}, 7], "publication 1"),
+        ([{"channel": "a", "data": n} for n in range(1001)], "at most 1000"),
+    ],
+)
+async def test_a_bad_batch_is_refused_whole(
+    http: httpx.AsyncClient, batch: list[object], says: str
+) -> None:
+    response = await http.post("/api/publish", json=batch, headers=KEY)
+    history = (await http.get("/api/history?channel=a", headers=KEY)).json()
+
+    assert response.status_code == 400
+    assert says in response.json()["message"]
+    assert history["messages"] == []  # not even the good items before the bad one
+
+
+async def test_a_batch_needs_the_api_key(http: httpx.AsyncClient) -> None:
+    response = await http.post("/api/publish", json=[{"channel": "a", "data": 1}])
+
+    assert response.status_code == 401

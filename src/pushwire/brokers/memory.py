@@ -12,6 +12,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Protocol
 
 from pushwire.core.broker import BrokerEvents, HistoryOptions
@@ -19,13 +20,24 @@ from pushwire.core.history import HistoryPage, Publication, StreamPosition
 from pushwire.core.presence import Member
 from pushwire.errors import UsageError
 
-__all__ = ["HistoryStore", "MemoryBroker"]
+__all__ = ["Append", "HistoryStore", "MemoryBroker"]
 
 logger = logging.getLogger("pushwire.history")
 
 # Every second, at most this many streams are looked at for expiry.
 SWEEP_INTERVAL_SECONDS = 1.0
 SWEEP_BUDGET = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class Append:
+    """One publication to store, as :meth:`HistoryStore.append` takes it."""
+
+    channel: str
+    data: bytes
+    event: str | None
+    options: HistoryOptions
+    publisher: bytes | None = None
 
 
 class HistoryStore(Protocol):
@@ -60,6 +72,24 @@ class HistoryStore(Protocol):
     def top(self, channel: str) -> StreamPosition:
         """The position of the channel's newest publication (offset 0 if none yet)."""
 
+    def append_many(self, batch: list[Append], now: float) -> list[Publication]:
+        """Store a batch at once, in order: for stores whose cost is per commit, not per row.
+
+        Either all of the batch is stored or none (the exception says why).
+        """
+
+    #: True if :meth:`append_many` is much cheaper than appending one at a time (a
+    #: file store, where each commit is a write to disk): the broker then groups the
+    #: publications of one event-loop iteration into one commit.
+    commits_in_groups: bool
+
+    def checkpoint(self) -> None:
+        """Housekeeping that may take long, run on a thread of its own (or nothing).
+
+        Everything else is called on the event loop; this must use a connection
+        (or whatever it needs) of its own.
+        """
+
     def watch(self, channel: str) -> None:
         """``channel`` has subscribers on this node: keep its stream while it does."""
 
@@ -83,9 +113,26 @@ class HistoryStore(Protocol):
 
 
 class MemoryBroker:
-    """A broker for a single node: local fan-out over a local history store."""
+    """A broker for a single node: local fan-out over a local history store.
 
-    __slots__ = ("_clock", "_events", "_members", "_store", "_sweep_handle")
+    With a store that ``commits_in_groups`` (SQLite), the publications of one
+    event-loop iteration are stored in one commit, then fanned out and
+    acknowledged: a publication is acknowledged only once it is committed. The
+    commit itself is a write to the write-ahead log, done on the loop (a thread
+    hand-off per group cost more CPU than it saved, measured: docs/performance.md);
+    copying the log into the database file, which can take milliseconds, runs on a
+    thread of its own (``checkpoint``).
+    """
+
+    __slots__ = (
+        "_checkpointing",
+        "_clock",
+        "_events",
+        "_members",
+        "_queue",
+        "_store",
+        "_sweep_handle",
+    )
 
     name = "memory"
 
@@ -96,6 +143,9 @@ class MemoryBroker:
         self._sweep_handle: asyncio.TimerHandle | None = None
         # Channel -> user -> member: with one node, this node's members are all of them.
         self._members: dict[str, dict[str, Member]] = {}
+        # Publications waiting for this loop iteration's group commit, with their futures.
+        self._queue: list[tuple[Append, asyncio.Future[Publication]]] = []
+        self._checkpointing: asyncio.Future[None] | None = None
 
     @property
     def connected(self) -> bool:
@@ -110,10 +160,13 @@ class MemoryBroker:
         self._schedule_sweep()
 
     async def close(self) -> None:
+        self._commit()  # what was accepted is committed and acknowledged first
         self._events = None
         if self._sweep_handle is not None:
             self._sweep_handle.cancel()
             self._sweep_handle = None
+        if self._checkpointing is not None:
+            await asyncio.wait([self._checkpointing])
         self._store.close()
 
     def _schedule_sweep(self) -> None:
@@ -127,7 +180,18 @@ class MemoryBroker:
             self._store.sweep(self._clock(), SWEEP_BUDGET)
         except Exception:
             logger.exception("sweeping history failed")
+        if self._store.commits_in_groups and (
+            self._checkpointing is None or self._checkpointing.done()
+        ):
+            loop = asyncio.get_running_loop()
+            self._checkpointing = loop.run_in_executor(None, self._checkpoint)
         self._schedule_sweep()
+
+    def _checkpoint(self) -> None:
+        try:
+            self._store.checkpoint()
+        except Exception:
+            logger.exception("checkpointing history failed")
 
     async def publish(
         self,
@@ -141,11 +205,37 @@ class MemoryBroker:
         events = self._events
         if events is None:
             raise UsageError("broker is not started")
-        publication = self._store.append(
-            channel, data, event, options, self._clock(), publisher=publisher
-        )
-        events.on_publication(publication)
-        return publication
+        if not self._store.commits_in_groups:
+            publication = self._store.append(
+                channel, data, event, options, self._clock(), publisher=publisher
+            )
+            events.on_publication(publication)
+            return publication
+        future: asyncio.Future[Publication] = asyncio.get_running_loop().create_future()
+        self._queue.append((Append(channel, data, event, options, publisher), future))
+        if len(self._queue) == 1:
+            # After the rest of this loop iteration: what it publishes joins the group.
+            asyncio.get_running_loop().call_soon(self._commit)
+        return await future
+
+    def _commit(self) -> None:
+        if not self._queue:
+            return
+        batch, self._queue = self._queue, []
+        events = self._events
+        try:
+            if events is None:
+                raise UsageError("broker is closed")
+            publications = self._store.append_many([a for a, _ in batch], self._clock())
+        except Exception as exc:
+            for _, future in batch:
+                if not future.done():
+                    future.set_exception(exc)
+            return
+        for publication, (_, future) in zip(publications, batch, strict=True):
+            events.on_publication(publication)
+            if not future.done():
+                future.set_result(publication)
 
     async def history(
         self,

@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from itertools import islice
 
+from pushwire.brokers.memory import Append
 from pushwire.core.broker import HistoryOptions
 from pushwire.core.history import HistoryPage, Publication, StreamPosition, new_epoch
 
@@ -110,6 +111,17 @@ class MemoryHistoryStore:
             _drop_expired(kept, now - options.ttl_seconds)
         stream.size = size
         return publication
+
+    commits_in_groups = False  # appending is a few dict operations: nothing to group
+
+    def append_many(self, batch: list[Append], now: float) -> list[Publication]:
+        return [
+            self.append(a.channel, a.data, a.event, a.options, now, publisher=a.publisher)
+            for a in batch
+        ]
+
+    def checkpoint(self) -> None:
+        pass  # nothing on disk
 
     def read(
         self,

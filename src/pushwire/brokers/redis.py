@@ -414,11 +414,24 @@ class RedisBroker:
         version = tuple(int(part) for part in str(info.get("redis_version", "0")).split(".")[:2])
         self._mode = "s" if version >= (7, 0) else "p"
         await self._pipe.load()
+        await self._register_node()
         await pubsub.subscribe(self._survey_topic, self._reply_topic)
-        topics = list(self._topics)
-        await self._subscribe_topics(pubsub, topics)
-        # Wait until Redis confirmed them all: only then is nothing published missed.
-        pending = {self._survey_topic, self._reply_topic, *topics}
+        pending = {self._survey_topic, self._reply_topic}
+        await self._confirm(pubsub, pending)
+        # Channels subscribed meanwhile were only noted (no link yet): take them too,
+        # until a round finds none new. Nothing awaits between the last round and
+        # marking the link up, so no subscribe can slip between.
+        done: set[bytes] = set()
+        while new := [topic for topic in self._topics if topic not in done]:
+            await self._subscribe_topics(pubsub, new)
+            await self._confirm(pubsub, set(new))
+            done.update(new)
+        self._pubsub = pubsub
+        self._connected = True
+        self._first_link.set()
+
+    async def _confirm(self, pubsub: PubSub, pending: set[bytes]) -> None:
+        """Read until Redis confirmed every topic in ``pending``: only then is nothing missed."""
         deadline = asyncio.get_running_loop().time() + self._settings.timeout_seconds * 4
         while pending:
             if asyncio.get_running_loop().time() > deadline:
@@ -430,10 +443,6 @@ class RedisBroker:
                 pending.discard(message["channel"])
             else:
                 self._on_message(message)
-        await self._register_node()
-        self._pubsub = pubsub
-        self._connected = True
-        self._first_link.set()
 
     async def _after_relink(self) -> None:
         # Presence: what this node holds may have expired meanwhile; write it again.

@@ -16,6 +16,7 @@ import sqlite3
 import time
 from pathlib import Path
 
+from pushwire.brokers.memory import Append
 from pushwire.brokers.memory_history import DEFAULT_META_TTL_SECONDS
 from pushwire.core.broker import HistoryOptions
 from pushwire.core.history import HistoryPage, Publication, StreamPosition, new_epoch
@@ -57,7 +58,16 @@ _LEGACY_TTL_SECONDS = 86400.0
 class SqliteHistoryStore:
     """Streams and publications in two tables; tops of published channels cached."""
 
-    __slots__ = ("_db", "_epoch", "_meta_ttl", "_tops", "_watched")
+    __slots__ = (
+        "_checkpointer",
+        "_db",
+        "_epoch",
+        "_meta_ttl",
+        "_path",
+        "_reader",
+        "_tops",
+        "_watched",
+    )
 
     def __init__(self, path: Path, *, meta_ttl_seconds: float = DEFAULT_META_TTL_SECONDS) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -65,6 +75,9 @@ class SqliteHistoryStore:
         db.execute("PRAGMA auto_vacuum=INCREMENTAL")  # takes effect for a new file only
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=NORMAL")
+        db.execute("PRAGMA wal_autocheckpoint=0")  # see checkpoint()
+        self._path = path
+        self._checkpointer: sqlite3.Connection | None = None
         db.executescript(_SCHEMA)
         _upgrade(db)
         db.executescript(_INDEXES)
@@ -73,6 +86,9 @@ class SqliteHistoryStore:
         self._watched: set[str] = set()
         row = db.execute("SELECT value FROM store WHERE key = 'epoch'").fetchone()
         self._epoch = row[0] if row is not None else self._new_store_epoch()
+        # Writes go through _db, reads through _reader: a read sees only what is
+        # committed, never a group being written.
+        self._reader = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
 
     def _new_store_epoch(self) -> str:
         """The epoch channels without a stream report, and new streams start in; kept."""
@@ -85,21 +101,36 @@ class SqliteHistoryStore:
         return epoch
 
     def top(self, channel: str) -> StreamPosition:
+        """The channel's top as committed (for readers on the event loop).
+
+        Only the writer fills the cache: a reader that cached what it read could put
+        back an older top just after the writer stored a newer one.
+        """
+        top = self._tops.get(channel)
+        return top if top is not None else self._stored_top(self._reader, channel)
+
+    def _top(self, db: sqlite3.Connection, channel: str) -> StreamPosition:
+        """The channel's top, for the writer (cached)."""
         top = self._tops.get(channel)
         if top is None:
-            row = self._db.execute(
-                "SELECT epoch, top FROM streams WHERE channel = ?", (channel,)
-            ).fetchone()
-            if row is None:
-                return StreamPosition(self._epoch, 0)  # nothing stored, nothing cached
-            top = StreamPosition(row[0], row[1])
-            self._cache(channel, top)
+            top = self._stored_top(db, channel)
+            if top.offset:
+                self._cache(channel, top)
         return top
+
+    def _stored_top(self, db: sqlite3.Connection, channel: str) -> StreamPosition:
+        row = db.execute("SELECT epoch, top FROM streams WHERE channel = ?", (channel,)).fetchone()
+        if row is None:
+            return StreamPosition(self._epoch, 0)  # nothing stored, nothing cached
+        return StreamPosition(row[0], row[1])
 
     def _cache(self, channel: str, top: StreamPosition) -> None:
         if len(self._tops) >= _MAX_CACHED_TOPS and channel not in self._tops:
             self._tops.clear()
         self._tops[channel] = top
+
+    #: One commit per event-loop iteration: the broker groups appends (``append_many``).
+    commits_in_groups = True
 
     def append(
         self,
@@ -111,48 +142,78 @@ class SqliteHistoryStore:
         *,
         publisher: bytes | None = None,
     ) -> Publication:
-        previous = self.top(channel)
-        position = StreamPosition(previous.epoch, previous.offset + 1)
+        return self.append_many([Append(channel, data, event, options, publisher)], now)[0]
+
+    def append_many(self, batch: list[Append], now: float) -> list[Publication]:
+        """Store a batch in one transaction: all of it, or (on an error) none of it."""
         db = self._db
+        tops: dict[str, StreamPosition] = {}  # this batch's view of each channel's top
+        created: set[str] = set()
+        rows = []
+        trims: dict[str, tuple[int, int]] = {}  # channel -> (top, size) after the batch
+        publications = []
+        for append in batch:
+            channel = append.channel
+            previous = tops.get(channel) or self._top(db, channel)
+            if previous.offset == 0 and previous.epoch == self._epoch:
+                created.add(channel)
+            position = tops[channel] = StreamPosition(previous.epoch, previous.offset + 1)
+            size = append.options.size
+            if size > 0:
+                expires = now + append.options.ttl_seconds
+                rows.append(
+                    (channel, position.offset, now, append.event, append.data,
+                     append.publisher, expires)
+                )  # fmt: skip
+            trims[channel] = (position.offset, size)
+            publications.append(
+                Publication(channel, position, append.data, append.event, now, append.publisher)
+            )
         db.execute("BEGIN")
         try:
-            if previous.offset == 0 and previous.epoch == self._epoch:
-                db.execute(
-                    "INSERT INTO streams (channel, epoch, top, updated) VALUES (?, ?, ?, ?)"
-                    " ON CONFLICT (channel) DO UPDATE SET top = excluded.top,"
-                    " updated = excluded.updated",
-                    (channel, position.epoch, position.offset, now),
-                )
-            else:
-                db.execute(
-                    "UPDATE streams SET top = ?, updated = ? WHERE channel = ?",
-                    (position.offset, now, channel),
-                )
-            if options.size > 0:
-                db.execute(
-                    "INSERT INTO publications"
-                    " (channel, offset, time, event, data, publisher, expires)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        channel,
-                        position.offset,
-                        now,
-                        event,
-                        data,
-                        publisher,
-                        now + options.ttl_seconds,
-                    ),
-                )
-            db.execute(
-                "DELETE FROM publications WHERE channel = ? AND offset <= ?",
-                (channel, position.offset - options.size),
+            for channel, position in tops.items():
+                if channel in created:
+                    db.execute(
+                        "INSERT INTO streams (channel, epoch, top, updated) VALUES (?, ?, ?, ?)"
+                        " ON CONFLICT (channel) DO UPDATE SET top = excluded.top,"
+                        " updated = excluded.updated",
+                        (channel, position.epoch, position.offset, now),
+                    )
+                else:
+                    db.execute(
+                        "UPDATE streams SET top = ?, updated = ? WHERE channel = ?",
+                        (position.offset, now, channel),
+                    )
+            db.executemany(
+                "INSERT INTO publications"
+                " (channel, offset, time, event, data, publisher, expires)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                rows,
             )
+            for channel, (top, size) in trims.items():
+                db.execute(
+                    "DELETE FROM publications WHERE channel = ? AND offset <= ?",
+                    (channel, top - size),
+                )
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
             raise
-        self._cache(channel, position)
-        return Publication(channel, position, data, event, now, publisher)
+        for channel, position in tops.items():
+            self._cache(channel, position)
+        return publications
+
+    def checkpoint(self) -> None:
+        """Copy the write-ahead log into the database file; called on another thread.
+
+        Automatic checkpoints are off: they would run inside a commit, on the event
+        loop, and can take milliseconds. PASSIVE never waits for the writer.
+        """
+        if self._checkpointer is None:
+            self._checkpointer = sqlite3.connect(
+                self._path, isolation_level=None, check_same_thread=False
+            )
+        self._checkpointer.execute("PRAGMA wal_checkpoint(PASSIVE)")
 
     def read(
         self,
@@ -167,14 +228,14 @@ class SqliteHistoryStore:
             return HistoryPage((), top)
         oldest_allowed = now - options.ttl_seconds
         if since is None:
-            rows = self._db.execute(
+            rows = self._reader.execute(
                 "SELECT offset, time, event, data, publisher FROM publications"
                 " WHERE channel = ? AND time >= ? ORDER BY offset DESC LIMIT ?",
                 (channel, oldest_allowed, limit),
             ).fetchall()
             rows.reverse()
         else:
-            rows = self._db.execute(
+            rows = self._reader.execute(
                 "SELECT offset, time, event, data, publisher FROM publications"
                 " WHERE channel = ? AND offset > ? AND time >= ? ORDER BY offset LIMIT ?",
                 (channel, since.offset, oldest_allowed, limit),
@@ -197,7 +258,7 @@ class SqliteHistoryStore:
 
     def unwatch(self, channel: str, now: float) -> None:
         self._watched.discard(channel)
-        if self.top(channel).offset:  # published to: its idle time starts now
+        if self._top(self._db, channel).offset:  # published to: its idle time starts now
             self._db.execute(
                 "UPDATE streams SET updated = max(updated, ?) WHERE channel = ?", (now, channel)
             )
@@ -236,12 +297,17 @@ class SqliteHistoryStore:
         return forgotten
 
     def stream_count(self) -> int:
-        return int(self._db.execute("SELECT count(*) FROM streams").fetchone()[0])
+        return int(self._reader.execute("SELECT count(*) FROM streams").fetchone()[0])
 
     def publication_count(self) -> int:
-        return int(self._db.execute("SELECT count(*) FROM publications").fetchone()[0])
+        return int(self._reader.execute("SELECT count(*) FROM publications").fetchone()[0])
 
     def close(self) -> None:
+        if self._checkpointer is not None:
+            self._checkpointer.close()
+            self._checkpointer = None
+        self._reader.close()
+        self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # leave a small file behind
         self._db.close()
 
 
