@@ -86,11 +86,19 @@ async def test_the_admin_page_and_its_files_are_served_without_a_key(
     assert 'data-testid="admin-key"' in page.text
     assert "Content-Security-Policy" in page.text
     assert script.headers["content-type"] == "text/javascript; charset=utf-8"
-    assert 'import "/pushwire.js"' in script.text
+    assert 'import "../pushwire.js"' in script.text
+
+
+async def test_admin_with_a_slash_is_sent_to_admin_without_one(http: httpx.AsyncClient) -> None:
+    response = await http.get("/admin/")
+
+    # Relative, so that it also works with the server mounted under a path (ASGI).
+    assert (response.status_code, response.headers["location"]) == (301, "../admin")
 
 
 @pytest.mark.parametrize(
-    "path", ["/admin/nope.js", "/admin/%2e%2e/app.py", "/admin/.hidden.js", "/admin/sub/x.js"]
+    "path",
+    ["/admin/nope.js", "/admin/%2e%2e/app.py", "/admin/.hidden.js", "/admin/sub/x.js", "/adminx"],
 )
 async def test_no_other_file_is_served_under_admin(http: httpx.AsyncClient, path: str) -> None:
     response = await http.get(path)

@@ -30,7 +30,12 @@ _TYPES = {
 
 def admin_file(path: str) -> tuple[bytes, bytes] | None:
     """The file for request path ``/admin`` or ``/admin/NAME`` and its type, if there is one."""
-    name = path[len("/admin") :].lstrip("/") or "index.html"
+    if path == "/admin":
+        name = "index.html"
+    elif path.startswith("/admin/"):
+        name = path[len("/admin/") :]
+    else:
+        return None  # /administrator and the like
     content_type = _TYPES.get(PurePosixPath(name).suffix)
     # One flat folder: no subfolders, no dot files, so no way out of it.
     if content_type is None or "/" in name or "\\" in name or name.startswith("."):

@@ -215,6 +215,7 @@ class Server:
         self._refusal_log = RefusalLog()
         self._broker_watch = Ticker(1.0, BrokerWatch(self.node.broker).check)
         self._listener: asyncio.Server | None = None
+        self._running = False
         self._tasks: set[asyncio.Task[None]] = set()
         self._stopped = asyncio.Event()
         self._all_closed = asyncio.Event()
@@ -250,26 +251,32 @@ class Server:
     def url(self) -> str:
         return f"http://{self.config.host}:{self.port}"
 
-    async def start(self) -> None:
-        """Start the node and listen; returns once the socket accepts connections."""
+    async def start(self, *, listen: bool = True) -> None:
+        """Start the node and listen; returns once the socket accepts connections.
+
+        ``listen=False`` starts everything but the socket: requests then come from
+        elsewhere (``pushwire.asgi.PushwireApp`` hands them over).
+        """
         await self.node.start()
-        loop = asyncio.get_running_loop()
-        self._listener = await loop.create_server(
-            lambda: HttpConnection(self, self.config.max_message_bytes),
-            self.config.host,
-            self.config.port,
-            backlog=4096,
-            reuse_address=True,
-        )
+        self._running = True
+        if listen:
+            self._listener = await asyncio.get_running_loop().create_server(
+                lambda: HttpConnection(self, self.config.max_message_bytes),
+                self.config.host,
+                self.config.port,
+                backlog=4096,
+                reuse_address=True,
+            )
         self.heartbeat.start()
         self.sse_pinger.start()
         self.subscribers.poll_presence.start()
         self._idle_sweep.start()
         self.metrics.start()
         self._broker_watch.start()
+        where = f"listening on {self.url}" if listen else "started inside an ASGI server"
         logger.info(
-            "pushwire listening on %s (%s, version %s)",
-            self.url,
+            "pushwire %s (%s, version %s)",
+            where,
             self._history_label(),
             _version(),
             extra={"event": LogEvent.STARTED, "version": _version(), "url": self.url},
@@ -284,11 +291,13 @@ class Server:
 
     async def stop(self) -> None:
         """Stop accepting, close every client cleanly so it reconnects, then release the broker."""
-        if self._listener is None:
+        if not self._running:
             return
+        self._running = False
         listener, self._listener = self._listener, None
         # Stop accepting new connections.
-        listener.close()
+        if listener is not None:
+            listener.close()
         self.heartbeat.stop()
         self.sse_pinger.stop()
         self.subscribers.poll_presence.stop()
@@ -392,7 +401,12 @@ class Server:
         if path == "/metrics":
             self._serve_metrics(request, connection)
             return
-        if path == "/admin" or path.startswith("/admin/"):
+        if path == "/admin/":
+            # The page's links are relative to /admin (so that they work under a mount).
+            headers = [(b"Location", b"../admin")]
+            connection.respond(301, b"", headers=headers, keep_alive=request.keep_alive)
+            return
+        if path.startswith("/admin"):
             self._serve_file(request, connection, admin_file(path))
             return
         stream_handler = self._stream_routes.get(path)

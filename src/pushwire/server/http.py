@@ -38,6 +38,7 @@ MAX_QUEUED_REQUESTS = 64
 _REASONS = {
     200: b"OK",
     204: b"No Content",
+    301: b"Moved Permanently",
     400: b"Bad Request",
     401: b"Unauthorized",
     403: b"Forbidden",
@@ -389,6 +390,11 @@ class HttpConnection(asyncio.Protocol):
             self.transport.pause_reading()
 
     # Request processing
+
+    def hand_over(self, request: Request) -> None:
+        """Handle ``request`` parsed elsewhere (by an ASGI server) as if it were read here."""
+        self._queue.append(request)
+        self._process_queue()
 
     def _process_queue(self) -> None:
         if self._processing:

@@ -23,6 +23,7 @@ from websockets.server import ServerProtocol
 
 from pushwire.core.counters import close_reason
 from pushwire.errors import (
+    CLOSE_MESSAGE_TOO_BIG,
     INTERNAL_ERROR,
     PING_TIMEOUT,
     SLOW_CONSUMER,
@@ -255,6 +256,22 @@ class WebSocketSession:
         is_text = self._fragments_opcode is Opcode.TEXT
         self._fragments_opcode = None
         self._decoder = None
+        self._deliver(data, is_text)
+
+    def receive_message(self, data: bytes, is_text: bool) -> None:
+        """A whole message from a server that parses WebSocket frames itself (ASGI).
+
+        Held to the same size limit as a message reassembled here (close 1009 past it);
+        text must already be valid UTF-8, as ASGI servers hand it over.
+        """
+        self.awaiting_pong = False
+        if len(data) > self.limits.max_message_bytes:
+            self.protocol.fail(CLOSE_MESSAGE_TOO_BIG, "message too big")
+            self._flush_protocol()
+            return
+        self._deliver(data, is_text)
+
+    def _deliver(self, data: bytes, is_text: bool) -> None:
         try:
             self.on_message(data, is_text)
         except Exception:

@@ -6,9 +6,12 @@
 // same client any page uses; a channel it may not subscribe to anonymously is refreshed
 // from its history instead. Nothing received is ever inserted as HTML.
 
-import "/pushwire.js";
+import "../pushwire.js";
 
 const { Pushwire } = /** @type {any} */ (globalThis);
+
+// Where the server's routes are: "" at the root, "/push" when mounted there (ASGI).
+const ROOT = location.pathname.replace(/\/admin\/?$/, "");
 
 const KEY_STORAGE = "pushwire-admin:key";
 const REFRESH_MS = 1000;
@@ -62,7 +65,7 @@ async function api(/** @type {string} */ key, /** @type {string} */ path, option
   if (body !== undefined) headers["Content-Type"] = "application/json";
   let response;
   try {
-    response = await fetch(path, {
+    response = await fetch(ROOT + path, {
       method,
       headers,
       body: body === undefined ? undefined : JSON.stringify(body),
@@ -382,7 +385,7 @@ function openChannel(/** @type {string} */ channel) {
   showChannels();
   void loadPresence(channel);
   void loadHistory(channel);
-  if (client === null) client = new Pushwire(location.origin);
+  if (client === null) client = new Pushwire(location.origin + ROOT);
   live = false;
   $("live-note").textContent = "(connecting…)";
   subscription = client.subscribe(channel, (/** @type {any} */ message) => addMessages([message]));
