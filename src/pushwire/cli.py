@@ -17,9 +17,9 @@ import orjson
 
 from pushwire.errors import PushwireError, UsageError
 from pushwire.server.app import Server
-from pushwire.server.config import load_config
+from pushwire.server.config import Config, load_config
 from pushwire.server.logs import configure_logging
-from pushwire.server.metrics import WORKER_ENV
+from pushwire.server.workers import WorkerSetup, follow_supervisor, run_workers, worker_setup
 
 __all__ = ["main"]
 
@@ -113,6 +113,31 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    # A worker of `pushwire serve --workers N` serves its supervisor's configuration.
+    worker = worker_setup()
+    config = _serve_config(args) if worker is None else worker.config
+    _configure_logging(config, worker)
+    if worker is None and config.workers > 1:
+        return run_workers(config)
+    _raise_open_files_limit()
+    server = Server(config, demo_secret=None if worker is None else worker.demo_secret)
+    _tune_garbage_collector()
+    if server.api_key.generated:
+        print(
+            f"pushwire: no API key configured; generated one: {server.api_key.value}",
+            file=sys.stderr,
+        )
+    lifeline = None if worker is None else worker.lifeline_fd
+    try:
+        import uvloop
+
+        uvloop.run(_run_until_signal(server, lifeline))
+    except ImportError:
+        asyncio.run(_run_until_signal(server, lifeline))
+    return 0
+
+
+def _serve_config(args: argparse.Namespace) -> Config:
     overrides = {
         "host": args.host,
         "port": args.port,
@@ -126,29 +151,18 @@ def _serve(args: argparse.Namespace) -> int:
         "echo": True if args.echo else None,
         "demo": False if args.no_demo else None,
     }
-    config = load_config(args.config, overrides=overrides)
-    configure_logging(config.log_level, config.log_format, fields=_worker_field())
-    _raise_open_files_limit()
-    server = Server(config)
-    _tune_garbage_collector()
-    if server.api_key.generated:
-        print(
-            f"pushwire: no API key configured; generated one: {server.api_key.value}",
-            file=sys.stderr,
-        )
-    try:
-        import uvloop
-
-        uvloop.run(_run_until_signal(server))
-    except ImportError:
-        asyncio.run(_run_until_signal(server))
-    return 0
+    return load_config(args.config, overrides=overrides)
 
 
-def _worker_field() -> dict[str, str]:
-    """Under ``--workers``, every JSON log line says which worker wrote it."""
-    worker = os.environ.get(WORKER_ENV)
-    return {"worker": worker} if worker else {}
+def _configure_logging(config: Config, worker: WorkerSetup | None) -> None:
+    """One line per event; a worker's lines say which worker, as the supervisor's do."""
+    origin = "" if worker is None else f" (worker {worker.index}, pid %(process)d)"
+    configure_logging(
+        config.log_level,
+        config.log_format,
+        text_format=f"%(asctime)s %(levelname)s %(name)s{origin}: %(message)s",
+        fields=None if worker is None else {"worker": str(worker.index)},
+    )
 
 
 def _tune_garbage_collector() -> None:
@@ -177,7 +191,8 @@ def _raise_open_files_limit() -> None:
             resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
-async def _run_until_signal(server: Server) -> None:
+async def _run_until_signal(server: Server, lifeline_fd: int | None = None) -> None:
+    """Serve until SIGTERM or SIGINT, or, for a worker, until its supervisor is gone."""
     try:
         await server.start()
     except OSError as exc:
@@ -187,6 +202,8 @@ async def _run_until_signal(server: Server) -> None:
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    if lifeline_fd is not None:
+        follow_supervisor(lifeline_fd, stop.set)
     await stop.wait()
     await server.stop()
 

@@ -14,6 +14,7 @@ import subprocess
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import pytest
 
@@ -48,7 +49,16 @@ async def _forget_redis(url: str, prefix: str) -> None:
     await client.aclose()
 
 
-KINDS = {"redis": Kind("redis", REDIS_URL, 6379, _forget_redis)}
+async def _forget_nats(url: str, prefix: str) -> None:
+    from tests.nats_support import delete_prefix
+
+    await delete_prefix(prefix, url)
+
+
+KINDS = {
+    "redis": Kind("redis", REDIS_URL, 6379, _forget_redis),
+    "nats": Kind("nats", NATS_URL, 4222, _forget_nats),
+}
 KIND_PARAMS = [pytest.param(name, marks=pytest.mark.integration) for name in KINDS]
 
 
@@ -78,10 +88,16 @@ def node_env(broker_url: str, prefix: str, **extra: str) -> dict[str, str]:
 
 
 @pytest.fixture(params=KIND_PARAMS)
-async def cluster(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[ClusterFactory]:
-    """Starts nodes of one cluster on the broker kind of the test's parameter."""
-    kind = KINDS[request.param]
-    require_service(kind.name, kind.port)
+def kind(request: pytest.FixtureRequest) -> Kind:
+    """The broker the test runs on: every cluster test runs on each."""
+    chosen = KINDS[request.param]
+    require_service(chosen.name, chosen.port)
+    return chosen
+
+
+@pytest.fixture
+async def cluster(kind: Kind, tmp_path: Path) -> AsyncIterator[ClusterFactory]:
+    """Starts nodes of one cluster on the test's broker (or on ``broker_url``)."""
     prefix = test_prefix()
     started: list[ServerProcess] = []
 
@@ -150,18 +166,34 @@ class OwnRedis:
             return False
 
 
+class OwnBroker(Protocol):
+    url: str
+    persistent: bool
+
+    def start(self) -> object: ...
+
+    def kill(self) -> None: ...
+
+
 @pytest.fixture
-def own_redis(tmp_path: Path) -> Iterator[OwnRedis]:
-    if shutil.which("redis-server") is None:
-        if os.environ.get("PUSHWIRE_REQUIRE_SERVICES") == "1":
-            pytest.fail("redis-server is not installed")
-        pytest.skip("redis-server is not installed")
-    directory = tmp_path / "own-redis"
+def own_broker(kind: Kind, tmp_path: Path) -> Iterator[OwnBroker]:
+    """A broker server of the test's own kind, on a free port: to stop and start."""
+    directory = tmp_path / "own-broker"
     directory.mkdir()
-    server = OwnRedis(directory)
+    server: OwnBroker
+    if kind.name == "nats":
+        from tests.nats_support import NatsServerProcess
+
+        server = NatsServerProcess(directory)  # JetStream's file store: always kept
+    else:
+        if shutil.which("redis-server") is None:
+            if os.environ.get("PUSHWIRE_REQUIRE_SERVICES") == "1":
+                pytest.fail("redis-server is not installed")
+            pytest.skip("redis-server is not installed")
+        server = OwnRedis(directory)
     server.start()
     yield server
     server.kill()
 
 
-__all__ = ["API_KEY", "NATS_URL", "TOKEN_SECRET", "Cluster", "ClusterFactory", "OwnRedis"]
+__all__ = ["API_KEY", "TOKEN_SECRET", "Cluster", "ClusterFactory", "Kind", "OwnBroker"]

@@ -18,7 +18,7 @@ import orjson
 from httpx_sse import aconnect_sse
 from websockets.asyncio.client import ClientConnection, connect
 
-from tests.cluster.conftest import API_KEY, TOKEN_SECRET, ClusterFactory, OwnRedis
+from tests.cluster.conftest import API_KEY, TOKEN_SECRET, ClusterFactory, Kind, OwnBroker
 from tests.server_process import ServerProcess
 from tests.waiting import wait_until
 
@@ -191,11 +191,11 @@ async def test_a_killed_nodes_users_leave_presence_on_the_others_within_the_ttl(
 
 
 async def test_a_broker_restart_loses_nothing_silently_and_delivery_resumes(
-    cluster: ClusterFactory, own_redis: OwnRedis
+    cluster: ClusterFactory, own_broker: OwnBroker, kind: Kind
 ) -> None:
-    """Redis without persistence restarts empty: every subscriber either has every
-    acknowledged publication or was told of a gap; publishing meanwhile is refused."""
-    a, b = cluster(2, broker_url=own_redis.url).nodes
+    """A broker restarting (Redis without persistence: empty): every subscriber either
+    has every acknowledged publication or was told of a gap; publishing meanwhile fails."""
+    a, b = cluster(2, broker_url=own_broker.url).nodes
     async with connect(ws(b, "channel=outage")) as on_b:
         await frame(on_b)
         acknowledged = []
@@ -204,7 +204,7 @@ async def test_a_broker_restart_loses_nothing_silently_and_delivery_resumes(
             assert answer.status_code == 200
             acknowledged.append(n)
 
-        own_redis.kill()
+        own_broker.kill()
         async with httpx.AsyncClient(timeout=5) as http:
 
             async def degraded() -> bool:
@@ -213,7 +213,7 @@ async def test_a_broker_restart_loses_nothing_silently_and_delivery_resumes(
             await wait_until(degraded, timeout_seconds=10, message="A to say it is degraded")
             health = (await http.get(a.url + "/health")).json()
         during = await publish(a, "outage", "lost")
-        own_redis.start()
+        own_broker.start()
 
         async with httpx.AsyncClient(timeout=5) as http:
 
@@ -235,8 +235,9 @@ async def test_a_broker_restart_loses_nothing_silently_and_delivery_resumes(
 
     assert health == {
         "status": "degraded",
-        "broker": {"name": "redis", "connected": False},
+        "broker": {"name": kind.name, "connected": False},
         "connections": health["connections"],
+        "pid": health["pid"],
     }
     assert during.status_code == 503
     assert during.json()["error"] == "broker_unavailable"
@@ -246,13 +247,13 @@ async def test_a_broker_restart_loses_nothing_silently_and_delivery_resumes(
     assert seen[-1] == "after"
 
 
-async def test_a_restarted_redis_that_kept_its_history_means_no_gap(
-    cluster: ClusterFactory, own_redis: OwnRedis
+async def test_a_restarted_broker_that_kept_its_history_means_no_gap(
+    cluster: ClusterFactory, own_broker: OwnBroker
 ) -> None:
-    own_redis.kill()
-    own_redis.persistent = True
-    own_redis.start()
-    a, b = cluster(2, broker_url=own_redis.url).nodes
+    own_broker.kill()
+    own_broker.persistent = True
+    own_broker.start()
+    a, b = cluster(2, broker_url=own_broker.url).nodes
     async with connect(ws(b, "channel=kept")) as on_b:
         await frame(on_b)
         for n in range(5):
@@ -261,8 +262,8 @@ async def test_a_restarted_redis_that_kept_its_history_means_no_gap(
         cursor_before = (await publish(a, "kept", 5)).json()["id"]
         seen.append((await frame_of(on_b, "message"))["data"])
 
-        own_redis.kill()
-        own_redis.start()
+        own_broker.kill()
+        own_broker.start()
         async with httpx.AsyncClient(timeout=5) as http:
 
             async def healthy() -> bool:
@@ -284,12 +285,12 @@ async def test_a_restarted_redis_that_kept_its_history_means_no_gap(
 
 
 async def test_publishing_over_websocket_during_an_outage_gets_an_error_frame(
-    cluster: ClusterFactory, own_redis: OwnRedis
+    cluster: ClusterFactory, own_broker: OwnBroker
 ) -> None:
-    (a,) = cluster(1, broker_url=own_redis.url).nodes
+    (a,) = cluster(1, broker_url=own_broker.url).nodes
     async with connect(ws(a, "channel=frames")) as socket:
         await frame(socket)
-        own_redis.kill()
+        own_broker.kill()
         async with httpx.AsyncClient(timeout=5) as http:
 
             async def degraded() -> bool:

@@ -4,7 +4,9 @@ To add a broker, add a factory to ``BROKERS`` and its name to ``BROKER_PARAMS``;
 a broker that needs a server (Redis, NATS) goes in as
 ``pytest.param("redis", marks=pytest.mark.integration)``. A factory gets a
 directory of its own and the contract's clock, and must take publication times
-and history expiry from that clock (see ``ContractClock``).
+and history expiry from that clock (see ``ContractClock``). Brokers made in one
+test share a server's state (nats: one prefix per test); what they leave on a
+shared server goes after the test (``CLEANUPS``).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from pushwire.brokers.registry import BrokerSettings
 from pushwire.brokers.sqlite_history import SqliteHistoryStore
 from pushwire.core.broker import Broker
 from pushwire.core.history import Publication
+from tests.nats_support import delete_prefix, nats_broker, require_nats
 from tests.services import REDIS_URL, require_service, test_prefix
 
 
@@ -88,6 +91,11 @@ async def _forget_redis(prefix: str) -> None:
     await client.aclose()
 
 
+def _nats(directory: Path, clock: ContractClock, prefix: str) -> Broker:
+    require_nats()
+    return nats_broker(prefix, clock=clock)
+
+
 # name -> (factory: directory, clock, the test's prefix -> broker; cleanup of a prefix)
 BROKERS: dict[str, Callable[[Path, ContractClock, str], Broker]] = {
     "memory": lambda directory, clock, prefix: MemoryBroker(MemoryHistoryStore(), clock=clock),
@@ -95,9 +103,19 @@ BROKERS: dict[str, Callable[[Path, ContractClock, str], Broker]] = {
         SqliteHistoryStore(directory / "history.db"), clock=clock
     ),
     "redis": _redis,
+    "nats": _nats,
 }
-CLEANUPS: dict[str, Callable[[str], Awaitable[None]]] = {"redis": _forget_redis}
-BROKER_PARAMS = ["memory", "sqlite", pytest.param("redis", marks=pytest.mark.integration)]
+# What a test leaves on a shared server, removed after it (given the test's prefix).
+CLEANUPS: dict[str, Callable[[str], Awaitable[None]]] = {
+    "redis": _forget_redis,
+    "nats": delete_prefix,
+}
+BROKER_PARAMS = [
+    "memory",
+    "sqlite",
+    pytest.param("redis", marks=pytest.mark.integration),
+    pytest.param("nats", marks=pytest.mark.integration),
+]
 
 
 @pytest.fixture
@@ -114,7 +132,8 @@ def events() -> RecordingEvents:
 async def new_broker(
     request: pytest.FixtureRequest, tmp_path: Path, clock: ContractClock
 ) -> AsyncIterator[BrokerFactory]:
-    """Makes brokers of one kind, not started (each in its own directory)."""
+    """Makes brokers of one kind, not started (each in its own directory); after the
+    test, removes what they left on a shared server."""
     factory = BROKERS[request.param]
     prefix = test_prefix()  # brokers made by one test share it: they are one cluster
     made = 0

@@ -15,11 +15,14 @@ shared server kept from another test or run is never read.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import asyncio
+from collections.abc import Callable, Coroutine
+from typing import Any, TypeVar
 
 import pytest
 
 from pushwire.core.broker import Broker, HistoryOptions
+from pushwire.core.eager import start_eagerly
 from pushwire.core.history import Publication, StreamPosition
 from pushwire.core.presence import Member
 from pushwire.errors import UsageError
@@ -28,6 +31,7 @@ from tests.waiting import wait_until
 
 KEEP_TEN = HistoryOptions(size=10, ttl_seconds=3600)
 Fresh = Callable[[str], str]
+T = TypeVar("T")
 
 
 async def _publish(
@@ -293,6 +297,38 @@ async def test_publishing_after_close_is_a_usage_error(
 
     with pytest.raises(UsageError):
         await _publish(broker, fresh("news"), b"2")
+
+
+async def test_calls_may_be_started_eagerly_outside_any_task(broker: Broker, fresh: Fresh) -> None:
+    # The server starts each request eagerly (core.eager): the first step of a broker
+    # call may run in no task at all, here from a plain event loop callback.
+    news = fresh("news")
+
+    await _eagerly(broker.subscribe(news))
+    publication = await _eagerly(broker.publish(news, b"1", event=None, options=KEEP_TEN))
+    page = await _eagerly(broker.history(news, since=None, limit=10, options=KEEP_TEN))
+    await _eagerly(broker.join(news, Member("ann", None, 1)))
+    members = await _eagerly(broker.members(news))
+    answers = await _eagerly(broker.survey(b"{}"))
+
+    assert page.publications == (publication,)
+    assert members == [Member("ann", None, 1)]
+    assert len(answers) == 1
+
+
+async def _eagerly(call: Coroutine[Any, Any, T]) -> T:
+    """``call`` started eagerly from a loop callback, as the server starts requests."""
+    loop = asyncio.get_running_loop()
+    outcome: asyncio.Future[T] = loop.create_future()
+
+    async def run() -> None:
+        try:
+            outcome.set_result(await call)
+        except Exception as exc:
+            outcome.set_exception(exc)
+
+    loop.call_soon(start_eagerly, run())
+    return await outcome
 
 
 async def test_a_broker_has_a_name(broker: Broker) -> None:

@@ -42,7 +42,7 @@ from pushwire.protocol.error_mapping import error_code, http_error
 from pushwire.server.admin import AdminApi, admin_file
 from pushwire.server.auth import ApiKey, Authenticator
 from pushwire.server.config import Config
-from pushwire.server.demo import DEMO_RULE, DemoLogins, demo_secret, static_file
+from pushwire.server.demo import DEMO_RULE, DemoLogins, demo_secret as load_demo_secret, static_file
 from pushwire.server.door import Door, open_files_limit, peer_ip
 from pushwire.server.http import HttpConnection, Request
 from pushwire.server.logs import BrokerWatch, LogEvent, RefusalLog
@@ -119,7 +119,19 @@ def _client_script(*, module: bool) -> bytes | None:
 class Server:
     """A pushwire node serving WebSocket, SSE, polling and the HTTP API on one port."""
 
-    def __init__(self, config: Config | None = None, *, broker: Broker | None = None) -> None:
+    def __init__(
+        self,
+        config: Config | None = None,
+        *,
+        broker: Broker | None = None,
+        demo_secret: str | None = None,
+    ) -> None:
+        """
+        Args:
+            broker: a broker to use instead of the one the configuration names.
+            demo_secret: the demo chat's token secret, when a supervisor shares one
+                among workers (server.workers); None reads or makes it (server.demo).
+        """
         self.config = config = config or Config()
         self.api_key = ApiKey(config.api_key)
         self.limits = ConnectionLimits(
@@ -132,7 +144,9 @@ class Server:
         rules = list(config.channels)
         self.demo: DemoLogins | None = None
         if config.demo:
-            secret = demo_secret(config.data_dir, persistent=config.history != "memory")
+            secret = demo_secret or load_demo_secret(
+                config.data_dir, persistent=config.history != "memory"
+            )
             self.demo = DemoLogins(TokenVerifier("HS256", secret))
             if not any(rule.prefix == DEMO_RULE.prefix for rule in rules):
                 rules.append(DEMO_RULE)
@@ -266,6 +280,9 @@ class Server:
                 self.config.port,
                 backlog=4096,
                 reuse_address=True,
+                # Workers of one `pushwire serve --workers N` each bind the port; the
+                # kernel spreads new connections over them (server.workers).
+                reuse_port=self.config.workers > 1,
             )
         self.heartbeat.start()
         self.sse_pinger.start()

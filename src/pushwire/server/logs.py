@@ -87,18 +87,20 @@ def configure_logging(
     log_format: str,
     *,
     stream: IO[str] | None = None,
+    text_format: str = TEXT_FORMAT,
     fields: dict[str, str] | None = None,
 ) -> None:
     """Send every log record to ``stream`` (stderr) as ``text`` or ``json`` lines.
 
     Replaces the root logger's handlers, so call it once, at start, from the command
     line; an application embedding pushwire configures logging its own way.
+    ``text_format`` is a ``logging`` format; ``fields`` go on every JSON line.
     """
     handler = logging.StreamHandler(stream or sys.stderr)
     if log_format == "json":
         handler.setFormatter(JsonFormatter(fields))
     else:
-        handler.setFormatter(logging.Formatter(TEXT_FORMAT))
+        handler.setFormatter(logging.Formatter(text_format))
     root = logging.getLogger()
     root.handlers = [handler]
     root.setLevel(level.upper())

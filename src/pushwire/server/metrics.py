@@ -18,12 +18,13 @@ from pushwire.core.node import Node
 from pushwire.errors import UnauthorizedError
 from pushwire.server.auth import ApiKey
 from pushwire.server.tokens import bearer_token
+from pushwire.server.workers import INDEX_ENV
 from pushwire.transports.base import Clock, LoopClock, Timer
 
 __all__ = ["WORKER_ENV", "LoopLagProbe", "MetricsAccess", "MetricsEndpoint"]
 
 #: The worker number that ``serve --workers`` gives each process; "0" without workers.
-WORKER_ENV = "PUSHWIRE_WORKER_INDEX"
+WORKER_ENV = INDEX_ENV
 _LAG_INTERVAL_SECONDS = 0.5
 
 

@@ -7,6 +7,7 @@ bodies, so no handler formats an error of its own.
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections.abc import Callable
 from typing import Any
@@ -268,6 +269,8 @@ class PublishApi:
             "status": "ok" if connected else "degraded",
             "broker": {"name": broker.name, "connected": connected},
             "connections": self._connection_count(),
+            # Which process answered: with --workers, each worker answers for itself.
+            "pid": os.getpid(),
         }
 
 
