@@ -7,7 +7,9 @@ publishes over the API), and the access rules are checked from both sides.
 from __future__ import annotations
 
 import asyncio
+import os
 import time
+from pathlib import Path
 
 import httpx
 import pytest
@@ -19,6 +21,8 @@ from pushwire.errors import UnauthorizedError
 from pushwire.server.auth import ApiKey
 from pushwire.server.metrics import LoopLagProbe, MetricsAccess
 from tests.conftest import API_KEY, ServerFactory, api_publish, recv_json, ws_url
+from tests.server_process import ServerProcess
+from tests.services import REDIS_URL, require_service, test_prefix
 from tests.waiting import wait_until
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
@@ -254,3 +258,33 @@ async def test_the_loop_lag_probe_sees_a_blocked_loop() -> None:
     assert probe.histogram.count >= 2
     assert probe.histogram.sum >= 0.15
     assert sum(probe.histogram.counts[probe.histogram.bounds.index(0.1) + 1 :]) >= 1
+
+
+def test_under_workers_each_scrape_is_one_workers_series_and_info_lists_them_all(
+    tmp_path: Path,
+) -> None:
+    require_service("Redis", 6379)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PUSHWIRE_")}
+    env.update(PUSHWIRE_API_KEY=API_KEY, PUSHWIRE_BROKER_PREFIX=test_prefix())
+    flags = ["--workers", "2", "--broker", REDIS_URL, "--memory", "--no-demo"]
+    process = ServerProcess(flags, env, tmp_path / "workers.log").start()
+    try:
+        seen: set[str] = set()
+        for _ in range(200):  # the kernel picks the worker; bounded, usually a handful
+            with httpx.Client(base_url=process.url) as http:  # a new connection each time
+                text = http.get("/metrics").text
+            workers = {
+                sample.labels["worker"]
+                for family in text_string_to_metric_families(text)
+                for sample in family.samples
+            }
+            assert len(workers) == 1, workers  # one process answered, for itself
+            seen |= workers
+            if len(seen) == 2:
+                break
+        info = httpx.get(process.url + "/api/info", headers={"X-API-Key": API_KEY}).json()
+    finally:
+        process.stop()
+
+    assert seen == {"1", "2"}
+    assert sorted(node["worker"] for node in info["nodes"]) == ["1", "2"]
