@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import secrets
 import shutil
 import signal
 import socket
@@ -24,6 +23,7 @@ import pytest
 from pushwire.brokers.nats import NatsBroker
 from pushwire.brokers.registry import BrokerSettings
 from tests.server_process import free_port
+from tests.services import NATS_URL, require_service, test_prefix
 from tests.waiting import wait_until_sync
 
 __all__ = [
@@ -35,23 +35,15 @@ __all__ = [
     "unique_prefix",
 ]
 
-NATS_URL = "nats://127.0.0.1:4222"
 
-
-def require_nats(host: str = "127.0.0.1", port: int = 4222) -> None:
-    """Skip the test if no NATS listens there (fail instead when services are required)."""
-    try:
-        socket.create_connection((host, port), timeout=0.5).close()
-    except OSError:
-        message = f"no nats-server on {host}:{port} (start: nats-server -js)"
-        if os.environ.get("PUSHWIRE_REQUIRE_SERVICES") == "1":
-            pytest.fail(f"PUSHWIRE_REQUIRE_SERVICES=1 but {message}")
-        pytest.skip(message)
+def require_nats() -> None:
+    """Skip the test if the shared NATS is not running (fail instead in CI)."""
+    require_service("nats-server", 4222)
 
 
 def unique_prefix() -> str:
     """A prefix no other test (or run, on the shared server) uses."""
-    return f"pwtest_{secrets.token_hex(6)}"
+    return test_prefix()
 
 
 def nats_broker(

@@ -38,3 +38,16 @@ def test_prefix() -> str:
 
 
 test_prefix.__test__ = False  # type: ignore[attr-defined]  # a helper, not a test
+
+
+async def forget_redis_prefix(prefix: str, url: str = REDIS_URL) -> None:
+    """Delete every key a test left under ``prefix`` in Redis."""
+    from redis.asyncio import Redis
+
+    client = Redis.from_url(url)
+    try:
+        keys = [key async for key in client.scan_iter(match=f"{prefix}:*", count=1000)]
+        if keys:
+            await client.delete(*keys)
+    finally:
+        await client.aclose()

@@ -6,14 +6,13 @@ import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
-from redis.asyncio import Redis
 
 from pushwire.brokers.redis import RedisBroker
 from pushwire.brokers.registry import BrokerSettings
 from pushwire.core.broker import HistoryOptions
 from pushwire.core.presence import Member
 from tests.contract.conftest import RecordingEvents
-from tests.services import REDIS_URL, require_service, test_prefix
+from tests.services import REDIS_URL, forget_redis_prefix, require_service, test_prefix
 from tests.waiting import wait_until
 
 pytestmark = pytest.mark.integration
@@ -26,11 +25,7 @@ async def prefix() -> AsyncIterator[str]:
     require_service("redis", 6379)
     name = test_prefix()
     yield name
-    client = Redis.from_url(REDIS_URL)
-    keys = [key async for key in client.scan_iter(match=f"{name}:*", count=1000)]
-    if keys:
-        await client.delete(*keys)
-    await client.aclose()
+    await forget_redis_prefix(name)
 
 
 async def _node(

@@ -19,14 +19,20 @@ from typing import Protocol
 import pytest
 
 from tests.server_process import ServerProcess, free_port
-from tests.services import NATS_URL, REDIS_URL, require_service, test_prefix
+from tests.services import (
+    NATS_URL,
+    REDIS_URL,
+    forget_redis_prefix,
+    require_service,
+    test_prefix,
+)
 from tests.waiting import wait_until_sync
 
 API_KEY = "cluster-key"
 TOKEN_SECRET = "cluster-token-secret-of-32-bytes!!"
 #: Rooms keep presence and tell join and leave; every other channel is plain.
 CHANNELS = '[{"prefix": "room", "presence": true, "join_leave": true}, {"prefix": ""}]'
-PRESENCE_TTL_SECONDS = 1.5
+PRESENCE_TTL_SECONDS = 3.0  # small for a fast test, with room for a loaded machine
 
 
 @dataclass
@@ -40,13 +46,7 @@ class Kind:
 
 
 async def _forget_redis(url: str, prefix: str) -> None:
-    from redis.asyncio import Redis
-
-    client = Redis.from_url(url)
-    keys = [key async for key in client.scan_iter(match=f"{prefix}:*", count=1000)]
-    if keys:
-        await client.delete(*keys)
-    await client.aclose()
+    await forget_redis_prefix(prefix, url)
 
 
 async def _forget_nats(url: str, prefix: str) -> None:

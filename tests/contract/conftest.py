@@ -24,7 +24,7 @@ from pushwire.brokers.sqlite_history import SqliteHistoryStore
 from pushwire.core.broker import Broker
 from pushwire.core.history import Publication
 from tests.nats_support import delete_prefix, nats_broker, require_nats
-from tests.services import REDIS_URL, require_service, test_prefix
+from tests.services import REDIS_URL, forget_redis_prefix, require_service, test_prefix
 
 
 class ContractClock:
@@ -81,16 +81,6 @@ def _redis(directory: Path, clock: ContractClock, prefix: str) -> Broker:
     return RedisBroker(REDIS_URL, BrokerSettings(prefix=prefix), clock=clock)
 
 
-async def _forget_redis(prefix: str) -> None:
-    from redis.asyncio import Redis
-
-    client = Redis.from_url(REDIS_URL)
-    keys = [key async for key in client.scan_iter(match=f"{prefix}:*", count=1000)]
-    if keys:
-        await client.delete(*keys)
-    await client.aclose()
-
-
 def _nats(directory: Path, clock: ContractClock, prefix: str) -> Broker:
     require_nats()
     return nats_broker(prefix, clock=clock)
@@ -107,7 +97,7 @@ BROKERS: dict[str, Callable[[Path, ContractClock, str], Broker]] = {
 }
 # What a test leaves on a shared server, removed after it (given the test's prefix).
 CLEANUPS: dict[str, Callable[[str], Awaitable[None]]] = {
-    "redis": _forget_redis,
+    "redis": forget_redis_prefix,
     "nats": delete_prefix,
 }
 BROKER_PARAMS = [

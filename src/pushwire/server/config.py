@@ -44,6 +44,7 @@ class Config:
     presence_ttl_seconds: float = 30.0  # a crashed node's members are gone within this
     workers: int = 1  # processes sharing the port (SO_REUSEPORT); more than 1 needs a broker
     api_key: str = ""  # empty: generate one at start and print it
+    metrics_token: str = ""  # set: every /metrics scrape needs it (or the API key), loopback too
     token_secret: str = ""  # HS256 shared with the backend that mints tokens
     token_public_key: str = ""  # path of a PEM public key (RS256/ES256)
     token_algorithm: str = ""  # empty: HS256 for a secret, else from the key's type
@@ -73,10 +74,17 @@ class Config:
     # Browser origins allowed besides this server's own ("*": any); see server/origins.py.
     allowed_origins: tuple[str, ...] = ()
     log_level: str = "info"
+    log_format: str = "text"  # "text" for people, "json" (one object per line) for collectors
     channels: tuple[ChannelRule, ...] = field(default_factory=tuple)
     mqtt: MqttSettings | None = None  # the MQTT bridge ([mqtt]); None: no bridge
 
     def __post_init__(self) -> None:
+        if self.log_format not in ("text", "json"):
+            raise UsageError(f"log_format must be 'text' or 'json', not {self.log_format!r}")
+        if self.log_level.upper() not in ("DEBUG", "INFO", "WARN", "WARNING", "ERROR", "CRITICAL"):
+            raise UsageError(
+                f"log_level must be debug, info, warning or error, not {self.log_level!r}"
+            )
         if self.history not in ("sqlite", "memory"):
             raise UsageError(f"history must be 'sqlite' or 'memory', not {self.history!r}")
         broker_scheme(self.broker)

@@ -296,7 +296,7 @@ class MqttBridge:
         delay = self._settings.reconnect_min_delay_seconds
         while True:
             try:
-                await self._node.publish_json(channel, data, to_outlet=False)
+                await self._node.publish_json(channel, data, to_outlet=False, source="mqtt")
             except ServerError as exc:
                 if self._closing:
                     return False

@@ -119,7 +119,11 @@ class PublishApi:
         if self._rates is not None and user is not None and not self._rates.allow(user):
             raise RateLimitedError("too many publishes: slow down")
         publication = await self._node.publish_json(
-            channel, orjson.dumps(body["data"]), event=event, publisher=permissions.identity
+            channel,
+            orjson.dumps(body["data"]),
+            event=event,
+            publisher=permissions.identity,
+            source="client",
         )
         return 200, {"channel": channel, "id": publication.position.cursor}
 
