@@ -1,4 +1,4 @@
-"""Command line: ``python -m bench {fanout,latency,conns,matrix,report,mqtt} ...``.
+"""Command line: ``python -m bench {fanout,latency,conns,cluster,publish-rate,mqtt,matrix,...}``.
 
 One command per scenario for poking at a single figure, and ``matrix`` for the whole comparison
 that writes docs/bench-results.{md,json} and docs/bench-fanout.png.
@@ -33,6 +33,35 @@ def _publisher(p: argparse.ArgumentParser) -> None:
     )  # fmt: skip
 
 
+def _cluster_common(
+    p: argparse.ArgumentParser, *, broker_default: str, subscribers: int, publisher: str = "ws"
+) -> None:
+    from bench.cluster import BROKER_URLS
+
+    p.add_argument("--broker", choices=["memory", *sorted(BROKER_URLS)], default=broker_default)
+    p.add_argument("--broker-url", default="", help="default: redis://127.0.0.1:6379/8 etc.")
+    p.add_argument("--transport", choices=["ws", "sse", "poll"], default="ws")
+    p.add_argument(
+        "--publisher", choices=["ws", "http"], default=publisher,
+        help="pipelined WebSocket or 8 keep-alive HTTP connections, to the first node",
+    )  # fmt: skip
+    p.add_argument(
+        "--http-connections", type=int, default=8,
+        help="--publisher http: keep-alive connections (each one's requests run in order)",
+    )  # fmt: skip
+    p.add_argument("--subscribers", type=int, default=subscribers, help="in all, over the nodes")
+    p.add_argument("--duration", type=float, default=8.0, help="seconds of publishing")
+    p.add_argument("--max-messages", type=int, default=200_000)
+    p.add_argument("--window", type=int, default=0, help="fixed publisher window; 0: adaptive")
+    p.add_argument(
+        "--verify", action="store_true",
+        help="check every delivery's stream offset: repeats and skips counted (slower readers)",
+    )  # fmt: skip
+    p.add_argument("--workers", type=int, default=2, help="load-generator processes")
+    p.add_argument("--json", type=Path, help="also write the result as JSON here")
+    p.add_argument("--no-pin", action="store_true", help="do not pin server/load-gen CPUs")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Return the argument parser (one sub-command per scenario)."""
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
@@ -57,6 +86,21 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
     p.add_argument("--connections", type=int, default=10_000)
     p.add_argument("--max-connections", type=int, default=19_000)
+
+    p = sub.add_parser("cluster", help="fan-out over several pushwire nodes on one broker")
+    _cluster_common(p, broker_default="redis", subscribers=3000)
+    p.add_argument("--nodes", type=int, default=1, help="pushwire serve processes (ports)")
+    p.add_argument(
+        "--serve-workers", type=int, default=0, metavar="N",
+        help="instead of --nodes: one `pushwire serve --workers N` (SO_REUSEPORT processes)",
+    )  # fmt: skip
+
+    p = sub.add_parser("publish-rate", help="publications/s through one node, per history store")
+    _cluster_common(p, broker_default="memory", subscribers=1, publisher="http")
+    p.add_argument(
+        "--memory", action="store_true",
+        help="embedded broker only: history in memory (default: SQLite, as `pushwire serve`)",
+    )  # fmt: skip
 
     p = sub.add_parser("matrix", help="run every target and scenario, write the docs/ files")
     p.add_argument("--quick", action="store_true", help="fewer subscribers, shorter runs")
@@ -163,6 +207,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.json:
             args.json.write_text(json.dumps(found, indent=2) + "\n")
         return 0
+    if args.command in ("cluster", "publish-rate"):
+        return _run_cluster(args)
     if args.command == "matrix":
         from bench.matrix import run_matrix
 
@@ -177,6 +223,27 @@ def main(argv: list[str] | None = None) -> int:
         if hasattr(args, name):
             setattr(spec, name, getattr(args, name))
     result = run(spec)
+    out = result.to_json()
+    print(json.dumps(out, indent=2))
+    if args.json:
+        args.json.write_text(json.dumps(out, indent=2) + "\n")
+    return 1 if result.errors else 0
+
+
+def _run_cluster(args: argparse.Namespace) -> int:
+    from bench.cluster import ClusterSpec, run as run_cluster
+
+    spec = ClusterSpec(scenario=args.command, target="pushwire", transport=args.transport)
+    for name in ("publisher", "subscribers", "duration", "max_messages", "window", "workers",
+                 "broker", "broker_url", "verify", "nodes", "serve_workers",
+                 "http_connections"):  # fmt: skip
+        if hasattr(args, name):
+            setattr(spec, name, getattr(args, name))
+    if args.command == "publish-rate":
+        spec.history = "memory" if args.memory else "sqlite"
+    if spec.broker == "memory" and args.command == "cluster":
+        raise SystemExit("cluster needs a shared broker: --broker redis (or nats)")
+    result = run_cluster(spec)
     out = result.to_json()
     print(json.dumps(out, indent=2))
     if args.json:

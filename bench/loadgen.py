@@ -41,6 +41,12 @@ class Stats:
     cpu: float = 0.0
     http_errors: int = 0
     gaps: int = 0
+    #: Reads that delivered messages, summed over subscribers (total / reads: batching).
+    reads: int = 0
+    #: With verification on (``reset(verify=True)``): deliveries whose stream offset was seen
+    #: before (duplicates), and offsets skipped over (losses), summed over subscribers.
+    repeats: int = 0
+    skips: int = 0
     errors: dict[str, int] = field(default_factory=dict)
 
 
@@ -175,6 +181,9 @@ class LoadGen:
             s.cpu += r["cpu"]
             s.http_errors += r["http_errors"]
             s.gaps += r["gaps"]
+            s.reads += r["reads"]
+            s.repeats += r["repeats"]
+            s.skips += r["skips"]
             s.last_rx_ns = max(s.last_rx_ns, r["last_rx_ns"])
             for k, v in r["errors"].items():
                 s.errors[k] = s.errors.get(k, 0) + v
@@ -192,9 +201,9 @@ class LoadGen:
             min(mins, default=0),
         )
 
-    async def reset(self, record_latency: bool = False) -> None:
-        """Zero every counter; turn per-message latency recording on or off."""
-        await self.broadcast({"op": "reset", "record": record_latency})
+    async def reset(self, record_latency: bool = False, verify: bool = False) -> None:
+        """Zero every counter; turn per-message latency recording and verifying on or off."""
+        await self.broadcast({"op": "reset", "record": record_latency, "verify": verify})
 
     async def latencies(self) -> array[int]:
         """Return all recorded latencies (ns) from every worker."""

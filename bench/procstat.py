@@ -6,6 +6,7 @@ A server that forks helpers is measured together with its descendants.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -39,15 +40,18 @@ def process_tree(pid: int) -> list[int]:
 
 def cpu_seconds(pid: int) -> float:
     """User + system CPU seconds used so far by ``pid`` and its live descendants."""
-    total = 0
+    total = 0.0
     for p in process_tree(pid):
-        try:
-            fields = _stat_fields(p)
-        except OSError:
-            continue
-        # After the command name: state(0) ppid(1) ... utime(11) stime(12)
-        total += int(fields[11]) + int(fields[12])
-    return total / _CLK_TCK
+        with contextlib.suppress(OSError):
+            total += process_cpu_seconds(p)
+    return total
+
+
+def process_cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds used so far by ``pid`` alone (raises OSError once gone)."""
+    fields = _stat_fields(pid)
+    # After the command name: state(0) ppid(1) ... utime(11) stime(12)
+    return (int(fields[11]) + int(fields[12])) / _CLK_TCK
 
 
 def runqueue_wait_seconds(pid: int) -> float:
@@ -74,15 +78,17 @@ def rss_bytes(pid: int) -> int:
     """Resident set size (VmRSS) of ``pid`` and its live descendants, in bytes."""
     total = 0
     for p in process_tree(pid):
-        try:
-            text = Path(f"/proc/{p}/status").read_text()
-        except OSError:
-            continue
-        for line in text.splitlines():
-            if line.startswith("VmRSS:"):
-                total += int(line.split()[1]) * 1024
-                break
+        with contextlib.suppress(OSError):
+            total += process_rss_bytes(p)
     return total
+
+
+def process_rss_bytes(pid: int) -> int:
+    """Resident set size (VmRSS) of ``pid`` alone, in bytes (raises OSError once gone)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    return 0
 
 
 def open_fds(pid: int) -> int:

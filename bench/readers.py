@@ -17,6 +17,7 @@ from typing import cast
 from urllib.parse import quote
 
 from bench.wire import (
+    PUSHWIRE_OFFSET,
     SEQ_MARK,
     SYNC_MARK,
     T_MARK,
@@ -33,6 +34,8 @@ class Recorder:
 
     def __init__(self) -> None:
         self.record = False
+        #: Check every delivery's pushwire stream offset (see ``Subscriber._verify``).
+        self.verify = False
         self.lat_ns: array[int] = array("q")
         #: Deliveries counted by all subscribers since the last reset (cheap to poll often).
         self.total = 0
@@ -49,11 +52,19 @@ class Subscriber(asyncio.Protocol):
         self.rec = rec
         self.transport: asyncio.Transport | None = None
         self.count = 0
+        #: Reads (or events, answers) that delivered messages: count / reads is how many
+        #: messages the server wrote to this subscriber at once, roughly.
+        self.reads = 0
         self.last_rx_ns = 0
         self.synced = False
         self.ready = False
         self.closed = False
         self.error: str | None = None
+        #: With ``Recorder.verify``: the offset the next message must have, offsets seen again
+        #: or out of order (duplicates), and offsets skipped over (losses).
+        self.next_offset: int | None = None
+        self.repeats = 0
+        self.skips = 0
         self.ready_fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -91,7 +102,11 @@ class Subscriber(asyncio.Protocol):
     def reset(self) -> None:
         """Zero the delivery counter before a measured phase."""
         self.count = 0
+        self.reads = 0
         self.last_rx_ns = 0
+        self.next_offset = None
+        self.repeats = 0
+        self.skips = 0
 
     # -- hot path ----------------------------------------------------------------------------
     def _deliver(self, data: bytes, end: int, start: int = 0) -> None:
@@ -100,6 +115,7 @@ class Subscriber(asyncio.Protocol):
         if c:
             now = time.time_ns()
             self.count += c
+            self.reads += 1
             self.last_rx_ns = now
             rec = self.rec
             rec.total += c
@@ -110,8 +126,32 @@ class Subscriber(asyncio.Protocol):
                 while j >= 0:
                     append(now - parse_t_ns(data, j))
                     j = data.find(T_MARK, j + 4, end)
+            if rec.verify:
+                self._verify(data, start, end)
         if not self.synced and data.find(SYNC_MARK, start, end) >= 0:
             self.synced = True
+
+    def _verify(self, data: bytes, start: int, end: int) -> None:
+        """Check that the stream offsets in ``data[start:end]`` continue the previous ones.
+
+        A channel's offsets count up by one per publication, so every subscriber must see
+        f, f+1, f+2, ... with nothing repeated or skipped; one list comparison per read when
+        they do, a walk over the offsets only when they do not.
+        """
+        offsets = [int(x) for x in PUSHWIRE_OFFSET.findall(data, start, end)]
+        if not offsets:
+            return
+        first = offsets[0] if self.next_offset is None else self.next_offset
+        if offsets == list(range(first, first + len(offsets))):
+            self.next_offset = first + len(offsets)
+            return
+        for offset in offsets:
+            expected = offset if self.next_offset is None else self.next_offset
+            if offset < expected:
+                self.repeats += 1
+                continue
+            self.skips += offset - expected
+            self.next_offset = offset + 1
 
 
 class WsSubscriber(Subscriber):

@@ -54,6 +54,7 @@ class RunSpec:
     max_connections: int = 19_000
     workers: int = 2
     window: int = 0  # fan-out: fixed publisher window in messages; 0 = adaptive (window_for)
+    http_connections: int = 8  # HTTP publisher: keep-alive connections
     log_dir: str = "bench/.logs"
 
     @property
@@ -156,7 +157,7 @@ async def _open_publisher(spec: RunSpec, target: Target, port: int) -> Publisher
     if spec.publisher not in target.publishers:
         raise ValueError(f"{target.name} cannot be published to over {spec.publisher}")
     if spec.publisher == "http":
-        http = HttpPublisher(8)
+        http = HttpPublisher(spec.http_connections)
         await http.connect(HOST, port)
         return http
     ws = WsPublisher(target.pub_style)
@@ -245,6 +246,40 @@ async def _subscribe_and_sync(
     return pub
 
 
+async def publish_back_to_back(
+    spec: RunSpec, lg: LoadGen, pub: Publisher, subs: int, progress: Progress
+) -> tuple[int, int]:
+    """Publish measured messages for ``spec.duration`` s (or ``spec.max_messages``).
+
+    Never more than a window of messages ahead of the slowest subscriber nor unacknowledged
+    (``spec.window``, or adaptive: see ``window_for``). Returns (messages sent, last window).
+    """
+    # Until the rate is known: ~50k deliveries ahead.
+    window = spec.window or window_for(50_000 / subs)
+    t_start_ns = time.time_ns()
+    t_end = time.monotonic() + spec.duration
+    total, slowest, seq = 0, 0, 0
+    next_poll = 0.0
+    while seq < spec.max_messages and time.monotonic() < t_end:
+        now = time.monotonic()
+        if now >= next_poll:
+            total, _, slowest = await lg.total()
+            next_poll = now + POLL_INTERVAL_S
+            rate = total / max((time.time_ns() - t_start_ns) / 1e9, 1e-9)
+            if not spec.window and now > t_end - spec.duration + 0.5:
+                window = window_for(rate / subs)
+            progress.update(f"sent {seq:,}  delivered {total:,}  {rate / 1e3:,.0f}k/s")
+        room = min(window - (seq - slowest), window - unacked(pub))
+        if room <= 0 or pub.paused:
+            await asyncio.sleep(0.001)
+            continue
+        batch = min(room, 64, spec.max_messages - seq)
+        pub.publish_batch([make_message(seq + i) for i in range(batch)])
+        seq += batch
+        await asyncio.sleep(0)
+    return seq, window
+
+
 async def run_fanout(spec: RunSpec) -> RunResult:
     """Deliveries/s and server CPU per 1M deliveries while publishing back to back."""
 
@@ -254,30 +289,9 @@ async def run_fanout(spec: RunSpec) -> RunResult:
         if not subs:
             raise RuntimeError("no subscriber is receiving")
         await lg.reset()
-        # Until the rate is known: ~50k deliveries ahead.
-        window = spec.window or window_for(50_000 / subs)
         snap0 = await _snap(lg, server.pid)
         t_start_ns = time.time_ns()
-        t_end = time.monotonic() + spec.duration
-        total, slowest, seq = 0, 0, 0
-        next_poll = 0.0
-        while seq < spec.max_messages and time.monotonic() < t_end:
-            now = time.monotonic()
-            if now >= next_poll:
-                total, _, slowest = await lg.total()
-                next_poll = now + POLL_INTERVAL_S
-                rate = total / max((time.time_ns() - t_start_ns) / 1e9, 1e-9)
-                if not spec.window and now > t_end - spec.duration + 0.5:
-                    window = window_for(rate / subs)
-                pr.update(f"sent {seq:,}  delivered {total:,}  {rate / 1e3:,.0f}k/s")
-            room = min(window - (seq - slowest), window - unacked(pub))
-            if room <= 0 or pub.paused:
-                await asyncio.sleep(0.001)
-                continue
-            batch = min(room, 64, spec.max_messages - seq)
-            pub.publish_batch([make_message(seq + i) for i in range(batch)])
-            seq += batch
-            await asyncio.sleep(0)
+        seq, window = await publish_back_to_back(spec, lg, pub, subs, pr)
         expected = seq * subs
         total, last_rx = await _drain(lg, pub, expected, pr)
         snap1 = await _snap(lg, server.pid)
@@ -291,6 +305,7 @@ async def run_fanout(spec: RunSpec) -> RunResult:
             lost=expected - total,
             min_per_sub=st.min,
             max_per_sub=st.max,
+            messages_per_read=round(total / st.reads, 2) if st.reads else None,
             window=window,
             seconds=round(wall, 3),
             deliveries_per_s=round(total / wall),

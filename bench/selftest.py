@@ -55,6 +55,43 @@ def _ws_stream(n: int) -> bytes:
     return b"".join(parts)
 
 
+def _offsets_stream(offsets: list[int]) -> bytes:
+    """A WebSocket stream of pushwire envelopes with these stream offsets (for verifying)."""
+    head = b"HTTP/1.1 101 Switching Protocols\r\nSec-WebSocket-Accept: " + WS_ACCEPT + b"\r\n\r\n"
+    envelope = b'{"type":"message","channel":"bench","id":"0a1b-2c3d-%d","data":%s}'
+    return head + b"".join(_server_frame(envelope % (o, make_message(o))) for o in offsets)
+
+
+def _verifying_ws_subscriber() -> Subscriber:
+    rec = Recorder()
+    rec.verify = True
+    return WsSubscriber("h", 1, "/ws", rec)
+
+
+def _check_verify(failures: list[str]) -> None:
+    """Offsets repeated or skipped are counted as such, however the stream is cut."""
+    rng = random.Random(11)
+    cases = [
+        (list(range(5, 25)), 0, 0),
+        ([5, 6, 7, 7, 8, 9], 1, 0),
+        ([5, 6, 8, 9, 10], 0, 1),
+        ([5, 6, 6, 8, 9], 1, 1),  # a repeat and a loss in one read do not cancel
+        ([5, 9, 6, 7, 10], 2, 3),
+    ]
+    for offsets, repeats, skips in cases:
+        stream = _offsets_stream(offsets)
+        splits: list[list[int]] = [[]]
+        splits += [sorted(rng.sample(range(1, len(stream)), 6)) for _ in range(30)]
+        for cuts in splits:
+            sub = _feed(_verifying_ws_subscriber, stream, cuts)
+            if (sub.count, sub.repeats, sub.skips) != (len(offsets), repeats, skips):
+                failures.append(
+                    f"verify {offsets} cut {cuts}: count {sub.count}, repeats {sub.repeats}, "
+                    f"skips {sub.skips}; expected {len(offsets)}, {repeats}, {skips}"
+                )
+                break
+
+
 def _chunk(data: bytes) -> bytes:
     return b"%x\r\n%s\r\n" % (len(data), data)
 
@@ -128,6 +165,7 @@ async def _check() -> list[str]:
                 failures.append(f"poll: cursor not followed ({getattr(sub, 'cursor', None)})")
     if not rec.lat_ns or min(rec.lat_ns) < 0:
         failures.append("latency samples missing or negative")
+    _check_verify(failures)
     # Client frames: masked, and they unmask to the payload.
     payload = make_message(1)
     frame = ws_frame(payload)

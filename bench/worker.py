@@ -126,17 +126,21 @@ class Worker:
             "cpu": time.process_time(),
             "http_errors": sum(s.http_errors for s in self.subs if isinstance(s, PollSubscriber)),
             "gaps": sum(s.gaps for s in self.subs if isinstance(s, PollSubscriber)),
+            "reads": sum(s.reads for s in self.subs),
+            "repeats": sum(s.repeats for s in self.subs),
+            "skips": sum(s.skips for s in self.subs),
             "errors": dict(errors.most_common(3)),
         }
 
     async def op_reset(self, cmd: Command) -> dict[str, Any]:
-        """Zero counters and latency samples; switch latency recording on or off."""
+        """Zero counters and latency samples; switch latency recording and verifying on or off."""
         for sub in self.subs:
             sub.reset()
         self.rec.lat_ns = self.rec.lat_ns.__class__("q")
         self.rec.total = 0
         self.rec.last_rx_ns = 0
         self.rec.record = bool(cmd.get("record", False))
+        self.rec.verify = bool(cmd.get("verify", False))
         return {}
 
     async def op_latencies(self, cmd: Command) -> dict[str, Any]:
