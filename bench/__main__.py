@@ -1,4 +1,4 @@
-"""Command line: ``python -m bench {fanout,latency,conns,cluster,publish-rate,matrix,...} ...``.
+"""Command line: ``python -m bench {fanout,latency,conns,cluster,publish-rate,mqtt,matrix,...}``.
 
 One command per scenario for poking at a single figure, and ``matrix`` for the whole comparison
 that writes docs/bench-results.{md,json} and docs/bench-fanout.png.
@@ -146,6 +146,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--meta-ttl", type=float, default=5.0, help="history_meta_ttl_seconds")
     p.add_argument("--json", type=Path, help="also write the result as JSON here")
 
+    p = sub.add_parser(
+        "mqtt", help="MQTT messages/s the bridge carries into a channel with many subscribers"
+    )
+    p.add_argument("--subscribers", type=int, default=1000)
+    p.add_argument("--duration", type=float, default=8.0, help="seconds of publishing")
+    p.add_argument("--max-messages", type=int, default=200_000)
+    p.add_argument("--workers", type=int, default=2, help="load-generator processes")
+    p.add_argument("--json", type=Path, help="also write the result as JSON here")
+    p.add_argument("--no-pin", action="store_true", help="do not pin server/load-gen CPUs")
+
     sub.add_parser("selftest", help="check the readers' counting on synthetic streams")
     return parser
 
@@ -176,6 +186,19 @@ def main(argv: list[str] | None = None) -> int:
         main_json(found, args.json)
         return 0
     set_pinning(not args.no_pin)
+    if args.command == "mqtt":
+        from bench.mqtt import run_mqtt
+
+        found = run_mqtt(
+            subscribers=args.subscribers,
+            duration=args.duration,
+            max_messages=args.max_messages,
+            workers=args.workers,
+        )
+        print(json.dumps(found, indent=2))
+        if args.json:
+            args.json.write_text(json.dumps(found, indent=2) + "\n")
+        return 1 if found["errors"] else 0
     if args.command == "accept-probe":
         from bench.accept_probe import probe
 

@@ -27,8 +27,8 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("server", "client", "testing"),
 )
 # pushwire/__init__.py, the public facade, may import anything (lazily where costly);
-# the command line (pushwire/cli.py, and __main__.py that runs it) assembles server
-# and client. Nothing but the command line imports them.
+# the command line (pushwire/cli.py, and __main__.py that runs it) and pushwire/asgi.py
+# (the ASGI app's public name) assemble server and client. Nothing imports them.
 FACADE = "facade"
 MAIN = "main"
 
@@ -69,7 +69,7 @@ def group_of(module: str) -> str | None:
     parts = module.split(".")
     if parts == ["pushwire"]:
         return FACADE
-    if parts in (["pushwire", "__main__"], ["pushwire", "cli"]):
+    if parts in (["pushwire", "__main__"], ["pushwire", "cli"], ["pushwire", "asgi"]):
         return MAIN
     groups = {group for layer in LAYERS for group in layer}
     return parts[1] if len(parts) > 1 and parts[1] in groups else None

@@ -34,3 +34,11 @@ def test_importing_the_server_loads_none_of_the_client() -> None:
 def test_every_public_name_resolves() -> None:
     for name in pushwire.__all__:
         assert getattr(pushwire, name) is not None, name
+
+
+def test_the_mqtt_library_is_loaded_only_with_the_bridge() -> None:
+    loaded = _modules_loaded_by(
+        'from pushwire import Config, Server\nServer(Config(history="memory", demo=False))'
+    )
+
+    assert not {"aiomqtt", "paho", "pushwire.server.mqtt_bridge"} & loaded

@@ -7,7 +7,6 @@ import argparse
 import asyncio
 import contextlib
 import gc
-import logging
 import os
 import re
 import signal
@@ -19,6 +18,7 @@ import orjson
 from pushwire.errors import PushwireError, UsageError
 from pushwire.server.app import Server
 from pushwire.server.config import Config, load_config
+from pushwire.server.logs import configure_logging
 from pushwire.server.workers import WorkerSetup, follow_supervisor, run_workers, worker_setup
 
 __all__ = ["main"]
@@ -64,12 +64,22 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--workers", type=int, help="processes on one port (needs a Redis or NATS --broker)"
     )
+    serve.add_argument(
+        "--mqtt",
+        metavar="URL",
+        help="bridge to an MQTT broker, mqtt://HOST:1883 or mqtts://... (routes: [[mqtt.routes]])",
+    )
     serve.add_argument("--echo", action="store_true", help="serve /echo (conformance tests)")
     serve.add_argument(
         "--no-demo", action="store_true", help="do not serve the demo chat at / (and /demo/*)"
     )
     serve.add_argument("--max-message-bytes", type=int, help="largest client message")
     serve.add_argument("--log-level", help="debug, info, warning or error")
+    serve.add_argument(
+        "--log-format",
+        choices=["text", "json"],
+        help="text (default), or json lines for collectors",
+    )
     publish = commands.add_parser("publish", help="publish one message over the HTTP API")
     publish.add_argument("channel")
     publish.add_argument("data", help='the message as JSON, e.g. \'{"text": "hi"}\'')
@@ -111,6 +121,8 @@ def _serve(args: argparse.Namespace) -> int:
     # A worker of `pushwire serve --workers N` serves its supervisor's configuration.
     worker = worker_setup()
     config = _serve_config(args) if worker is None else worker.config
+    if worker is not None and config.mqtt is not None:
+        config = config.replace(mqtt=config.mqtt.for_worker(worker.index, config.port))
     _configure_logging(config, worker)
     if worker is None and config.workers > 1:
         return run_workers(config)
@@ -139,11 +151,13 @@ def _serve_config(args: argparse.Namespace) -> Config:
         "data_dir": args.data_dir,
         "max_message_bytes": args.max_message_bytes,
         "log_level": args.log_level,
+        "log_format": args.log_format,
         "history": "memory" if args.memory else None,
         "broker": args.broker,
         "workers": args.workers,
         "echo": True if args.echo else None,
         "demo": False if args.no_demo else None,
+        "mqtt": {"url": args.mqtt},
     }
     return load_config(args.config, overrides=overrides)
 
@@ -151,9 +165,11 @@ def _serve_config(args: argparse.Namespace) -> Config:
 def _configure_logging(config: Config, worker: WorkerSetup | None) -> None:
     """One line per event; a worker's lines say which worker, as the supervisor's do."""
     origin = "" if worker is None else f" (worker {worker.index}, pid %(process)d)"
-    logging.basicConfig(
-        level=config.log_level.upper(),
-        format=f"%(asctime)s %(levelname)s %(name)s{origin}: %(message)s",
+    configure_logging(
+        config.log_level,
+        config.log_format,
+        text_format=f"%(asctime)s %(levelname)s %(name)s{origin}: %(message)s",
+        fields=None if worker is None else {"worker": str(worker.index)},
     )
 
 

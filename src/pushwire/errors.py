@@ -23,6 +23,7 @@ __all__ = [
     "UNSUBSCRIBED",
     "AlreadySubscribedError",
     "BadRequestError",
+    "BridgeUnavailableError",
     "BrokerUnavailableError",
     "ClientError",
     "Disconnect",
@@ -260,6 +261,18 @@ class BrokerUnavailableError(ServerError):
     """
 
     code = "broker_unavailable"
+    http_status = 503
+
+
+class BridgeUnavailableError(ServerError):
+    """A channel bridged to another system (MQTT) whose link is down or did not confirm.
+
+    Raised before publishing when the link is known to be down, so nothing is
+    published; raised after, when the other side did not confirm in time, so the
+    publication is in pushwire's history but may be missing there: retry shortly.
+    """
+
+    code = "bridge_unavailable"
     http_status = 503
 
 

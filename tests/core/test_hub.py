@@ -10,6 +10,7 @@ from collections.abc import Callable
 
 import pytest
 
+from pushwire.core.counters import NodeCounters
 from pushwire.core.history import Gap, Publication, StreamPosition
 from pushwire.core.hub import Batch, ChannelState, ChannelStatistics, Feed, Hub
 from pushwire.errors import GOING_AWAY, INTERNAL_ERROR, SLOW_CONSUMER, Disconnect
@@ -38,6 +39,7 @@ class Format:
     def __init__(self, name: str = "f", *, answers_once: bool = False) -> None:
         self.name = name
         self.answers_once = answers_once
+        self.transport = name
         self.encoded: list[tuple[str, list[int]]] = []
         self.messages: list[list[bytes | None]] = []
 
@@ -358,3 +360,46 @@ def test_close_all_closes_every_sink_with_the_reason(hub: Hub) -> None:
     hub.close_all(GOING_AWAY)
 
     assert [sink.closed for sink in sinks] == [[GOING_AWAY]] * 3
+
+
+def test_deliveries_and_bytes_are_counted_per_transport_once_per_feed(hub: Hub, soon: Soon) -> None:
+    news = _channel(hub, "news")
+    _listen(hub, Format("ws"), news, Sink(), Sink(), Sink())
+    _listen(hub, Format("sse"), news, Sink())
+
+    hub.enqueue(news, _publication("news", 1))
+    hub.enqueue(news, _publication("news", 2))
+    soon.run_iteration()
+
+    ws, sse = hub.counters.transports["ws"], hub.counters.transports["sse"]
+    assert (ws.deliveries, ws.bytes_written) == (6, 3 * len(b"ws:news:1,2"))
+    assert (sse.deliveries, sse.bytes_written) == (2, len(b"sse:news:1,2"))
+    assert hub.subscription_count() == 4
+    assert hub.channel_count() == 1
+
+
+def test_a_slow_consumer_is_counted_and_still_counts_as_delivered(hub: Hub, soon: Soon) -> None:
+    news = _channel(hub, "news")
+    _listen(hub, Format(), news, Sink(accepts=False), Sink())
+
+    hub.enqueue(news, _publication("news", 1))
+    soon.run_iteration()
+
+    counters = hub.counters.transports["f"]
+    assert counters.slow_consumers == 1
+    assert counters.deliveries == 2  # the bytes were written; the buffer was the problem
+
+
+def test_one_fanout_time_is_sampled_per_batch_from_its_oldest_publication(soon: Soon) -> None:
+    counters = NodeCounters(clock=lambda: 100.25)
+    hub = Hub(soon, lambda channel: None, counters=counters)
+    news = _channel(hub, "news")
+    _listen(hub, Format(), news, Sink(), Sink())
+
+    for offset, published_at in ((1, 100.0), (2, 100.2)):
+        position = StreamPosition("e0", offset)
+        hub.enqueue(news, Publication("news", position, b"1", time=published_at))
+    soon.run_iteration()
+
+    assert counters.fanout_seconds.count == 1
+    assert counters.fanout_seconds.sum == pytest.approx(0.25)

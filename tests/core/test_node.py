@@ -44,6 +44,7 @@ class Recorder:
     """A wire format and a sink in one: records the items it is sent, as (kind, offset)."""
 
     answers_once = False
+    transport = "recorder"
 
     def __init__(self) -> None:
         self.received: list[tuple[str, int]] = []

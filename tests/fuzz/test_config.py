@@ -14,6 +14,7 @@ from hypothesis import given, settings, strategies as st
 from pushwire import Config
 from pushwire.errors import UsageError
 from pushwire.server.config import load_config
+from pushwire.server.mqtt_settings import MqttSettings
 from tests.fuzz.strategies import FUZZ, json_values, texts
 
 _OPTIONS = [field.name for field in dataclasses.fields(Config)]
@@ -67,3 +68,32 @@ def _check(environ: dict[str, str]) -> None:
         assert isinstance(rule.history_ttl_seconds, int | float)
         assert type(rule.presence) is bool
         assert type(rule.join_leave) is bool
+
+
+_MQTT_VARIABLES = [
+    f"PUSHWIRE_MQTT_{field.name.upper()}" for field in dataclasses.fields(MqttSettings)
+]
+_MQTT_ROUTES = st.lists(
+    st.dictionaries(
+        st.sampled_from(["prefix", "direction", "qos", "x"]),
+        st.one_of(json_values, st.sampled_from(["devices:", "in", "both", "a/b:", "x::", "=41:"])),
+        max_size=4,
+    ),
+    max_size=3,
+).map(lambda routes: orjson.dumps(routes).decode())
+_MQTT_VALUES = st.one_of(
+    _VALUES,
+    _MQTT_ROUTES,
+    st.sampled_from(
+        ["mqtt://127.0.0.1", "mqtts://u:p@h:8883", "mqtt://[::1", "mqtt://h:0", "mqtt://%zz@h"]
+    ),
+)
+
+
+@settings(FUZZ, max_examples=300)
+@given(st.dictionaries(st.sampled_from(_MQTT_VARIABLES), _MQTT_VALUES, min_size=1, max_size=5))
+def test_any_mqtt_settings_give_a_config_or_a_usage_error(environ: dict[str, str]) -> None:
+    # Over a table that works, so that each bad value is what is judged.
+    _check(
+        {"PUSHWIRE_MQTT_URL": "mqtt://b", "PUSHWIRE_MQTT_ROUTES": '[{"prefix": "d:"}]', **environ}
+    )

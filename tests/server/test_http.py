@@ -59,6 +59,7 @@ class FakeRouter:
         self.requests: list[Request] = []
         self.opened = 0
         self.closed = 0
+        self.refused: list[str] = []
 
     def handle(self, request: Request, connection: HttpConnection) -> None:
         self.requests.append(request)
@@ -70,6 +71,9 @@ class FakeRouter:
 
     def connection_closed(self, connection: HttpConnection) -> None:
         self.closed += 1
+
+    def request_refused(self, code: str) -> None:
+        self.refused.append(code)
 
 
 class FakeSession:

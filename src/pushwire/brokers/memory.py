@@ -102,6 +102,12 @@ class HistoryStore(Protocol):
         Returns how many streams were forgotten.
         """
 
+    def stream_count(self) -> int:
+        """How many channels' streams the store holds."""
+
+    def publication_count(self) -> int:
+        """How many publications the store holds, over every stream."""
+
     def close(self) -> None:
         """Release the store's resources."""
 
@@ -144,6 +150,10 @@ class MemoryBroker:
     @property
     def connected(self) -> bool:
         return True  # nothing between this broker and its node can fail
+
+    def history_size(self) -> tuple[int, int]:
+        """The streams and the publications history holds (read by the metrics)."""
+        return self._store.stream_count(), self._store.publication_count()
 
     async def start(self, events: BrokerEvents) -> None:
         self._events = events

@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
+from pushwire.core.counters import NodeCounters, TransportCounters
 from pushwire.core.history import Gap, Publication, StreamPosition, encode_stream_cursor
 from pushwire.core.presence import Join, Leave
 from pushwire.errors import INTERNAL_ERROR, SLOW_CONSUMER, Disconnect
@@ -56,6 +57,9 @@ class WireFormat(Protocol):
 
     #: A sink of this format takes one batch and is done (a long-poll response).
     answers_once: bool
+    #: The transport this format is for (``"websocket"``, ``"sse"``...): the label of
+    #: its sinks' delivery counters (``core.counters``).
+    transport: str
 
     def encode(self, batch: Batch, feed: Feed) -> bytes:
         """The bytes every sink of ``feed`` receives for ``batch``."""
@@ -122,13 +126,20 @@ class ChannelState:
 class Feed:
     """Every sink receiving one wire format over the same channels (sorted by name).
 
-    Their bytes carry the same cursors, so one encoding serves them all.
+    Their bytes carry the same cursors, so one encoding serves them all. ``counters``
+    are its transport's, looked up once here rather than at every flush.
     """
 
-    __slots__ = ("channels", "format", "key", "sinks", "states")
+    __slots__ = ("channels", "counters", "format", "key", "sinks", "states")
 
-    def __init__(self, wire_format: WireFormat, states: tuple[ChannelState, ...]) -> None:
+    def __init__(
+        self,
+        wire_format: WireFormat,
+        states: tuple[ChannelState, ...],
+        counters: TransportCounters | None = None,
+    ) -> None:
         self.format = wire_format
+        self.counters = counters or TransportCounters(wire_format.transport)
         self.states = states
         self.channels = tuple(state.name for state in states)
         self.key = (wire_format, self.channels)
@@ -156,16 +167,22 @@ class ChannelStatistics:
 class Hub:
     """Local subscriptions and the batched fan-out; knows nothing of sockets or brokers."""
 
-    __slots__ = ("_call_soon", "_channels", "_dirty", "_feeds", "_on_idle")
+    __slots__ = ("_call_soon", "_channels", "_dirty", "_feeds", "_on_idle", "counters")
 
     def __init__(
-        self, call_soon: Callable[[Callable[[], None]], object], on_idle: Callable[[str], None]
+        self,
+        call_soon: Callable[[Callable[[], None]], object],
+        on_idle: Callable[[str], None],
+        *,
+        counters: NodeCounters | None = None,
     ) -> None:
         """
         Args:
             call_soon: schedules the flush for the end of this loop iteration.
             on_idle: called with a channel name when its last local subscriber leaves.
+            counters: where deliveries, slow consumers and fan-out times are counted.
         """
+        self.counters = counters or NodeCounters()
         self._call_soon = call_soon
         self._on_idle = on_idle
         self._channels: dict[str, ChannelState] = {}
@@ -224,7 +241,8 @@ class Hub:
         key = (wire_format, tuple(state.name for state in states))
         feed = self._feeds.get(key)
         if feed is None:
-            feed = self._feeds[key] = Feed(wire_format, states)
+            counters = self.counters.transport(wire_format.transport)
+            feed = self._feeds[key] = Feed(wire_format, states, counters)
             for state in states:
                 state.feeds[key] = feed
         return feed
@@ -248,6 +266,14 @@ class Hub:
         for feed in list(self._feeds.values()):
             for sink in list(feed.sinks):
                 _close(sink, reason)
+
+    def channel_count(self) -> int:
+        """Channels with local subscribers (or held by one about to join)."""
+        return len(self._channels)
+
+    def subscription_count(self) -> int:
+        """Local subscriptions: a sink counts once for each channel of its feed."""
+        return sum(len(feed.sinks) * len(feed.states) for feed in self._feeds.values())
 
     def statistics(self) -> list[ChannelStatistics]:
         """Local subscribers per active channel."""
@@ -293,17 +319,33 @@ class Hub:
             except Exception:
                 logger.exception("encoding for %r failed", state.name)
                 continue
+            sinks = feed.sinks
             if wire_format.answers_once:
-                sinks, feed.sinks = feed.sinks, set()
-                _write_all(sinks, data)
+                feed.sinks = set()
+            # Counted before the writes (a sink cut off leaves the set) and per feed:
+            # the fan-out loop itself does no bookkeeping.
+            written = len(sinks)
+            overflowed = _write_all(sinks, data)
+            counters = feed.counters
+            counters.deliveries += written * len(items)
+            counters.bytes_written += written * len(data)
+            if overflowed:
+                counters.slow_consumers += overflowed
+            if wire_format.answers_once:
                 self.release_feed(feed)
-            else:
-                _write_all(feed.sinks, data)
         state.delivered = items[-1].position
+        # One sample per batch: from the oldest publication's time to the last write.
+        first = items[0]
+        if isinstance(first, Publication) and first.time > 0:
+            node_counters = self.counters
+            node_counters.fanout_seconds.observe(max(node_counters.clock() - first.time, 0.0))
 
 
-def _write_all(sinks: set[Sink], data: bytes) -> None:
-    """The fan-out loop: the same bytes to every sink; one failing sink harms no other."""
+def _write_all(sinks: set[Sink], data: bytes) -> int:
+    """The fan-out loop: the same bytes to every sink; one failing sink harms no other.
+
+    Returns how many sinks were cut off as slow consumers.
+    """
     overflowed: list[Sink] | None = None
     failed: list[Sink] | None = None
     for sink in sinks:
@@ -323,6 +365,7 @@ def _write_all(sinks: set[Sink], data: bytes) -> None:
     if failed is not None:
         for sink in failed:
             _close(sink, INTERNAL_ERROR)
+    return 0 if overflowed is None else len(overflowed)
 
 
 def _close(sink: Sink, reason: Disconnect) -> None:

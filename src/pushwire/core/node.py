@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import secrets
 from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Any
 
@@ -19,10 +20,12 @@ import orjson
 
 from pushwire.core.broker import Broker, HistoryOptions
 from pushwire.core.channels import ChannelRules
+from pushwire.core.counters import NodeCounters, NodeStatistics
 from pushwire.core.eager import start_eagerly
 from pushwire.core.history import Gap, HistoryPage, Publication, StreamPosition
 from pushwire.core.hub import ChannelState, Hub
 from pushwire.core.identity import Identity
+from pushwire.core.outlets import Outlets
 from pushwire.core.presence import Join, Leave, LocalPresence, Member
 from pushwire.core.recovery import Recovery, recover
 from pushwire.core.users import UserRegistry
@@ -47,12 +50,23 @@ class Node:
     or let :class:`pushwire.server.app.Server` build one for you.
     """
 
-    def __init__(self, broker: Broker, rules: ChannelRules) -> None:
+    def __init__(
+        self, broker: Broker, rules: ChannelRules, *, counters: NodeCounters | None = None
+    ) -> None:
         self.broker = broker
         self.rules = rules
-        self.hub = Hub(self._call_soon, self._channel_idle)
+        #: Running totals (deliveries, publications, connections), read by /metrics.
+        self.counters = counters or NodeCounters()
+        #: This node among the others (``/api/info``): random at each start.
+        self.id = secrets.token_hex(4)
+        #: What the server says of this node to the others (version, worker, host).
+        self.about: dict[str, str] = {}
+        self.started_at = 0.0  # wall-clock seconds, set by start()
+        self.hub = Hub(self._call_soon, self._channel_idle, counters=self.counters)
         self.users = UserRegistry()
         self.presence = LocalPresence()
+        #: Systems outside pushwire that this node's publications also go to (MQTT).
+        self.outlets = Outlets()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._locks = _ChannelLocks()
         self._broker_channels: set[str] = set()  # channels the broker delivers here
@@ -64,6 +78,7 @@ class Node:
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
+        self.started_at = self.counters.clock()
         await self.broker.start(self)
 
     async def close(self) -> None:
@@ -111,18 +126,40 @@ class Node:
         *,
         event: str | None = None,
         publisher: Identity | None = None,
+        to_outlet: bool = True,
+        source: str = "api",
     ) -> Publication:
         """Publish ``data``, already encoded as JSON, to an already validated ``channel``.
 
         Checks no permission: a client's right to publish is checked where its
         request arrives (``ChannelPermissions.check_publish``). A client's
         ``publisher`` identity (with a user) goes with the message as its ``from``.
+        ``source`` says who published, for the counters: ``"api"``, ``"client"``
+        or ``"mqtt"`` (``core.counters.PUBLICATION_SOURCES``).
+
+        If an outlet (an MQTT bridge) takes the channel, the publication goes there
+        too, and this returns once the outlet confirmed it. A bridge publishing what
+        came in from its own system passes ``to_outlet=False``, so it never goes
+        back out (no echo).
+
+        Raises:
+            BridgeUnavailableError: the channel's outlet is down (nothing was
+                published) or did not confirm (published here only).
         """
+        outlet = self.outlets.outlet_for(channel) if to_outlet else None
+        if outlet is not None:
+            outlet.check(channel)
         options = self.history_options(channel)
         who = None
         if publisher is not None and publisher.user is not None:
             who = publisher_json(publisher.user, publisher.info)
-        return await self.broker.publish(channel, data, event=event, options=options, publisher=who)
+        publication = await self.broker.publish(
+            channel, data, event=event, options=options, publisher=who
+        )
+        self.counters.published(source)
+        if outlet is not None:
+            await outlet.send(publication)
+        return publication
 
     # Reading history.
 
@@ -263,6 +300,33 @@ class Node:
                 totals[channel] = totals.get(channel, 0) + count
         return sorted(totals.items())
 
+    async def cluster_statistics(self) -> list[NodeStatistics]:
+        """Every node's :meth:`statistics`, by node id.
+
+        Raises:
+            BrokerUnavailableError: if the other nodes cannot be asked just now.
+        """
+        answers = await self.broker.survey(b'{"ask":"info"}')
+        return sorted((NodeStatistics.from_json(a) for a in answers), key=_node_id)
+
+    def statistics(self) -> NodeStatistics:
+        """This node's identity and totals now (its share of ``cluster_statistics``)."""
+        counters = self.counters
+        transports = counters.transports.values()
+        return NodeStatistics(
+            node=self.id,
+            about=dict(self.about),
+            started_at=self.started_at,
+            uptime_seconds=max(counters.clock() - self.started_at, 0.0),
+            broker=self.broker.name,
+            broker_connected=self.broker.connected,
+            channels=self.hub.channel_count(),
+            subscriptions=self.hub.subscription_count(),
+            connections={t.name: t.open_now for t in transports},
+            publications=dict(counters.publications),
+            deliveries={t.name: t.deliveries for t in transports},
+        )
+
     async def disconnect_user(self, user: str) -> int:
         """Close every connection of ``user`` on every node (close 4000); how many."""
         question = orjson.dumps({"ask": "disconnect", "user": user})
@@ -280,6 +344,8 @@ class Node:
             return orjson.dumps(
                 [(stats.channel, stats.subscribers) for stats in self.hub.statistics()]
             )
+        if kind == "info":
+            return self.statistics().to_json()
         if kind == "disconnect":
             connections = self.users.connections(str(asked["user"]))
             for connection in connections:
@@ -417,6 +483,10 @@ async def _logged(work: Coroutine[Any, Any, None], what: str) -> None:
         raise
     except Exception:
         logger.warning("%s failed", what, exc_info=True)
+
+
+def _node_id(statistics: NodeStatistics) -> str:
+    return statistics.node
 
 
 def _offset(publication: Publication) -> int:

@@ -15,7 +15,7 @@ import orjson
 from pushwire.errors import ClientError, PushwireError, ServerError
 from pushwire.protocol.messages import Ref
 
-__all__ = ["error_body", "error_reply", "http_error", "ws_error"]
+__all__ = ["error_body", "error_code", "error_reply", "http_error", "ws_error"]
 
 logger = logging.getLogger("pushwire")
 
@@ -32,6 +32,13 @@ def error_reply(code: str, message: str, ref: Ref = None) -> bytes:
     if ref is None:
         return orjson.dumps({"type": "error", "code": code, "message": message})
     return orjson.dumps({"type": "error", "ref": ref, "code": code, "message": message})
+
+
+def error_code(exc: BaseException) -> str:
+    """The wire code a peer is shown for ``exc`` (``internal`` for anything unexpected)."""
+    if isinstance(exc, ClientError | ServerError):
+        return exc.code
+    return ServerError.code
 
 
 def http_error(exc: BaseException, *, context: str) -> tuple[int, bytes]:

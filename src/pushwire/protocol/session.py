@@ -27,7 +27,7 @@ from pushwire.errors import (
     RateLimitedError,
 )
 from pushwire.protocol.codec import reply
-from pushwire.protocol.error_mapping import ws_error
+from pushwire.protocol.error_mapping import error_code, ws_error
 from pushwire.protocol.messages import (
     Command,
     Ping,
@@ -77,6 +77,7 @@ class ClientSession:
 
     __slots__ = (
         "_current",
+        "_on_refused",
         "_outgoing",
         "_queue",
         "_rate",
@@ -93,6 +94,7 @@ class ClientSession:
         permissions: Permissions | None = None,
         max_publishes_per_second: float = 0.0,
         clock: Callable[[], float] = time.monotonic,
+        on_refused: Callable[[str], None] | None = None,
     ) -> None:
         """
         Args:
@@ -101,7 +103,9 @@ class ClientSession:
             max_publishes_per_second: publishes over this rate are refused with
                 ``rate_limited`` (0: no limit).
             clock: monotonic seconds, for the rate limit.
+            on_refused: told the error code of every error reply (for the counters).
         """
+        self._on_refused = on_refused
         self.max_channels = max_channels
         self.permissions = permissions or _AllowAll()
         self._rate = (
@@ -129,6 +133,8 @@ class ClientSession:
             command = parse_command(data)
         except Exception as exc:
             self._outgoing.append(ws_error(exc, getattr(exc, "ref", None), context="parsing"))
+            if self._on_refused is not None:
+                self._on_refused(error_code(exc))
             return
         if isinstance(command, Ping) and not self.is_busy:
             self._outgoing.append(reply("pong", command.ref))  # nothing to wait behind
@@ -285,6 +291,8 @@ class ClientSession:
 
     def _refuse(self, command: Command, exc: BaseException) -> None:
         self._outgoing.append(ws_error(exc, command.ref, context=type(command).__name__))
+        if self._on_refused is not None:
+            self._on_refused(error_code(exc))
 
     # Output.
 

@@ -12,11 +12,12 @@ import functools
 import importlib.metadata
 import logging
 import os
+import socket
 import time
 from collections.abc import Awaitable, Callable
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
 import orjson
@@ -36,13 +37,17 @@ from pushwire.errors import (
     NotFoundError,
     OriginNotAllowedError,
     ServerError,
+    UsageError,
 )
-from pushwire.protocol.error_mapping import http_error
+from pushwire.protocol.error_mapping import error_code, http_error
+from pushwire.server.admin import AdminApi, admin_file
 from pushwire.server.auth import ApiKey, Authenticator
 from pushwire.server.config import Config
 from pushwire.server.demo import DEMO_RULE, DemoLogins, demo_secret as load_demo_secret, static_file
 from pushwire.server.door import Door, open_files_limit, peer_ip
 from pushwire.server.http import HttpConnection, Request
+from pushwire.server.logs import BrokerWatch, LogEvent, RefusalLog
+from pushwire.server.metrics import MetricsAccess, MetricsEndpoint
 from pushwire.server.origins import OriginPolicy
 from pushwire.server.publish_api import PublishApi
 from pushwire.server.streaming import StreamSettings, SubscriberEndpoints
@@ -51,6 +56,9 @@ from pushwire.transports.base import ConnectionLimits, Ticker
 from pushwire.transports.sse import SSEPinger
 from pushwire.transports.websocket import Heartbeat
 from pushwire.transports.ws_channels import SessionSettings
+
+if TYPE_CHECKING:
+    from pushwire.server.mqtt_bridge import MqttBridge
 
 __all__ = ["Server"]
 
@@ -74,8 +82,12 @@ _ENDPOINTS = {
     "/history": "GET: a channel's recent messages (?channel=NAME&limit=N&since=C)",
     "/api/": "backend API with X-API-Key: publish, broadcast, history, channels, presence",
     "/health": "GET: status",
+    "/metrics": "GET: Prometheus metrics (loopback, or X-API-Key / metrics token)",
     "/pushwire.js": "the browser client",
+    "/admin": "the admin page (asks for the API key)",
 }
+# Refusals here are connections refused, and logged (see server.logs.RefusalLog).
+_CONNECTION_PATHS = frozenset({"/ws", "/sse", "/poll"})
 _CORS_PATHS = frozenset({"/sse", "/poll", "/publish", "/presence", "/history", "/health"})
 _SHUTDOWN_GRACE_SECONDS = 2.0
 
@@ -87,6 +99,23 @@ def _without_password(url: str) -> str:
         return url
     netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
     return urlunsplit(parts._replace(netloc=netloc))
+
+
+def _open_mqtt_bridge(node: Node, config: Config) -> MqttBridge:
+    """The bridge of ``config.mqtt``, imported now: ``pushwire[mqtt]`` brings its library."""
+    assert config.mqtt is not None
+    try:
+        from pushwire.server.mqtt_bridge import MqttBridge
+    except ImportError as exc:
+        raise UsageError(
+            f"the MQTT bridge needs its client library: pip install 'pushwire[mqtt]' ({exc})"
+        ) from None
+    return MqttBridge(
+        node,
+        config.mqtt,
+        max_message_bytes=config.max_message_bytes,
+        shared=config.broker != "memory",  # several nodes on one broker: a cluster
+    )
 
 
 @functools.cache
@@ -148,6 +177,10 @@ class Server:
             demo_verifier=None if self.demo is None else self.demo.verifier,
         )
         self.node = Node(broker or self._configured_broker(rules), ChannelRules(rules))
+        #: The MQTT bridge, when ``[mqtt]`` is configured (its library is imported only then).
+        self.mqtt: MqttBridge | None = None
+        if config.mqtt is not None:
+            self.mqtt = _open_mqtt_bridge(self.node, config)
         self.heartbeat = Heartbeat(config.ws_ping_interval_seconds, config.ws_ping_timeout_seconds)
         self.sse_pinger = SSEPinger(config.sse_ping_interval_seconds)
         self.connections: set[HttpConnection] = set()
@@ -177,6 +210,7 @@ class Server:
             client_permissions=self.subscribers.permissions_of,
             connection_count=lambda: len(self.connections),
             max_publishes_per_second=config.max_publishes_per_second,
+            statuses={} if self.mqtt is None else {"mqtt": self.mqtt.status},
         )
         self._api_routes: dict[str, Handler] = {
             "/api/publish": api.api_publish,
@@ -192,6 +226,7 @@ class Server:
                 else {"/demo/login": self.demo.login, "/demo/refresh": self.demo.refresh}
             ),
             "/api/unsubscribe": api.api_unsubscribe,
+            "/api/info": AdminApi(self.node, self.api_key).api_info,
             "/publish": api.client_publish,
             "/history": api.client_history,
             "/health": api.health,
@@ -205,7 +240,22 @@ class Server:
             max_per_ip=config.max_connections_per_ip,
         )
         self._idle_sweep = Ticker(1.0, self._sweep_idle)
+        self.metrics = MetricsEndpoint(
+            self.node,
+            MetricsAccess(self.api_key, config.metrics_token),
+            open_connections=lambda: len(self.connections),
+            version=_version(),
+        )
+        self.node.about.update(
+            version=_version(),
+            worker=self.metrics.worker,
+            host=socket.gethostname(),
+            pid=str(os.getpid()),
+        )
+        self._refusal_log = RefusalLog()
+        self._broker_watch = Ticker(1.0, BrokerWatch(self.node.broker).check)
         self._listener: asyncio.Server | None = None
+        self._running = False
         self._tasks: set[asyncio.Task[None]] = set()
         self._stopped = asyncio.Event()
         self._all_closed = asyncio.Event()
@@ -241,25 +291,41 @@ class Server:
     def url(self) -> str:
         return f"http://{self.config.host}:{self.port}"
 
-    async def start(self) -> None:
-        """Start the node and listen; returns once the socket accepts connections."""
+    async def start(self, *, listen: bool = True) -> None:
+        """Start the node and listen; returns once the socket accepts connections.
+
+        ``listen=False`` starts everything but the socket: requests then come from
+        elsewhere (``pushwire.asgi.PushwireApp`` hands them over).
+        """
         await self.node.start()
-        loop = asyncio.get_running_loop()
-        self._listener = await loop.create_server(
-            lambda: HttpConnection(self, self.config.max_message_bytes),
-            self.config.host,
-            self.config.port,
-            backlog=4096,
-            reuse_address=True,
-            # Workers of one `pushwire serve --workers N` each bind the port; the
-            # kernel spreads new connections over them (server.workers).
-            reuse_port=self.config.workers > 1,
-        )
+        self._running = True
+        if listen:
+            self._listener = await asyncio.get_running_loop().create_server(
+                lambda: HttpConnection(self, self.config.max_message_bytes),
+                self.config.host,
+                self.config.port,
+                backlog=4096,
+                reuse_address=True,
+                # Workers of one `pushwire serve --workers N` each bind the port; the
+                # kernel spreads new connections over them (server.workers).
+                reuse_port=self.config.workers > 1,
+            )
         self.heartbeat.start()
         self.sse_pinger.start()
         self.subscribers.poll_presence.start()
         self._idle_sweep.start()
-        logger.info("pushwire listening on %s (%s)", self.url, self._history_label())
+        self.metrics.start()
+        if self.mqtt is not None and self.config.mqtt is not None:
+            self.mqtt.start(self.config.mqtt.client_id_for(self.port))
+        self._broker_watch.start()
+        where = f"listening on {self.url}" if listen else "started inside an ASGI server"
+        logger.info(
+            "pushwire %s (%s, version %s)",
+            where,
+            self._history_label(),
+            _version(),
+            extra={"event": LogEvent.STARTED, "version": _version(), "url": self.url},
+        )
 
     def _history_label(self) -> str:
         if self.config.broker != "memory":
@@ -270,15 +336,19 @@ class Server:
 
     async def stop(self) -> None:
         """Stop accepting, close every client cleanly so it reconnects, then release the broker."""
-        if self._listener is None:
+        if not self._running:
             return
+        self._running = False
         listener, self._listener = self._listener, None
         # Stop accepting new connections.
-        listener.close()
+        if listener is not None:
+            listener.close()
         self.heartbeat.stop()
         self.sse_pinger.stop()
         self.subscribers.poll_presence.stop()
         self._idle_sweep.stop()
+        self.metrics.stop()
+        self._broker_watch.stop()
         # Tell every subscriber to go elsewhere: WebSockets get 1001, polls their
         # answer, streams their end; then WebSockets without subscriptions.
         self.node.hub.close_all(GOING_AWAY)
@@ -297,8 +367,11 @@ class Server:
                 connection.transport.abort()
         for task in list(self._tasks):
             task.cancel()
+        # What the bridge is taking in is published and acknowledged, then it goes.
+        if self.mqtt is not None:
+            await self.mqtt.close()
         await self.node.close()
-        logger.info("pushwire stopped (%s)", self.url)
+        logger.info("pushwire stopped (%s)", self.url, extra={"event": LogEvent.STOPPED})
         self._stopped.set()
 
     async def wait_stopped(self) -> None:
@@ -315,6 +388,8 @@ class Server:
         refusal = self._door.admit(len(self.connections), ip)
         if refusal is not None:
             # Refused, answered at once: the server itself must never run out of files.
+            self.request_refused(refusal.code)
+            self._refusal_log.refused(refusal, path="(accept)", peer=ip)
             connection.fail(*http_error(refusal, context="accepting"))
             return
         self.connections.add(connection)
@@ -326,6 +401,9 @@ class Server:
             self._door.closed(peer_ip(connection))
         if not self.connections:
             self._all_closed.set()
+
+    def request_refused(self, code: str) -> None:
+        self.node.counters.refuse("http", code)
 
     def _sweep_idle(self) -> None:
         """Close HTTP connections that idle too long; answer 408 to requests too slow."""
@@ -368,6 +446,17 @@ class Server:
         if path == "/" or path.startswith("/chat/"):
             self._serve_page(request, connection)
             return
+        if path == "/metrics":
+            self._serve_metrics(request, connection)
+            return
+        if path == "/admin/":
+            # The page's links are relative to /admin (so that they work under a mount).
+            headers = [(b"Location", b"../admin")]
+            connection.respond(301, b"", headers=headers, keep_alive=request.keep_alive)
+            return
+        if path.startswith("/admin"):
+            self._serve_file(request, connection, admin_file(path))
+            return
         stream_handler = self._stream_routes.get(path)
         if stream_handler is not None:
             self._spawn(request, connection, stream_handler(request, connection))
@@ -389,6 +478,37 @@ class Server:
             script,
             content_type=b"text/javascript; charset=utf-8",
             headers=[(b"Access-Control-Allow-Origin", b"*"), (b"Cache-Control", b"no-cache")],
+            keep_alive=request.keep_alive,
+        )
+
+    def _serve_file(
+        self, request: Request, connection: HttpConnection, file: tuple[bytes, bytes] | None
+    ) -> None:
+        """A static page's file, or 404 (the admin page: public, it shows nothing by itself)."""
+        if file is None:
+            self._refuse(request, connection, NotFoundError(f"no file {request.path[:100]}"))
+            return
+        data, content_type = file
+        connection.respond(
+            200,
+            data,
+            content_type=content_type,
+            headers=[(b"Cache-Control", b"no-cache")],
+            keep_alive=request.keep_alive,
+        )
+
+    def _serve_metrics(self, request: Request, connection: HttpConnection) -> None:
+        """``/metrics``: read from the counters now, in the Prometheus text format."""
+        try:
+            body, content_type = self.metrics.scrape(peer_ip(connection), request.headers)
+        except ClientError as exc:
+            self._refuse(request, connection, exc)
+            return
+        connection.respond(
+            200,
+            body,
+            content_type=content_type,
+            headers=[(b"Cache-Control", b"no-store")],
             keep_alive=request.keep_alive,
         )
 
@@ -428,13 +548,22 @@ class Server:
 
     def _refuse(self, request: Request, connection: HttpConnection, exc: BaseException) -> None:
         """Answer with the error's JSON; the connection carries on with the next request."""
+        self._count_refusal(request, connection, exc)
         status, body = http_error(exc, context=f"{request.method} {request.path[:100]}")
         connection.respond(
             status, body, headers=self._cors_headers(request), keep_alive=request.keep_alive
         )
 
+    def _count_refusal(
+        self, request: Request, connection: HttpConnection, exc: BaseException
+    ) -> None:
+        self.request_refused(error_code(exc))
+        if request.path in _CONNECTION_PATHS:
+            self._refusal_log.refused(exc, path=request.path, peer=peer_ip(connection))
+
     def _fail(self, request: Request, connection: HttpConnection, exc: BaseException) -> None:
         """Answer with the error's JSON and close: the request may have left the stream unsound."""
+        self._count_refusal(request, connection, exc)
         status, body = http_error(exc, context=f"{request.method} {request.path[:100]}")
         connection.fail(status, body)
 

@@ -3,7 +3,8 @@
 Every option is a field of :class:`Config`; its environment variable is its name
 in capitals after ``PUSHWIRE_`` (``max_message_bytes`` -> ``PUSHWIRE_MAX_MESSAGE_BYTES``).
 Channel rules are a list, so they come from the file (``[[channels]]`` tables) or
-from ``PUSHWIRE_CHANNELS`` as JSON.
+from ``PUSHWIRE_CHANNELS`` as JSON. The MQTT bridge is the ``[mqtt]`` table; each of
+its keys has its variable too (``url`` -> ``PUSHWIRE_MQTT_URL``; routes as JSON).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import orjson
 from pushwire.brokers.registry import broker_scheme
 from pushwire.core.channels import ChannelRule
 from pushwire.errors import UsageError
+from pushwire.server.mqtt_settings import MqttSettings, mqtt_settings
 
 __all__ = ["TOKEN_ALGORITHMS", "Config", "load_config"]
 
@@ -42,6 +44,7 @@ class Config:
     presence_ttl_seconds: float = 30.0  # a crashed node's members are gone within this
     workers: int = 1  # processes sharing the port (SO_REUSEPORT); more than 1 needs a broker
     api_key: str = ""  # empty: generate one at start and print it
+    metrics_token: str = ""  # set: every /metrics scrape needs it (or the API key), loopback too
     token_secret: str = ""  # HS256 shared with the backend that mints tokens
     token_public_key: str = ""  # path of a PEM public key (RS256/ES256)
     token_algorithm: str = ""  # empty: HS256 for a secret, else from the key's type
@@ -71,9 +74,17 @@ class Config:
     # Browser origins allowed besides this server's own ("*": any); see server/origins.py.
     allowed_origins: tuple[str, ...] = ()
     log_level: str = "info"
+    log_format: str = "text"  # "text" for people, "json" (one object per line) for collectors
     channels: tuple[ChannelRule, ...] = field(default_factory=tuple)
+    mqtt: MqttSettings | None = None  # the MQTT bridge ([mqtt]); None: no bridge
 
     def __post_init__(self) -> None:
+        if self.log_format not in ("text", "json"):
+            raise UsageError(f"log_format must be 'text' or 'json', not {self.log_format!r}")
+        if self.log_level.upper() not in ("DEBUG", "INFO", "WARN", "WARNING", "ERROR", "CRITICAL"):
+            raise UsageError(
+                f"log_level must be debug, info, warning or error, not {self.log_level!r}"
+            )
         if self.history not in ("sqlite", "memory"):
             raise UsageError(f"history must be 'sqlite' or 'memory', not {self.history!r}")
         broker_scheme(self.broker)
@@ -164,9 +175,12 @@ def load_config(
     known = {f.name: f for f in fields(Config)}
     for name in known:
         raw = environ.get(f"PUSHWIRE_{name.upper()}")
-        if raw is not None:
+        if raw is not None and name != "mqtt":
             values[name] = _from_env(name, raw)
-    values.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    mqtt_table = _mqtt_table(values.get("mqtt"), environ, (overrides or {}).get("mqtt"))
+    values.update({k: v for k, v in (overrides or {}).items() if v is not None and k != "mqtt"})
+    if mqtt_table:
+        values["mqtt"] = mqtt_table
     if "cors_origins" in values or "PUSHWIRE_CORS_ORIGINS" in environ:
         raise UsageError(
             "cors_origins was replaced by allowed_origins (same-origin requests and"
@@ -178,6 +192,40 @@ def load_config(
     return Config(
         **{name: _coerce(name, value, known[name].type) for name, value in values.items()}
     )
+
+
+def _mqtt_table(
+    from_file: Any, environ: Mapping[str, str], override: Mapping[str, Any] | None
+) -> dict[str, Any]:
+    """The ``[mqtt]`` table with ``PUSHWIRE_MQTT_*`` and the flags' values over it."""
+    if from_file is not None and not isinstance(from_file, Mapping):
+        raise UsageError("mqtt must be a table ([mqtt] with url = ... and [[mqtt.routes]])")
+    table = dict(from_file or {})
+    for key in (f.name for f in fields(MqttSettings)):
+        raw = environ.get(f"PUSHWIRE_MQTT_{key.upper()}")
+        if raw is None:
+            continue
+        if key == "routes":
+            try:
+                table[key] = orjson.loads(raw)
+            except orjson.JSONDecodeError as exc:
+                raise UsageError(f"PUSHWIRE_MQTT_ROUTES is not valid JSON: {exc}") from None
+        elif key in _MQTT_NUMBERS:
+            try:
+                table[key] = _MQTT_NUMBERS[key](raw)
+            except ValueError:
+                raise UsageError(f"PUSHWIRE_MQTT_{key.upper()} is not a number: {raw!r}") from None
+        else:
+            table[key] = raw
+    table.update({k: v for k, v in (override or {}).items() if v is not None})
+    return table
+
+
+_MQTT_NUMBERS: dict[str, type[int] | type[float]] = {
+    f.name: int if f.type == "int" else float
+    for f in fields(MqttSettings)
+    if f.type in ("int", "float")
+}
 
 
 def _from_env(name: str, raw: str) -> Any:
@@ -221,6 +269,8 @@ def _is_of(value: Any, kind: Any) -> bool:
 
 def _coerce(name: str, value: Any, kind: Any) -> Any:
     """Turn file and environment values into the field's type, or say what is wrong."""
+    if name == "mqtt":
+        return value if isinstance(value, MqttSettings) else mqtt_settings(value)
     try:
         if name == "channels":
             return tuple(_channel_rule(rule) for rule in value)

@@ -7,14 +7,10 @@ fails on ``accept``.
 
 from __future__ import annotations
 
-import logging
-
 from pushwire.errors import ServerBusyError
 from pushwire.server.http import HttpConnection
 
 __all__ = ["Door", "open_files_limit", "peer_ip"]
-
-logger = logging.getLogger("pushwire")
 
 
 def peer_ip(connection: HttpConnection) -> str | None:
@@ -46,11 +42,10 @@ class Door:
 
     def admit(self, open_now: int, ip: str | None) -> ServerBusyError | None:
         """Why a new connection must be refused, or None to let it in."""
+        # Not logged here: the server logs refusals, at most so many a second.
         if open_now >= self.max_connections:
-            logger.warning("refusing a connection: %d open, the cap", open_now)
             return ServerBusyError(f"the server is at its {self.max_connections} connections")
         if self.max_per_ip and ip is not None and self._per_ip.get(ip, 0) >= self.max_per_ip:
-            logger.info("refusing a connection from %s: %d open from there", ip, self.max_per_ip)
             return ServerBusyError(f"at most {self.max_per_ip} connections per address")
         return None
 

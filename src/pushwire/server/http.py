@@ -28,7 +28,7 @@ from pushwire.errors import (
     RequestTimeoutError,
     UrlTooLongError,
 )
-from pushwire.protocol.error_mapping import http_error
+from pushwire.protocol.error_mapping import error_code, http_error
 
 __all__ = ["ConnectionMode", "HttpConnection", "Request", "Router"]
 
@@ -38,6 +38,7 @@ MAX_QUEUED_REQUESTS = 64
 _REASONS = {
     200: b"OK",
     204: b"No Content",
+    301: b"Moved Permanently",
     400: b"Bad Request",
     401: b"Unauthorized",
     403: b"Forbidden",
@@ -143,6 +144,9 @@ class Router(Protocol):
     def connection_opened(self, connection: HttpConnection) -> None: ...
 
     def connection_closed(self, connection: HttpConnection) -> None: ...
+
+    def request_refused(self, code: str) -> None:
+        """The connection refused a request itself (malformed, too large, too slow)."""
 
 
 class Upgraded(Protocol):
@@ -311,6 +315,7 @@ class HttpConnection(asyncio.Protocol):
             cause = exc.__context__
             if not isinstance(cause, ClientError):
                 cause = BadRequestError(f"malformed HTTP request: {exc}")
+            self._router.request_refused(error_code(cause))
             self.fail(*http_error(cause, context="parsing a request"))
             return
         # Requests are handled after parsing, not from inside parser callbacks.
@@ -385,6 +390,11 @@ class HttpConnection(asyncio.Protocol):
             self.transport.pause_reading()
 
     # Request processing
+
+    def hand_over(self, request: Request) -> None:
+        """Handle ``request`` parsed elsewhere (by an ASGI server) as if it were read here."""
+        self._queue.append(request)
+        self._process_queue()
 
     def _process_queue(self) -> None:
         if self._processing:
@@ -467,6 +477,7 @@ class HttpConnection(asyncio.Protocol):
                 timeout = RequestTimeoutError(
                     f"the request did not arrive within {request_seconds:g} s"
                 )
+                self._router.request_refused(timeout.code)
                 self.fail(*http_error(timeout, context="reading a request"))
         elif now - self._since > idle_seconds:
             self._set_mode(_CLOSED)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import orjson
@@ -56,7 +56,14 @@ def _user_of(body: dict[str, Any]) -> str:
 class PublishApi:
     """The HTTP API over one node: publishing, history, channels, health."""
 
-    __slots__ = ("_api_key", "_client_permissions", "_connection_count", "_node", "_rates")
+    __slots__ = (
+        "_api_key",
+        "_client_permissions",
+        "_connection_count",
+        "_node",
+        "_rates",
+        "_statuses",
+    )
 
     def __init__(
         self,
@@ -66,17 +73,20 @@ class PublishApi:
         client_permissions: Callable[..., ChannelPermissions],
         connection_count: Callable[[], int],
         max_publishes_per_second: float = 0.0,
+        statuses: Mapping[str, Callable[[], object]] | None = None,
     ) -> None:
         """
         Args:
             client_permissions: the permissions of a client request (its token),
                 ``SubscriberEndpoints.permissions_of``.
             max_publishes_per_second: per user, for ``POST /publish`` (0: no limit).
+            statuses: more parts of ``GET /health``, by name (the MQTT bridge's).
         """
         self._node = node
         self._api_key = api_key
         self._client_permissions = client_permissions
         self._connection_count = connection_count
+        self._statuses = dict(statuses or {})
         self._rates = (
             PublishRates(max_publishes_per_second, time.monotonic)
             if max_publishes_per_second
@@ -109,7 +119,11 @@ class PublishApi:
         if self._rates is not None and user is not None and not self._rates.allow(user):
             raise RateLimitedError("too many publishes: slow down")
         publication = await self._node.publish_json(
-            channel, orjson.dumps(body["data"]), event=event, publisher=permissions.identity
+            channel,
+            orjson.dumps(body["data"]),
+            event=event,
+            publisher=permissions.identity,
+            source="client",
         )
         return 200, {"channel": channel, "id": publication.position.cursor}
 
@@ -257,7 +271,9 @@ class PublishApi:
         """``ok`` (200), or ``degraded`` (503) while the broker is out of reach.
 
         A load balancer routes new clients around a degraded node; the ones it has
-        stay connected and recover what they missed once the broker is back.
+        stay connected and recover what they missed once the broker is back. The
+        other parts (``mqtt``) inform and do not degrade: every node shares that
+        link's fate, so routing around one would not help.
         """
         broker = self._node.broker
         connected = broker.connected
@@ -267,6 +283,7 @@ class PublishApi:
             "connections": self._connection_count(),
             # Which process answered: with --workers, each worker answers for itself.
             "pid": os.getpid(),
+            **{name: status() for name, status in self._statuses.items()},
         }
 
 

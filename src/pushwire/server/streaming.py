@@ -14,6 +14,7 @@ from typing import Any
 
 import orjson
 
+from pushwire.core.counters import close_reason
 from pushwire.core.identity import Identity
 from pushwire.core.node import Node
 from pushwire.core.permissions import ChannelPermissions
@@ -155,6 +156,7 @@ class SubscriberEndpoints:
         """Complete the WebSocket handshake and hand the connection to a session."""
         if not request.upgrade:
             exc = UpgradeRequiredError("this endpoint needs a WebSocket upgrade request")
+            self.node.counters.refuse("http", exc.code)
             connection.respond(
                 exc.http_status,
                 error_body(exc.code, str(exc)),
@@ -244,6 +246,8 @@ class SubscriberEndpoints:
         identity = permissions.identity
         users = self.node.users
         node = self.node
+        counters = node.counters.transports["sse"]
+        counters.opened += 1
         if identity.user is not None:
             users.add(identity.user, stream)
             for state in start.states:
@@ -260,6 +264,8 @@ class SubscriberEndpoints:
             )
 
         def on_lost() -> None:
+            closed_by = stream.closed_by
+            counters.close("client" if closed_by is None else close_reason(closed_by.code))
             pinger.streams.discard(stream)
             hub.leave(feed, stream)
             if identity.user is not None:
@@ -301,6 +307,9 @@ class SubscriberEndpoints:
         ]
         by_name = {state.name: state for state in start.states}
         joined: list[str] = []
+        # Each poll counts as a connection of its own, open while it waits.
+        counters = self.node.counters.transports["longpoll"]
+        counters.opened += 1
 
         def join(name: str) -> None:
             joined.append(name)
@@ -313,12 +322,14 @@ class SubscriberEndpoints:
                 connection.respond(
                     200, replay_body(start, _own_joins(joined, identity)), headers=headers
                 )
+                counters.close("answered")
                 polled()
                 return
 
             def respond(body: bytes) -> None:
                 connection.on_lost = None
                 connection.respond(200, body, headers=headers)
+                counters.close("answered")
                 polled()
 
             feed = hub.feed(POLL_ANSWERS, start.states)
@@ -333,6 +344,7 @@ class SubscriberEndpoints:
 
         def on_lost() -> None:
             waiter.cancel()
+            counters.close("client")
             polled()
 
         connection.on_lost = on_lost

@@ -29,6 +29,7 @@ class _PollFormat:
     __slots__ = ()
 
     answers_once = True
+    transport = "longpoll"
 
     def encode(self, batch: Batch, feed: Feed) -> bytes:
         state = batch.state

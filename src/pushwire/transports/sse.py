@@ -43,6 +43,7 @@ class _SSEFormat:
     __slots__ = ()
 
     answers_once = False
+    transport = "sse"
 
     def encode(self, batch: Batch, feed: Feed) -> bytes:
         state = batch.state
@@ -92,7 +93,7 @@ def opening_bytes(start: StreamStart, retry_ms: int) -> bytes:
 class SSEStream:
     """One open event stream, receiving its group's events from the hub."""
 
-    __slots__ = ("channels", "max_buffer_bytes", "transport")
+    __slots__ = ("channels", "closed_by", "max_buffer_bytes", "transport")
 
     name = "sse"
     unidirectional = True
@@ -107,6 +108,8 @@ class SSEStream:
         self.transport = transport
         self.max_buffer_bytes = max_buffer_bytes
         self.channels = channels
+        #: Why the server ended the stream, if it did (else the client or the network did).
+        self.closed_by: Disconnect | None = None
 
     def write(self, data: bytes) -> bool:
         transport = self.transport
@@ -114,12 +117,15 @@ class SSEStream:
         return transport.get_write_buffer_size() <= self.max_buffer_bytes
 
     def close(self, reason: Disconnect) -> None:
+        if self.closed_by is None:
+            self.closed_by = reason
         if reason is SLOW_CONSUMER:
             # The buffer is full, so no farewell event would get through: cut the
             # connection; the browser reconnects with Last-Event-ID and recovers.
             logger.info(
                 "closing a slow SSE consumer (%d bytes unsent)",
                 self.transport.get_write_buffer_size(),
+                extra={"event": "slow_consumer", "transport": "sse"},
             )
             self.transport.abort()
         else:

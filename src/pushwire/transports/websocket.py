@@ -21,7 +21,9 @@ from websockets.http11 import Request
 from websockets.protocol import State
 from websockets.server import ServerProtocol
 
+from pushwire.core.counters import close_reason
 from pushwire.errors import (
+    CLOSE_MESSAGE_TOO_BIG,
     INTERNAL_ERROR,
     PING_TIMEOUT,
     SLOW_CONSUMER,
@@ -254,6 +256,22 @@ class WebSocketSession:
         is_text = self._fragments_opcode is Opcode.TEXT
         self._fragments_opcode = None
         self._decoder = None
+        self._deliver(data, is_text)
+
+    def receive_message(self, data: bytes, is_text: bool) -> None:
+        """A whole message from a server that parses WebSocket frames itself (ASGI).
+
+        Held to the same size limit as a message reassembled here (close 1009 past it);
+        text must already be valid UTF-8, as ASGI servers hand it over.
+        """
+        self.awaiting_pong = False
+        if len(data) > self.limits.max_message_bytes:
+            self.protocol.fail(CLOSE_MESSAGE_TOO_BIG, "message too big")
+            self._flush_protocol()
+            return
+        self._deliver(data, is_text)
+
+    def _deliver(self, data: bytes, is_text: bool) -> None:
         try:
             self.on_message(data, is_text)
         except Exception:
@@ -313,7 +331,9 @@ class WebSocketSession:
         """Start the closing handshake; abort the TCP connection if the peer never answers."""
         if reason is SLOW_CONSUMER:
             logger.info(
-                "closing a slow consumer (%d bytes unsent)", self.transport.get_write_buffer_size()
+                "closing a slow consumer (%d bytes unsent)",
+                self.transport.get_write_buffer_size(),
+                extra={"event": "slow_consumer", "transport": "websocket"},
             )
         if self.protocol.state is State.OPEN:
             self.protocol.send_close(reason.code, reason.reason)
@@ -341,6 +361,20 @@ class WebSocketSession:
             if self.heartbeat is not None:
                 self.heartbeat.discard(self)
             self.on_closed()
+
+    def close_reason(self) -> str:
+        """Why the connection ended, as the counters label it (``core.counters``).
+
+        ``client`` if the client's close frame came first, the name of the server's
+        close code if the server's did, ``lost`` if the TCP connection went first.
+        """
+        protocol = self._protocol
+        if protocol is None:
+            return "lost"  # never sent a frame, never got one: only the network ends that
+        sent, received = protocol.close_sent, protocol.close_rcvd
+        if received is not None and (sent is None or protocol.close_rcvd_then_sent):
+            return "client"
+        return "lost" if sent is None else close_reason(sent.code)
 
     def on_message(self, data: bytes, is_text: bool) -> None:
         """A complete message arrived (text is valid UTF-8)."""

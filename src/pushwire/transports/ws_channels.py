@@ -61,6 +61,7 @@ class _WebSocketFormat:
     __slots__ = ()
 
     answers_once = False
+    transport = "websocket"
 
     def encode(self, batch: Batch, feed: Feed) -> bytes:
         return b"".join(
@@ -106,7 +107,9 @@ class ChannelSession(WebSocketSession):
             max_channels=limits.max_channels,
             permissions=permissions,
             max_publishes_per_second=settings.max_publishes_per_second,
+            on_refused=node.counters.refuse_on_websocket,
         )
+        node.counters.transports["websocket"].opened += 1
         self.feeds: dict[str, Feed] = {}
         self._task: asyncio.Task[None] | None = None  # only while an action waits
         self._expiry: Timer | None = None  # only for a token that expires
@@ -218,6 +221,7 @@ class ChannelSession(WebSocketSession):
                     action.data,
                     event=action.event,
                     publisher=self.permissions.identity,
+                    source="client",
                 )
                 self.session.published(action, publication.position.cursor)
             elif isinstance(action, PresenceQuery):
@@ -286,6 +290,7 @@ class ChannelSession(WebSocketSession):
         if self._expiry is not None:
             self._expiry.cancel()
             self._expiry = None
+        self.node.counters.transports["websocket"].close(self.close_reason())
         user = self.permissions.identity.user
         if user is not None:
             self.node.users.remove(user, self)
