@@ -38,7 +38,7 @@ from redis.retry import Retry
 
 from pushwire.brokers.redis_pipe import ScriptPipe
 from pushwire.brokers.redis_scripts import JOIN, LEAVE, MEMBERS, PUBLISH, READ, ChannelKeys
-from pushwire.brokers.registry import BrokerSettings
+from pushwire.brokers.registry import BrokerSettings, redacted_url
 from pushwire.core.broker import BrokerEvents, HistoryOptions
 from pushwire.core.history import HistoryPage, Publication, StreamPosition, new_epoch
 from pushwire.core.presence import Member
@@ -112,7 +112,7 @@ class RedisBroker:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._first_link.wait(), self._settings.timeout_seconds)
         if not self._connected:
-            logger.warning("redis at %s is not reachable yet; retrying", _safe(self._url))
+            logger.warning("redis at %s is not reachable yet; retrying", redacted_url(self._url))
 
     async def close(self) -> None:
         self._closed = True
@@ -571,7 +571,3 @@ def _from_entry(channel: str, epoch: str, offset: int, fields: Any) -> Publicati
 def _ignore_result(future: asyncio.Future[Any]) -> None:
     if not future.cancelled():
         future.exception()
-
-
-def _safe(url: str) -> str:
-    return url.split("@", 1)[-1]

@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 from pushwire.core.broker import Broker
 from pushwire.errors import UsageError
 
-__all__ = ["BrokerSettings", "broker_scheme", "open_broker"]
+__all__ = ["BrokerSettings", "broker_scheme", "open_broker", "redacted_url"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,3 +72,14 @@ def open_broker(url: str, settings: BrokerSettings) -> Broker:
         ) from None
     opener: _Opener = getattr(module, function)
     return opener(url, settings)
+
+
+def redacted_url(url: str) -> str:
+    """``url`` fit for a log or an error message: a password in it becomes ``***``."""
+    try:
+        password = urlsplit(url).password
+    except ValueError:  # a malformed URL names no password that could be told apart
+        return url
+    if password is None:
+        return url
+    return url.replace(f":{password}@", ":***@", 1)

@@ -18,13 +18,12 @@ from collections.abc import Awaitable, Callable
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit, urlunsplit
 
 import orjson
 
 from pushwire.brokers.memory import MemoryBroker
 from pushwire.brokers.memory_history import MemoryHistoryStore
-from pushwire.brokers.registry import BrokerSettings, open_broker
+from pushwire.brokers.registry import BrokerSettings, open_broker, redacted_url
 from pushwire.brokers.sqlite_history import SqliteHistoryStore
 from pushwire.core.broker import Broker
 from pushwire.core.channels import ChannelRule, ChannelRules
@@ -90,15 +89,6 @@ _ENDPOINTS = {
 _CONNECTION_PATHS = frozenset({"/ws", "/sse", "/poll"})
 _CORS_PATHS = frozenset({"/sse", "/poll", "/publish", "/presence", "/history", "/health"})
 _SHUTDOWN_GRACE_SECONDS = 2.0
-
-
-def _without_password(url: str) -> str:
-    """``url`` fit for a log: a password in it is replaced by ``***``."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-    return urlunsplit(parts._replace(netloc=netloc))
 
 
 def _open_mqtt_bridge(node: Node, config: Config) -> MqttBridge:
@@ -329,7 +319,7 @@ class Server:
 
     def _history_label(self) -> str:
         if self.config.broker != "memory":
-            return f"broker {_without_password(self.config.broker)}"
+            return f"broker {redacted_url(self.config.broker)}"
         if self.config.history == "memory":
             return "history in memory"
         return f"history in sqlite in {os.path.abspath(self.config.data_dir)}"

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+from pushwire.brokers.registry import redacted_url
 from pushwire.errors import InvalidChannelError, UsageError
 from pushwire.protocol.names import validate_channel
 from pushwire.server.mqtt_mapping import prefix_filter
@@ -136,21 +137,21 @@ class MqttSettings:
         try:
             parts = urlsplit(self.url)
         except ValueError as exc:  # an unclosed [ of an IPv6 address
-            raise UsageError(f"mqtt url {_without_password(self.url)!r}: {exc}") from None
+            raise UsageError(f"mqtt url {redacted_url(self.url)!r}: {exc}") from None
         if parts.scheme not in _DEFAULT_PORTS:
-            shown = _without_password(self.url)
+            shown = redacted_url(self.url)
             raise UsageError(f"mqtt url must start mqtt:// or mqtts:// (TLS), not {shown!r}")
         try:
             port = parts.port if parts.port is not None else _DEFAULT_PORTS[parts.scheme]
         except ValueError:
             port = 0
         if not 0 < port < 65536:
-            raise UsageError(f"mqtt url {_without_password(self.url)!r} has a bad port")
+            raise UsageError(f"mqtt url {redacted_url(self.url)!r} has a bad port")
         if not parts.hostname:
-            raise UsageError(f"mqtt url {_without_password(self.url)!r} names no host")
+            raise UsageError(f"mqtt url {redacted_url(self.url)!r} names no host")
         if parts.path not in ("", "/") or parts.query or parts.fragment:
             raise UsageError(
-                f"mqtt url {_without_password(self.url)!r}: nothing may follow host:port "
+                f"mqtt url {redacted_url(self.url)!r}: nothing may follow host:port "
                 "(routes are [[mqtt.routes]] tables)"
             )
         username = unquote(parts.username) if parts.username is not None else None
@@ -183,7 +184,7 @@ class MqttSettings:
     @property
     def display_url(self) -> str:
         """The URL fit for a log: without its password."""
-        return _without_password(self.url)
+        return redacted_url(self.url)
 
 
 def mqtt_settings(table: Mapping[str, Any]) -> MqttSettings:
@@ -239,13 +240,3 @@ def _is_of(value: Any, kind: Any) -> bool:
     if kind == "int":
         return isinstance(value, int) and not isinstance(value, bool)
     return isinstance(value, str)
-
-
-def _without_password(url: str) -> str:
-    try:
-        password = urlsplit(url).password
-    except ValueError:
-        return url
-    if password is None:
-        return url
-    return url.replace(f":{password}@", ":***@", 1)
