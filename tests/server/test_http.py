@@ -28,12 +28,14 @@ class FakeTransport(asyncio.Transport):
     def __init__(self) -> None:
         super().__init__()
         self.written = b""
+        self.writes = 0
         self.closes = 0
         self.pauses = 0
         self.resumes = 0
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
         self.written += bytes(data)
+        self.writes += 1
 
     def is_closing(self) -> bool:
         return self.closes > 0
@@ -65,6 +67,9 @@ class FakeRouter:
         self.requests.append(request)
         if self.answer is not None:
             self.answer(request, connection)
+
+    def overlaps(self, request: Request) -> bool:
+        return request.path.startswith("/overlap")
 
     def connection_opened(self, connection: HttpConnection) -> None:
         self.opened += 1
@@ -153,6 +158,126 @@ def test_requests_answered_at_once_are_all_answered_from_one_chunk() -> None:
     assert transport.statuses() == [200, 200, 200]
     assert re.findall(rb"\r\n\r\n(/\w)", transport.written) == [b"/a", b"/b", b"/c"]
     assert connection.mode is ConnectionMode.IDLE
+
+
+def post(path: str, keep_alive: bool = True) -> bytes:
+    close = b"" if keep_alive else b"Connection: close\r\n"
+    return b"POST %s HTTP/1.1\r\nHost: x\r\n%sContent-Length: 2\r\n\r\n{}" % (
+        path.encode(),
+        close,
+    )
+
+
+def bodies(transport: FakeTransport) -> list[bytes]:
+    return re.findall(rb"\r\n\r\n([a-z]+)", transport.written)
+
+
+async def test_overlapping_requests_all_start_and_are_answered_in_order_in_one_write() -> None:
+    router = FakeRouter()
+    connection, transport = connect(router)
+
+    connection.data_received(post("/overlap/1") + post("/overlap/2") + post("/overlap/3"))
+    started = [request.path for request in router.requests]
+    third, second, first = router.requests[::-1]
+    connection.respond(200, b"three", request=third)
+    connection.respond(200, b"two", request=second)
+    written_before_the_first = transport.written
+    connection.respond(200, b"one", request=first)
+
+    assert started == ["/overlap/1", "/overlap/2", "/overlap/3"]
+    assert written_before_the_first == b""
+    assert bodies(transport) == [b"one", b"two", b"three"]
+    assert transport.writes == 1
+    assert connection.mode is ConnectionMode.IDLE
+
+
+async def test_answers_finished_together_leave_in_one_write_after_the_iteration() -> None:
+    router = FakeRouter()
+    connection, transport = connect(router)
+    connection.data_received(post("/overlap/1") + post("/overlap/2"))
+    first, second = router.requests
+
+    connection.respond(200, b"one", request=first)
+    written_at_once = transport.written
+    connection.respond(200, b"two", request=second)
+    await asyncio.sleep(0)
+
+    assert written_at_once == b""  # the second was on its way: both go together
+    assert bodies(transport) == [b"one", b"two"]
+    assert transport.writes == 1
+
+
+async def test_a_request_that_does_not_overlap_waits_for_the_overlapping_ones() -> None:
+    router = FakeRouter()
+    connection, transport = connect(router)
+    connection.data_received(post("/overlap/1") + get("/read") + post("/overlap/2"))
+    held_while_busy = [request.path for request in router.requests]
+
+    connection.respond(200, b"one")
+    after_one = [request.path for request in router.requests]
+    connection.respond(200, b"read")
+    connection.respond(200, b"two")
+
+    assert held_while_busy == ["/overlap/1"]
+    assert after_one == ["/overlap/1", "/read"]
+    assert bodies(transport) == [b"one", b"read", b"two"]
+
+
+async def test_an_answer_that_closes_leaves_after_the_answers_before_it() -> None:
+    router = FakeRouter()
+    connection, transport = connect(router)
+    connection.data_received(post("/overlap/1") + post("/overlap/2", keep_alive=False))
+    first, last = router.requests
+
+    connection.respond(200, b"bye", keep_alive=False, request=last)
+    closed_early = transport.closes
+    connection.respond(200, b"one", request=first)
+
+    assert closed_early == 0
+    assert bodies(transport) == [b"one", b"bye"]
+    assert transport.closes == 1
+
+
+async def test_a_parse_error_after_overlapping_requests_keeps_the_answers_due() -> None:
+    router = FakeRouter()
+    connection, transport = connect(router)
+    connection.data_received(post("/overlap/a") + post("/overlap/b"))
+    first, second = router.requests
+    connection.respond(200, b"one", request=first)
+
+    connection.data_received(b"NOT HTTP\r\n\r\n")
+    connection.respond(200, b"two", request=second)  # too late: the connection failed
+
+    assert transport.statuses() == [200, 400]
+    assert bodies(transport)[0] == b"one"
+    assert transport.closes == 1
+    assert connection.mode is ConnectionMode.CLOSED
+
+
+async def test_overlapping_requests_count_towards_the_pause_of_reading() -> None:
+    router = FakeRouter()
+    connection, transport = connect(router)
+
+    connection.data_received(post("/overlap/x") * (MAX_QUEUED_REQUESTS + 1))
+    started = len(router.requests)
+    for request in list(router.requests):
+        connection.respond(200, b"ok", request=request)
+
+    assert started == MAX_QUEUED_REQUESTS + 1
+    assert transport.pauses == 1
+    assert transport.resumes == 1
+    assert transport.statuses() == [200] * (MAX_QUEUED_REQUESTS + 1)
+
+
+async def test_answering_a_request_twice_is_a_bug_of_ours() -> None:
+    router = FakeRouter()
+    connection, _ = connect(router)
+    connection.data_received(post("/overlap/1") + post("/overlap/2"))
+    first = router.requests[0]
+    connection.respond(200, b"one", request=first)
+
+    with pytest.raises(RuntimeError, match="not waiting"):
+        connection.respond(200, b"again", request=first)
 
 
 def test_a_request_split_across_chunks_is_handled_once_complete() -> None:

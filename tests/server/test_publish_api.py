@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+import re
 from pathlib import Path
+from typing import Any
 
 import httpx
+import orjson
 import pytest
 from websockets.asyncio.client import connect
 
@@ -230,3 +234,56 @@ async def test_a_batch_needs_the_api_key(http: httpx.AsyncClient) -> None:
     response = await http.post("/api/publish", json=[{"channel": "a", "data": 1}])
 
     assert response.status_code == 401
+
+
+def _post(body: bytes, path: str = "/api/publish") -> bytes:
+    return (
+        b"POST %s HTTP/1.1\r\nHost: x\r\nX-API-Key: %s\r\nContent-Type: application/json\r\n"
+        b"Content-Length: %d\r\n\r\n%s" % (path.encode(), API_KEY.encode(), len(body), body)
+    )
+
+
+async def _pipeline(server: Server, requests: list[bytes]) -> list[tuple[int, dict[str, Any]]]:
+    """Send ``requests`` in one write on one connection; their answers, as they came."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    writer.write(b"".join(requests))
+    answers = []
+    try:
+        for _ in requests:
+            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+            length = int(re.search(rb"Content-Length: (\d+)", head)[1])  # type: ignore[index]
+            body = await asyncio.wait_for(reader.readexactly(length), 5)
+            answers.append((int(head.split()[1]), orjson.loads(body)))
+    finally:
+        writer.close()
+    return answers
+
+
+@pytest.mark.parametrize("history", ["sqlite", "memory"])
+async def test_pipelined_publications_are_answered_in_order_a_bad_one_alone_refused(
+    make_server: ServerFactory, tmp_path: Path, history: str
+) -> None:
+    server = await make_server(history=history, data_dir=str(tmp_path))
+    requests = [_post(b'{"channel": "%s", "data": %d}' % (b"ab"[n % 2 : n % 2 + 1], n))
+                for n in range(40)]  # fmt: skip
+    requests[7] = _post(b'{"channel": "a", "data": ')  # not JSON: refused, the rest go on
+    requests[20] = _post(b'{"channel": "a", "data": 20}', path="/api/nothing")
+    requests.append(b"GET /api/history?channel=a HTTP/1.1\r\nHost: x\r\nX-API-Key: %s\r\n\r\n"
+                    % API_KEY.encode())  # fmt: skip
+
+    answers = await _pipeline(server, requests)
+
+    statuses = [status for status, _ in answers]
+    assert statuses == [{7: 400, 20: 404}.get(n, 200) for n in range(40)] + [200]
+    assert answers[7][1]["error"] == "invalid_json"
+    published = [body for n, (_, body) in enumerate(answers[:40]) if n not in (7, 20)]
+    assert [body["channel"] for body in published] == [
+        "ab"[n % 2] for n in range(40) if n not in (7, 20)
+    ]
+    # The read came after the publications: it sees every one of them, in order.
+    history_a = answers[40][1]
+    expected_a = [n for n in range(0, 40, 2) if n != 20]
+    assert [m["data"] for m in history_a["messages"]] == expected_a
+    assert [m["id"] for m in history_a["messages"]] == [
+        body["id"] for body in published if body["channel"] == "a"
+    ]

@@ -88,6 +88,11 @@ _ENDPOINTS = {
 # Refusals here are connections refused, and logged (see server.logs.RefusalLog).
 _CONNECTION_PATHS = frozenset({"/ws", "/sse", "/poll"})
 _CORS_PATHS = frozenset({"/sse", "/poll", "/publish", "/presence", "/history", "/health"})
+# Publications a client pipelines on one connection start without waiting for the answer
+# to the one before (see HttpConnection): in arrival order, so each channel keeps its order,
+# and one loop iteration's publications are stored in one commit. Everything else (reads
+# that must see the publications before them, streams, upgrades) waits its turn.
+_OVERLAPPING_PATHS = frozenset({"/api/publish", "/api/broadcast"})
 _SHUTDOWN_GRACE_SECONDS = 2.0
 
 
@@ -395,6 +400,11 @@ class Server:
     def request_refused(self, code: str) -> None:
         self.node.counters.refuse("http", code)
 
+    def overlaps(self, request: Request) -> bool:
+        return (
+            request.path in _OVERLAPPING_PATHS and request.method == "POST" and not request.upgrade
+        )
+
     def _sweep_idle(self) -> None:
         """Close HTTP connections that idle too long; answer 408 to requests too slow."""
         now = time.monotonic()
@@ -529,6 +539,7 @@ class Server:
             orjson.dumps(value),
             headers=self._cors_headers(request),
             keep_alive=request.keep_alive,
+            request=request,
         )
 
     def _cors_headers(self, request: Request) -> list[tuple[bytes, bytes]]:
@@ -541,7 +552,11 @@ class Server:
         self._count_refusal(request, connection, exc)
         status, body = http_error(exc, context=f"{request.method} {request.path[:100]}")
         connection.respond(
-            status, body, headers=self._cors_headers(request), keep_alive=request.keep_alive
+            status,
+            body,
+            headers=self._cors_headers(request),
+            keep_alive=request.keep_alive,
+            request=request,
         )
 
     def _count_refusal(

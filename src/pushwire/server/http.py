@@ -4,6 +4,9 @@ A connection is in one :class:`ConnectionMode` at a time and changes it only as
 ``_TRANSITIONS`` allows: HTTP (idle, or busy answering a request, a long-poll
 perhaps), then for good a WebSocket or an event stream, and at last closed.
 Pipelined requests are queued and answered in order; reading pauses if too many pile up.
+Requests the router says may overlap (publications) are all started as they arrive,
+without waiting for the answer to the one before: their answers are still written in
+request order, several in one write.
 """
 
 from __future__ import annotations
@@ -34,6 +37,8 @@ __all__ = ["ConnectionMode", "HttpConnection", "Request", "Router"]
 
 MAX_HEAD_BYTES = 16 * 1024
 MAX_HEADERS = 100
+#: Requests a connection holds (queued, or started and not yet answered) before it
+#: stops reading: what one client can make the server keep is bounded.
 MAX_QUEUED_REQUESTS = 64
 _REASONS = {
     200: b"OK",
@@ -68,7 +73,18 @@ _NO_BODY: list[bytes] = []
 class Request:
     """A parsed request: method, path, query parameters, headers (lower-case) and body."""
 
-    __slots__ = ("_query", "body", "headers", "keep_alive", "method", "path", "raw_url", "upgrade")
+    __slots__ = (
+        "_query",
+        "answer",
+        "body",
+        "closes",
+        "headers",
+        "keep_alive",
+        "method",
+        "path",
+        "raw_url",
+        "upgrade",
+    )
 
     def __init__(
         self,
@@ -89,6 +105,9 @@ class Request:
         self.body = body
         self.keep_alive = keep_alive
         self.upgrade = upgrade
+        #: The response, once answered, while answers before it are still awaited.
+        self.answer: bytes | None = None
+        self.closes = False  # the answer ends the connection
 
     @property
     def query(self) -> dict[str, list[str]]:
@@ -141,6 +160,15 @@ class Router(Protocol):
     def handle(self, request: Request, connection: HttpConnection) -> None:
         """Answer ``request`` now or later; the connection waits for ``respond``."""
 
+    def overlaps(self, request: Request) -> bool:
+        """May ``request`` start before the requests ahead of it are answered?
+
+        True only of requests answered once with a plain response, never an upgrade,
+        a stream or a long-poll, and whose effect does not depend on the requests
+        ahead of them having finished (publications: started in arrival order, they
+        keep their order in each channel).
+        """
+
     def connection_opened(self, connection: HttpConnection) -> None: ...
 
     def connection_closed(self, connection: HttpConnection) -> None: ...
@@ -165,8 +193,9 @@ class ConnectionMode(enum.Enum):
     IDLE = enum.auto()
     """HTTP, waiting for the next request: bytes go to the parser."""
     BUSY = enum.auto()
-    """HTTP, the router holds a request (a long-poll may wait for minutes) and the
-    connection waits for ``respond``; bytes still go to the parser, requests queue."""
+    """HTTP, the router holds a request (a long-poll may wait for minutes), or several
+    that overlap, and the connection waits for ``respond``; bytes still go to the
+    parser, requests queue."""
     WEBSOCKET = enum.auto()
     """Upgraded for good: bytes go to the ``upgraded`` session."""
     STREAMING = enum.auto()
@@ -205,6 +234,12 @@ class HttpConnection(asyncio.Protocol):
     ``_paused`` (reading is paused while too many pipelined requests wait, in
     IDLE or BUSY alike) and ``_processing`` (``_process_queue`` is on the stack,
     so a handler that answers at once does not re-enter it).
+
+    ``_started`` holds the requests the router has and has not answered, oldest
+    first: one, or several that overlap (``Router.overlaps``). An answer is kept
+    on its request until those before it are answered; answers ready together
+    (a group of publications committed at once, or requests answered at once
+    from one chunk of bytes) leave in one write, not one each.
     """
 
     __slots__ = (
@@ -215,14 +250,18 @@ class HttpConnection(asyncio.Protocol):
         "_kept_alive",
         "_max_body_bytes",
         "_mode",
+        "_out",
+        "_overlap",
         "_parser",
         "_paused",
         "_processing",
         "_queue",
         "_router",
         "_since",
+        "_started",
         "_upgraded",
         "_url",
+        "_write_soon",
         "on_lost",
         "transport",
         "upgrade_tail",
@@ -233,6 +272,10 @@ class HttpConnection(asyncio.Protocol):
         self._max_body_bytes = max_body_bytes
         self._parser: httptools.HttpRequestParser | None = httptools.HttpRequestParser(self)
         self._queue: list[Request] = []  # pipelined requests; a list: it is short
+        self._started: list[Request] = []  # handed to the router, not yet answered
+        self._overlap = False  # the started requests overlap: the next may join them
+        self._out: list[bytes] = []  # answers due, in order, for the next write
+        self._write_soon = False  # a write of _out is scheduled
         self._mode = _IDLE
         self._processing = False
         self._paused = False
@@ -333,6 +376,8 @@ class HttpConnection(asyncio.Protocol):
         if self._mode is not _CLOSED:  # after fail it is already
             self._set_mode(_CLOSED)
         self._queue.clear()
+        self._started.clear()
+        self._out.clear()
         # A session handed the connection is told even if fail closed it since.
         if self._upgraded is not None:
             self._upgraded.connection_lost()
@@ -385,7 +430,8 @@ class HttpConnection(asyncio.Protocol):
         )
         self._reset_message()
         self._queue.append(request)
-        if len(self._queue) > MAX_QUEUED_REQUESTS and not self._paused and self.transport:
+        held = len(self._queue) + len(self._started)
+        if held > MAX_QUEUED_REQUESTS and not self._paused and self.transport:
             self._paused = True
             self.transport.pause_reading()
 
@@ -397,19 +443,70 @@ class HttpConnection(asyncio.Protocol):
         self._process_queue()
 
     def _process_queue(self) -> None:
+        """Hand queued requests to the router: the next when idle, or all that overlap."""
         if self._processing:
             return  # a handler answered synchronously; the loop below continues
         self._processing = True
+        queue = self._queue
+        router = self._router
         try:
-            while self._queue and self._mode is _IDLE:
-                request = self._queue.pop(0)
-                self._set_mode(_BUSY)
-                self._router.handle(request, self)
+            while queue:
+                mode = self._mode
+                if mode is _IDLE:
+                    request = queue[0]
+                    overlap = request.keep_alive and router.overlaps(request)
+                    if not overlap and self._out:
+                        # It may write for itself (a 101, a stream's head): answers first.
+                        self._write_out()
+                        if self._mode is not _IDLE:
+                            break  # that write closed the connection
+                    del queue[0]
+                    self._overlap = overlap
+                    self._set_mode(_BUSY)
+                elif mode is _BUSY and self._overlap and router.overlaps(queue[0]):
+                    request = queue.pop(0)
+                    self._overlap = request.keep_alive
+                else:
+                    break
+                self._started.append(request)
+                router.handle(request, self)
         finally:
             self._processing = False
-        if self._paused and len(self._queue) < MAX_QUEUED_REQUESTS // 2 and self.transport:
+        if self._out and not self._started:
+            self._write_out()  # all answered at once: no later answer to wait for
+        elif self._out and not self._write_soon:
+            self._schedule_write()
+        self._resume_if_drained()
+
+    def _resume_if_drained(self) -> None:
+        if (
+            self._paused
+            and len(self._queue) + len(self._started) < MAX_QUEUED_REQUESTS // 2
+            and self.transport
+        ):
             self._paused = False
             self.transport.resume_reading()
+
+    def _schedule_write(self) -> None:
+        """Write ``_out`` after this loop iteration: answers finished in it leave together."""
+        self._write_soon = True
+        asyncio.get_running_loop().call_soon(self._write_soon_now)
+
+    def _write_soon_now(self) -> None:
+        self._write_soon = False
+        if self._out:
+            self._write_out()
+            if self._queue:
+                self._process_queue()
+            self._resume_if_drained()
+
+    def _write_out(self) -> None:
+        """Write the answers due, in one write; close after one that ends the connection."""
+        out, self._out = self._out, []
+        transport = self.transport
+        if not out or transport is None or transport.is_closing():
+            return
+        transport.write(out[0] if len(out) == 1 else b"".join(out))
 
     def respond(
         self,
@@ -419,20 +516,31 @@ class HttpConnection(asyncio.Protocol):
         content_type: bytes = b"application/json",
         headers: Iterable[tuple[bytes, bytes]] = (),
         keep_alive: bool = True,
+        request: Request | None = None,
     ) -> None:
-        """Answer the request the router holds; the next queued request is handled after it.
+        """Answer ``request`` (by default the oldest the router holds); the next queued
+        request is handled after it.
 
-        Does nothing once the connection is closed (a long-poll may outlive its client).
+        With overlapping requests in flight, name the one answered: its answer waits
+        until those before it are answered. Does nothing once the connection is
+        closed (a long-poll may outlive its client).
 
         Raises:
             RuntimeError: if no request is waiting for an answer (a bug of ours).
         """
         transport = self.transport
-        if transport is None or self._mode is _CLOSED:
-            return
-        self._set_mode(_IDLE)
-        self._since = time.monotonic()
-        self._kept_alive = True
+        if transport is None or self._mode is _CLOSED or transport.is_closing():
+            return  # an answer after a "Connection: close" one, too, is dropped
+        started = self._started
+        if request is None:
+            if not started:
+                # No request waits: a bug of ours, reported as the transition it would be.
+                self._set_mode(_IDLE)
+            request = started[0]
+        elif request not in started:
+            raise RuntimeError(
+                f"{request.method} {request.path[:100]} is not waiting for an answer"
+            )
         head = [b"HTTP/1.1 %d %s\r\n" % (status, _REASONS.get(status, b"Unknown"))]
         head.append(b"Content-Type: %s\r\nContent-Length: %d\r\n" % (content_type, len(body)))
         for name, value in headers:
@@ -441,12 +549,45 @@ class HttpConnection(asyncio.Protocol):
             head.append(b"Connection: close\r\n")
         head.append(b"\r\n")
         head.append(body)
-        transport.write(b"".join(head))
-        if not keep_alive:
-            # Requests already queued still go to the router; only fail() drops them.
-            self.close()
-        elif self._queue:
-            self._process_queue()
+        request.answer = b"".join(head)
+        request.closes = not keep_alive
+        if started[0] is not request:
+            return  # answered ahead of its turn: it leaves after the ones before it
+        if self._release_answers() or self._processing:
+            # Closed; or _process_queue writes what is due once it has handed out the rest.
+            return
+        if not started:
+            self._write_out()
+            if self._queue:
+                self._process_queue()
+            self._resume_if_drained()
+        elif not self._write_soon:
+            self._schedule_write()  # more answers are on their way: write them together
+
+    def _release_answers(self) -> bool:
+        """Move the answers now due (the oldest started requests') to ``_out``.
+
+        Returns True if one of them ends the connection: later ones are dropped.
+        """
+        started = self._started
+        while started and started[0].answer is not None:
+            request = started.pop(0)
+            answer, request.answer = request.answer, None
+            assert answer is not None  # checked by the loop
+            self._out.append(answer)
+            if request.closes:
+                # Requests still queued go to the router as before; their answers
+                # find the transport closing and are dropped. Started ones: likewise.
+                started.clear()
+                self._set_mode(_IDLE)
+                self._write_out()
+                self.close()
+                return True
+        if not started:
+            self._set_mode(_IDLE)
+            self._since = time.monotonic()
+            self._kept_alive = True
+        return False
 
     def fail(self, status: int, body: bytes) -> None:
         """Answer with an error body and close: after a parse error, nothing after it is trusted.
@@ -458,9 +599,11 @@ class HttpConnection(asyncio.Protocol):
         if transport is None or self._mode is _CLOSED:
             return
         self._queue.clear()
+        self._started.clear()
         self._set_mode(_CLOSED)
         head = _FAILURE_HEAD % (status, _REASONS.get(status, b"Unknown"), len(body))
-        transport.write(head + body)
+        self._out.append(head + body)  # after the answers already due
+        self._write_out()
         self.close()
 
     def check_timeouts(self, now: float, *, request_seconds: float, idle_seconds: float) -> None:
@@ -512,6 +655,7 @@ class HttpConnection(asyncio.Protocol):
         self._since = 0.0  # a shared constant: no timeout applies any more
         # Shared empty containers: with no parser, nothing is ever added to them.
         self._queue = _NO_REQUESTS
+        self._started = _NO_REQUESTS
         self._headers = _NO_HEADERS
         self._body = _NO_BODY
 
