@@ -1,4 +1,4 @@
-"""Command line: ``python -m bench {fanout,latency,conns,cluster,publish-rate,mqtt,matrix,...}``.
+"""Command line: ``python -m bench {fanout,burst,latency,conns,cluster,publish-rate,matrix,...}``.
 
 One command per scenario for poking at a single figure, and ``matrix`` for the whole comparison
 that writes docs/bench-results.{md,json} and docs/bench-fanout.png.
@@ -30,6 +30,13 @@ def _publisher(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--publisher", choices=["ws", "http"], default="ws",
         help="pushwire only: pipelined WebSocket or 8 keep-alive HTTP connections",
+    )  # fmt: skip
+
+
+def _history(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--history", choices=["memory", "sqlite"], default="memory",
+        help="pushwire only: history in memory (--memory) or in SQLite (as `pushwire serve`)",
     )  # fmt: skip
 
 
@@ -74,6 +81,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--duration", type=float, default=8.0, help="seconds of publishing")
     p.add_argument("--max-messages", type=int, default=200_000)
     p.add_argument("--window", type=int, default=0, help="fixed publisher window; 0: adaptive")
+    _history(p)
+
+    p = sub.add_parser(
+        "burst", help="CPU per 1M deliveries of short bursts (30 publications in one write)"
+    )
+    _common(p)
+    _publisher(p)
+    _history(p)
+    p.add_argument("--subscribers", type=int, default=10_000)
+    p.add_argument("--burst", type=int, default=30, help="publications per burst")
+    p.add_argument("--bursts", type=int, default=10, help="bursts, each drained before the next")
 
     p = sub.add_parser("latency", help="publish-to-receive latency at a fixed rate")
     _common(p)
@@ -112,7 +130,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="runs per configuration (fan-out: fastest kept; latency, accept: median)",
     )
     p.add_argument("--only", nargs="*", help="labels or targets to run (default: all)")
-    p.add_argument("--scenario", nargs="*", choices=["fanout", "latency", "conns"],
+    p.add_argument("--scenario", nargs="*", choices=["fanout", "burst", "latency", "conns"],
                    help="scenarios to run (default: all)")  # fmt: skip
     p.add_argument(
         "--merge", action="store_true",
@@ -213,13 +231,16 @@ def main(argv: list[str] | None = None) -> int:
         from bench.matrix import run_matrix
 
         ensure_peers_installed()
-        return run_matrix(args.out, args.quick, args.workers, args.repeat, args.only, args.merge)
+        return run_matrix(
+            args.out, args.quick, args.workers, args.repeat, args.only, args.merge, args.scenario
+        )
     if args.target != "pushwire":
         ensure_peers_installed()
     spec = RunSpec(scenario=args.command, target=args.target, transport=args.transport)
     spec.workers = args.workers
     for name in ("publisher", "subscribers", "duration", "max_messages", "rate",
-                 "connections", "max_connections", "window"):  # fmt: skip
+                 "connections", "max_connections", "window", "history", "burst",
+                 "bursts"):  # fmt: skip
         if hasattr(args, name):
             setattr(spec, name, getattr(args, name))
     result = run(spec)

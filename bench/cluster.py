@@ -60,7 +60,6 @@ class ClusterSpec(RunSpec):
     broker_url: str = ""  # empty: BROKER_URLS[broker]
     nodes: int = 1
     serve_workers: int = 0  # > 0: one `pushwire serve --workers N` instead of separate nodes
-    history: str = "memory"  # embedded broker only: "memory" or "sqlite"
     verify: bool = False  # check every delivery's stream offset (slower readers)
 
     @property
@@ -87,7 +86,6 @@ class NodeTarget(Target):
     broker_url: str = "memory"
     prefix: str = "bench"
     serve_workers: int = 0
-    data_dir: str = ""  # SQLite history (embedded broker); empty: history in memory
 
     def command(self, port: int) -> list[str]:
         argv = [sys.executable, "-m", "pushwire", "serve", "--host", HOST, "--port", str(port)]

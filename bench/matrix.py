@@ -27,6 +27,15 @@ FANOUT_CONFIGS = [
     ("node-ws", "ws", "ws"),
     ("uws", "ws", "ws"),
 ]
+#: (target, history) measured for short bursts, at BURST_SUBSCRIBERS: 30 publications
+#: written at once on one WebSocket (the peers keep no history; pushwire with and without).
+BURST_CONFIGS = [
+    ("pushwire", "sqlite"),
+    ("pushwire", "memory"),
+    ("node-ws", "memory"),
+    ("uws", "memory"),
+]
+BURST_SUBSCRIBERS = 10_000
 LATENCY_CONFIGS = [
     ("pushwire", "ws", "ws"),
     ("pushwire", "sse", "ws"),
@@ -84,6 +93,13 @@ def build_specs(plan: Plan, workers: int, repeat: int) -> list[RunSpec]:
                     RunSpec("fanout", target, transport, pub, subs, duration=plan.fanout_s,
                             workers=workers)
                 )  # fmt: skip
+    for rnd in range(repeat):
+        burst_order = BURST_CONFIGS if rnd % 2 == 0 else BURST_CONFIGS[::-1]
+        for target, history in burst_order:
+            specs.append(
+                RunSpec("burst", target, subscribers=BURST_SUBSCRIBERS, history=history,
+                        workers=workers)
+            )  # fmt: skip
     # Latency and accept runs are repeated too (the report takes their medians),
     # alternating the target order so that a drift in load hits every target alike.
     for rnd in range(repeat):

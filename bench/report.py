@@ -8,7 +8,7 @@ section between them is replaced too.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +39,8 @@ class Summary:
     labels_fanout: list[str]
     labels_latency: list[str]
     labels_conns: list[str]
+    burst: dict[str, Run] = field(default_factory=dict)
+    labels_burst: list[str] = field(default_factory=list)
 
 
 def _metric(run: Run | None, key: str) -> Any:
@@ -59,12 +61,14 @@ def summarize(runs: list[Run]) -> Summary:
 
     Fan-out: the fastest repeat (background load only ever slows a run down).
     Latency and accepting connections: the median repeat by p99 and by accept time,
-    since one run of either swings widely when both cores are saturated.
+    since one run of either swings widely when both cores are saturated. Bursts: the
+    median repeat by CPU per 1M deliveries.
     """
     fanout: dict[tuple[str, int], Run] = {}
     latency_runs: dict[tuple[str, int], list[Run]] = {}
     conns_runs: dict[str, list[Run]] = {}
-    order: dict[str, list[str]] = {"fanout": [], "latency": [], "conns": []}
+    burst_runs: dict[str, list[Run]] = {}
+    order: dict[str, list[str]] = {"fanout": [], "burst": [], "latency": [], "conns": []}
     for run in runs:
         spec, label = run["spec"], run["label"]
         scenario = spec["scenario"]
@@ -78,11 +82,23 @@ def summarize(runs: list[Run]) -> Summary:
                 fanout[key] = run
         elif scenario == "latency":
             latency_runs.setdefault((label, spec["subscribers"]), []).append(run)
+        elif scenario == "burst":
+            burst_runs.setdefault(label, []).append(run)
         else:
             conns_runs.setdefault(label, []).append(run)
     latency = {key: _median(runs, "p99_ms") for key, runs in latency_runs.items()}
     conns = {label: _median(runs, "accept_s") for label, runs in conns_runs.items()}
-    return Summary(fanout, latency, conns, order["fanout"], order["latency"], order["conns"])
+    burst = {label: _median(runs, "cpu_s_per_1m") for label, runs in burst_runs.items()}
+    return Summary(
+        fanout,
+        latency,
+        conns,
+        order["fanout"],
+        order["latency"],
+        order["conns"],
+        burst,
+        order["burst"],
+    )
 
 
 # -- formatting -------------------------------------------------------------------------------
@@ -150,6 +166,33 @@ def fanout_table(s: Summary) -> str:
         "*One-core capacity* is derived, not measured: 1,000,000 ÷ server CPU s per 1M "
         "deliveries, the rate the server would reach with a whole core and a faster load "
         "generator, if its cost per delivery stayed the same.",
+    ]
+    return "\n".join(lines)
+
+
+def burst_table(s: Summary) -> str:
+    """CPU per 1M deliveries of short bursts (30 publications at once), with and without history."""
+    lines = [
+        "| target | subscribers | publications per burst x bursts | server CPU s / 1M "
+        "| x uws | ms per burst | lost |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    uws = s.burst.get(UWS)
+    for label in s.labels_burst:
+        run = s.burst[label]
+        spec = run["spec"]
+        cpu = _metric(run, "cpu_s_per_1m")
+        lines.append(
+            f"| {label}{_flag(run)} | {_num(spec['subscribers'])} "
+            f"| {spec['burst']} x {spec['bursts']} | {_num(cpu, 3)} "
+            f"| {_num(_ratio(cpu, _metric(uws, 'cpu_s_per_1m')), 2, 'x')} "
+            f"| {_num(_metric(run, 'burst_ms'), 1)} | {_num(_metric(run, 'lost'))} |"
+        )
+    lines += [
+        "",
+        "Each burst is written in one go on one WebSocket and delivered to every subscriber "
+        "before the next; CPU is the server's over the whole series. `sqlite`: pushwire with "
+        "its default history store (the peers keep no history).",
     ]
     return "\n".join(lines)
 
@@ -377,6 +420,8 @@ def render_markdown(doc: dict[str, Any]) -> str:
         f"![fan-out deliveries/s]({FANOUT_PNG})",
         "Who was busy during each fan-out run (CPU-seconds per wall-second):",
         fanout_health_table(s),
+        "### Short bursts (30 publications at once to 10,000 subscribers)",
+        burst_table(s),
         "### Latency (publish to receive, 10 msg/s)",
         latency_table(s),
         "### Connections",

@@ -1,4 +1,5 @@
-"""The measured scenarios: fan-out throughput, latency at a fixed rate, idle connections.
+"""The measured scenarios: fan-out throughput, short bursts, latency at a fixed rate, idle
+connections.
 
 Every scenario starts a fresh server, opens its subscribers through the load generator, proves
 they are all subscribed with "sync" probes (uncounted messages published until every subscriber
@@ -8,7 +9,10 @@ has seen one), then measures. All loops are bounded by a message count and/or a 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import math
+import shutil
+import tempfile
 import time
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import asdict, dataclass, field
@@ -42,7 +46,7 @@ POLL_INTERVAL_S = 0.02
 class RunSpec:
     """What to run. Fields that do not apply to a scenario are ignored by it."""
 
-    scenario: str  # "fanout" | "latency" | "conns"
+    scenario: str  # "fanout" | "burst" | "latency" | "conns"
     target: str
     transport: str = "ws"
     publisher: str = "ws"
@@ -55,6 +59,10 @@ class RunSpec:
     workers: int = 2
     window: int = 0  # fan-out: fixed publisher window in messages; 0 = adaptive (window_for)
     http_connections: int = 8  # HTTP publisher: keep-alive connections
+    #: pushwire (and the embedded broker of cluster runs): history "memory" or "sqlite".
+    history: str = "memory"
+    burst: int = 30  # burst: publications per burst, written at once
+    bursts: int = 10  # burst: how many, each delivered to everyone before the next
     log_dir: str = "bench/.logs"
 
     @property
@@ -62,6 +70,8 @@ class RunSpec:
         """Short name of the configuration, e.g. ``pushwire/ws (http pub)``."""
         if self.target == "pushwire":
             base = f"pushwire/{self.transport}"
+            if self.history == "sqlite":
+                base += " sqlite"
             return base if self.scenario == "conns" else f"{base} ({self.publisher} pub)"
         return self.target
 
@@ -211,6 +221,10 @@ async def _with_subscribers(
     target = TARGETS[spec.target]
     progress = Progress(f"[{spec.scenario} {spec.label} x{spec.subscribers}]")
     t0 = time.monotonic()
+    data_dir = ""
+    if spec.history == "sqlite" and target.name == "pushwire":
+        data_dir = tempfile.mkdtemp(prefix="pushwire-bench-")
+        target = dataclasses.replace(target, data_dir=data_dir)
     try:
         with ServerProcess(target, Path(spec.log_dir)) as server:
             async with LoadGen(spec.workers) as lg:
@@ -222,6 +236,9 @@ async def _with_subscribers(
                     result.errors.append(f"server died: {server.log_tail(500)}")
     except Exception as exc:  # a failed run is a result too; the matrix goes on
         result.errors.append(f"{type(exc).__name__}: {exc}")
+    finally:
+        if data_dir:
+            shutil.rmtree(data_dir, ignore_errors=True)
     result.wall_s = time.monotonic() - t0
     progress.done()
     return result
@@ -324,6 +341,59 @@ async def run_fanout(spec: RunSpec) -> RunResult:
             res.errors.append(f"{pub.failed} publish errors: {pub.errors}")
         if expected != total:
             res.errors.append(f"lost {expected - total:,} deliveries; subscribers: {st.errors}")
+
+    return await _with_subscribers(spec, body)
+
+
+async def run_burst(spec: RunSpec) -> RunResult:
+    """Server CPU per 1M deliveries of short bursts: ``burst`` publications in one write.
+
+    ``bursts`` times, each delivered to every subscriber before the next is sent; the CPU
+    of the whole series (idle gaps included, which cost every target alike) over its
+    deliveries. What a chat room or a live score sees: a few messages at once to many,
+    not a sustained stream.
+    """
+
+    async def body(server: ServerProcess, lg: LoadGen, res: RunResult, pr: Progress) -> None:
+        pub = await _subscribe_and_sync(spec, server, lg, res, pr)
+        subs = res.metrics["subscribers"]
+        if not subs:
+            raise RuntimeError("no subscriber is receiving")
+        await lg.reset()
+        snap0 = await _snap(lg, server.pid)
+        seq, total, busy_ns = 0, 0, 0
+        for n in range(spec.bursts):
+            t_ns = time.time_ns()
+            pub.publish_batch([make_message(seq + i) for i in range(spec.burst)])
+            seq += spec.burst
+            total, last_rx = await _drain(lg, pub, seq * subs, pr)
+            busy_ns += max(last_rx - t_ns, 0)
+            pr.update(f"burst {n + 1}/{spec.bursts}  delivered {total:,}")
+            if total < seq * subs:
+                break  # the drain stalled: counted as lost below
+        snap1 = await _snap(lg, server.pid)
+        await pub.close()
+        expected = seq * subs
+        cpu = snap1.server - snap0.server
+        res.metrics.update(
+            messages=seq,
+            burst=spec.burst,
+            bursts=spec.bursts,
+            expected=expected,
+            delivered=total,
+            lost=expected - total,
+            burst_ms=round(busy_ns / max(spec.bursts, 1) / 1e6, 1),
+            deliveries_per_s=round(total / max(busy_ns / 1e9, 1e-9)),
+            server_cpu_s=round(cpu, 3),
+            cpu_s_per_1m=round(cpu / total * 1e6, 3) if total else None,
+            **_utilization(snap0, snap1),
+            publish_errors=pub.errors,
+            server_rss_mb=round(rss_bytes(server.pid) / 2**20, 1),
+        )
+        if pub.failed:
+            res.errors.append(f"{pub.failed} publish errors: {pub.errors}")
+        if expected != total:
+            res.errors.append(f"lost {expected - total:,} deliveries")
 
     return await _with_subscribers(spec, body)
 
@@ -448,6 +518,7 @@ async def run_conns(spec: RunSpec) -> RunResult:
 
 SCENARIOS: dict[str, Callable[[RunSpec], Coroutine[Any, Any, RunResult]]] = {
     "fanout": run_fanout,
+    "burst": run_burst,
     "latency": run_latency,
     "conns": run_conns,
 }

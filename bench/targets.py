@@ -36,13 +36,15 @@ class Target:
     publishers: tuple[str, ...]
     pub_path: str
     pub_style: str  # "raw" (peers re-broadcast frames) or "pushwire" (publish envelope)
+    data_dir: str = ""  # pushwire: SQLite history in this directory; empty: --memory
 
     def command(self, port: int) -> list[str]:
         """Return the argv that starts the server on ``port``."""
         if self.name == "pushwire":
+            history = ["--data-dir", self.data_dir] if self.data_dir else ["--memory"]
             return [
                 sys.executable, "-m", "pushwire", "serve",
-                "--host", HOST, "--port", str(port), "--memory",
+                "--host", HOST, "--port", str(port), *history,
             ]  # fmt: skip
         script = {"node-ws": "ws_server.js", "uws": "uws_server.js"}[self.name]
         return [node_binary(), str(PEERS_DIR / script), str(port)]

@@ -14,7 +14,7 @@ import pytest
 
 from pushwire.errors import PermissionDeniedError
 from pushwire.protocol.messages import Publish, Subscribe, Unsubscribe
-from pushwire.protocol.session import ClientSession
+from pushwire.protocol.session import Action, ClientSession
 
 
 def _replies(session: ClientSession) -> list[Any]:
@@ -289,3 +289,119 @@ def test_close_drops_waiting_commands_and_unsent_replies() -> None:
     assert session.next_action() is None
     assert session.data_to_send() == []
     assert not session.is_busy
+
+
+class _NoPublishTo:
+    """Permissions that refuse publishing to one channel."""
+
+    def __init__(self, channel: str) -> None:
+        self.channel = channel
+
+    def check_subscribe(self, channel: str) -> None:
+        pass
+
+    def check_publish(self, channel: str) -> None:
+        if channel == self.channel:
+            raise PermissionDeniedError(f"no publishing to {channel}")
+
+
+def _publish(channel: str, ref: int) -> str:
+    return f'{{"type":"publish","channel":"{channel}","data":{ref},"ref":{ref}}}'
+
+
+def test_publishes_in_a_row_are_handed_out_together_and_replied_to_in_order() -> None:
+    session = ClientSession(max_channels=10)
+    for ref in (1, 2, 3):
+        session.receive_message(_publish("news", ref))
+
+    actions = [session.next_action() for _ in range(4)]
+    first, second, third, none_left = actions
+    assert isinstance(first, Publish)
+    assert isinstance(second, Publish)
+    assert isinstance(third, Publish)
+    session.published(third, "e-3")
+    session.published(second, "e-2")
+    before_the_first = _replies(session)
+    session.published(first, "e-1")
+
+    assert [a.ref for a in (first, second, third)] == [1, 2, 3]
+    assert none_left is None
+    assert before_the_first == []
+    assert [reply["ref"] for reply in _replies(session)] == [1, 2, 3]
+    assert not session.is_busy
+
+
+def test_anything_after_publishes_waits_until_they_are_reported() -> None:
+    session = ClientSession(max_channels=10, permissions=_NoPublishTo("closed"))
+    session.receive_message(_publish("news", 1))
+    session.receive_message('{"type":"ping","ref":2}')
+    session.receive_message(_publish("closed", 3))  # refused, in its turn
+    session.receive_message(_publish("news", 4))
+    first = session.next_action()
+    assert isinstance(first, Publish)
+
+    held = session.next_action()
+    session.failed(first, PermissionDeniedError("refused while running"))
+    fourth = session.next_action()
+    assert isinstance(fourth, Publish)
+    session.published(fourth, "e-4")
+
+    assert held is None
+    assert [(reply["type"], reply["ref"]) for reply in _replies(session)] == [
+        ("error", 1),
+        ("pong", 2),
+        ("error", 3),
+        ("published", 4),
+    ]
+
+
+def test_a_refused_publish_holds_back_the_publishes_after_it() -> None:
+    session = ClientSession(max_channels=10, permissions=_NoPublishTo("closed"))
+    for channel, ref in (("news", 1), ("closed", 2), ("news", 3)):
+        session.receive_message(_publish(channel, ref))
+    first = session.next_action()
+    assert isinstance(first, Publish)
+
+    held = session.next_action()
+    session.published(first, "e-1")
+    third = session.next_action()
+    assert isinstance(third, Publish)
+    session.published(third, "e-3")
+
+    assert held is None
+    assert [(reply["type"], reply["ref"]) for reply in _replies(session)] == [
+        ("published", 1),
+        ("error", 2),
+        ("published", 3),
+    ]
+
+
+def test_at_most_max_publishing_publishes_are_out_at_once() -> None:
+    from pushwire.protocol.session import MAX_PUBLISHING
+
+    session = ClientSession(max_channels=10)
+    for ref in range(MAX_PUBLISHING + 1):
+        session.receive_message(_publish("news", ref))
+
+    out: list[Action] = []
+    while (action := session.next_action()) is not None and len(out) <= MAX_PUBLISHING:
+        out.append(action)
+    assert isinstance(out[0], Publish)
+    session.published(out[0], "e-0")
+    one_more = session.next_action()
+
+    assert len(out) == MAX_PUBLISHING
+    assert isinstance(one_more, Publish)
+
+
+def test_reporting_a_publish_twice_is_a_bug_of_the_driver() -> None:
+    session = ClientSession(max_channels=10)
+    session.receive_message(_publish("news", 1))
+    session.receive_message(_publish("news", 2))
+    first = session.next_action()
+    assert isinstance(first, Publish)
+    assert session.next_action() is not None
+    session.published(first, "e-1")
+
+    with pytest.raises(RuntimeError, match="not the action handed out"):
+        session.published(first, "e-1")

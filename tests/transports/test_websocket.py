@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from pathlib import Path
 
 import httpx
 import orjson
@@ -382,3 +383,31 @@ async def test_a_refused_handshake_is_a_400_with_the_reason(server: Server) -> N
     assert response.status_code == 400
     assert response.json()["error"] == "bad_request"
     assert "Sec-WebSocket-Key" in response.json()["message"]
+
+
+@pytest.mark.parametrize("history", ["sqlite", "memory"])
+async def test_a_burst_of_publishes_on_one_socket_is_answered_and_delivered_in_order(
+    make_server: ServerFactory, tmp_path: Path, history: str
+) -> None:
+    server = await make_server(history=history, data_dir=str(tmp_path))
+    commands = [
+        orjson.dumps(
+            {"type": "publish", "channel": "b" if n % 3 == 0 else "a", "data": n, "ref": n}
+        )
+        for n in range(30)
+    ]
+    commands.insert(10, b'{"type":"ping","ref":"p"}')  # waits its turn among the publishes
+    # Masked client frames, all in one write: the server reads them in one go.
+    frames = b"".join(Frame(Opcode.TEXT, c).serialize(mask=True, extensions=[]) for c in commands)
+    async with connect(ws_url(server) + "?channel=a") as sub, connect(ws_url(server)) as pub:
+        await recv_json(sub)
+        pub.transport.write(frames)
+        replies = [await recv_json(pub) for _ in commands]
+        received = [await recv_json(sub) for n in range(30) if n % 3]
+
+    refs = [reply["ref"] for reply in replies]
+    assert refs == [*range(10), "p", *range(10, 30)]
+    assert {reply["type"] for reply in replies} == {"published", "pong"}
+    assert [message["data"] for message in received] == [n for n in range(30) if n % 3]
+    by_ref = {reply["ref"]: reply for reply in replies}
+    assert [message["id"] for message in received] == [by_ref[n]["id"] for n in range(30) if n % 3]

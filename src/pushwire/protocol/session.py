@@ -2,7 +2,10 @@
 
 Messages in; replies and actions out. The session parses commands, answers
 what needs no node (``ping``, malformed frames, limits), and hands out the
-commands that do (subscribe, unsubscribe, publish) one at a time, in order.
+commands that do (subscribe, unsubscribe, publish) one at a time, in order;
+except that publishes in a row are handed out together, so that a burst of them
+can share one commit and one write to each subscriber: their replies still go
+out in command order, and nothing else is handed out until they are all done.
 The driver (``transports.ws_channels``) runs each against the node and reports
 the outcome back, which becomes the reply. No asyncio, no sockets: every rule
 of the ``/ws`` protocol is tested here without a network.
@@ -40,7 +43,10 @@ from pushwire.protocol.messages import (
 )
 from pushwire.protocol.rate_limit import PublishRate
 
-__all__ = ["Action", "ClientSession", "Permissions"]
+__all__ = ["MAX_PUBLISHING", "Action", "ClientSession", "Permissions"]
+
+#: Publishes one connection may have out at once (handed out, not yet reported).
+MAX_PUBLISHING = 64
 
 #: A command the driver must run against the node.
 Action = Subscribe | Unsubscribe | Publish | Refresh | PresenceQuery
@@ -79,6 +85,7 @@ class ClientSession:
         "_current",
         "_on_refused",
         "_outgoing",
+        "_publishing",
         "_queue",
         "_rate",
         "disconnect",
@@ -118,12 +125,15 @@ class ClientSession:
         self.subscriptions: set[str] = set()
         self._queue: deque[Command] | None = None  # only while commands wait
         self._current: Action | None = None  # handed out, not yet reported
+        #: Publishes handed out together, oldest first, each with its reply once it
+        #: is reported (b"" for none): a reply leaves when those before it have.
+        self._publishing: deque[list[Publish | bytes | None]] | None = None
         self._outgoing: list[bytes] = []
 
     @property
     def is_busy(self) -> bool:
         """An action is out, or commands wait behind one."""
-        return self._current is not None or bool(self._queue)
+        return self._current is not None or bool(self._queue) or bool(self._publishing)
 
     # Input.
 
@@ -162,8 +172,26 @@ class ClientSession:
         """The next command to run against the node; None while one is out or none waits.
 
         Commands that need no node are answered on the way (they queue replies).
+        While publishes are out, only a publish that may go is handed out (and so a
+        driver may ask again before reporting them); anything else, a refusal too,
+        waits until they are all reported, so replies stay in command order.
         """
         queue = self._queue
+        publishing = self._publishing
+        if publishing:
+            command = queue[0] if queue else None
+            if not isinstance(command, Publish) or len(publishing) >= MAX_PUBLISHING:
+                return None
+            try:
+                self.permissions.check_publish(command.channel)
+            except ClientError:
+                return None  # refused in its turn, once the publishes before it are done
+            assert queue is not None  # it holds command
+            queue.popleft()
+            if not queue:
+                self._queue = None
+            publishing.append([command, None])
+            return command
         while self._current is None and queue:
             command = queue.popleft()
             if isinstance(command, Ping):
@@ -198,14 +226,16 @@ class ClientSession:
                         command,
                         PermissionDeniedError("presence is for subscribers of the channel"),
                     )
-            else:
-                self._hand_out(command)
+            elif self._hand_out(command):
+                if not queue:
+                    self._queue = None
+                return command  # a publish: more may follow it out
         if not queue:
             self._queue = None
         return self._current
 
-    def _hand_out(self, command: Subscribe | Publish) -> None:
-        """Make ``command`` the current action, if this connection may do it."""
+    def _hand_out(self, command: Subscribe | Publish) -> bool:
+        """Hand ``command`` out, if this connection may do it; True if it is a publish."""
         try:
             if isinstance(command, Subscribe):
                 self.permissions.check_subscribe(command.channel)
@@ -213,8 +243,12 @@ class ClientSession:
                 self.permissions.check_publish(command.channel)
         except ClientError as exc:
             self._refuse(command, exc)
-            return
+            return False
+        if isinstance(command, Publish):
+            self._publishing = deque([[command, None]])
+            return True
         self._current = command
+        return False
 
     def subscribed(self, command: Subscribe, cursor: str, recovered: bool | None) -> None:
         """The subscribe ran: live delivery continues after ``cursor``.
@@ -272,27 +306,49 @@ class ClientSession:
             self._outgoing.append(reply("unsubscribed", None, channel=channel))
 
     def published(self, command: Publish, cursor: str) -> None:
-        self._done(command)
-        self._outgoing.append(reply("published", command.ref, channel=command.channel, id=cursor))
+        self._report(command, reply("published", command.ref, channel=command.channel, id=cursor))
 
     def failed(self, command: Action, exc: BaseException) -> None:
         """The action raised ``exc``: an error reply (an unexpected one is logged)."""
-        self._done(command)
-        self._refuse(command, exc)
+        self._report(command, self._error(command, exc))
 
     def abandoned(self, command: Action) -> None:
         """The connection closed while ``command`` ran: no reply."""
+        self._report(command, b"")
+
+    def _report(self, command: Action, answer: bytes) -> None:
+        """``command`` is done: its reply (b"" for none) goes out, after any before it."""
+        publishing = self._publishing
+        if publishing and isinstance(command, Publish):
+            for entry in publishing:
+                if entry[0] is command and entry[1] is None:
+                    entry[1] = answer
+                    break
+            else:
+                raise RuntimeError("Publish was not the action handed out")
+            while publishing and publishing[0][1] is not None:
+                done = publishing.popleft()[1]
+                if done:
+                    self._outgoing.append(done)  # type: ignore[arg-type]
+            if not publishing:
+                self._publishing = None
+            return
         self._done(command)
+        if answer:
+            self._outgoing.append(answer)
 
     def _done(self, command: Action) -> None:
         if command is not self._current:
             raise RuntimeError(f"{type(command).__name__} was not the action handed out")
         self._current = None
 
-    def _refuse(self, command: Command, exc: BaseException) -> None:
-        self._outgoing.append(ws_error(exc, command.ref, context=type(command).__name__))
+    def _error(self, command: Command, exc: BaseException) -> bytes:
         if self._on_refused is not None:
             self._on_refused(error_code(exc))
+        return ws_error(exc, command.ref, context=type(command).__name__)
+
+    def _refuse(self, command: Command, exc: BaseException) -> None:
+        self._outgoing.append(self._error(command, exc))
 
     # Output.
 
@@ -304,4 +360,5 @@ class ClientSession:
     def close(self) -> None:
         """The connection is gone: drop waiting commands and unsent replies."""
         self._queue = None
+        self._publishing = None
         self._outgoing = []

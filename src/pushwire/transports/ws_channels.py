@@ -88,7 +88,16 @@ WS_MESSAGES = _WebSocketFormat()
 class ChannelSession(WebSocketSession):
     """A ``/ws`` client: subscribes, unsubscribes, publishes and pings by JSON commands."""
 
-    __slots__ = ("_expiry", "_task", "feeds", "node", "permissions", "session", "settings")
+    __slots__ = (
+        "_expiry",
+        "_publishes",
+        "_task",
+        "feeds",
+        "node",
+        "permissions",
+        "session",
+        "settings",
+    )
 
     def __init__(
         self,
@@ -112,6 +121,9 @@ class ChannelSession(WebSocketSession):
         node.counters.transports["websocket"].opened += 1
         self.feeds: dict[str, Feed] = {}
         self._task: asyncio.Task[None] | None = None  # only while an action waits
+        #: Publishes that wait (for their commit), several at once: the session hands
+        #: out publishes in a row together (see ``ClientSession.next_action``).
+        self._publishes: set[asyncio.Task[None]] | None = None
         self._expiry: Timer | None = None  # only for a token that expires
         user = permissions.identity.user
         if user is not None:
@@ -173,7 +185,11 @@ class ChannelSession(WebSocketSession):
     # Running actions.
 
     def _advance(self) -> None:
-        """Run the session's actions in order until one must wait (or none is left)."""
+        """Run the session's actions in order until one must wait (or none is left).
+
+        Publishes in a row all start at once: a burst of them then shares one commit
+        and one write to each subscriber, rather than one each.
+        """
         session = self.session
         while self._task is None and not self.closed:
             action = session.next_action()
@@ -183,12 +199,27 @@ class ChannelSession(WebSocketSession):
             if self._run_now(action):
                 continue
             task = start_eagerly(self._run(action))
-            if task is not None:
+            if task is None:
+                continue
+            if isinstance(action, Publish):
+                if self._publishes is None:
+                    self._publishes = set()
+                self._publishes.add(task)
+                task.add_done_callback(self._published)
+            else:
                 self._task = task
                 task.add_done_callback(self._resume)
 
     def _resume(self, task: asyncio.Task[None]) -> None:
         self._task = None
+        self._advance()
+
+    def _published(self, task: asyncio.Task[None]) -> None:
+        publishes = self._publishes
+        if publishes is not None:
+            publishes.discard(task)
+            if not publishes:
+                self._publishes = None
         self._advance()
 
     def _send_replies(self) -> None:
