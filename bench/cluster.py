@@ -44,6 +44,7 @@ from bench.scenarios import (
     _utilization,
     publish_back_to_back,
 )
+from bench.stall_probe import StallProbeProcess
 from bench.targets import HOST, TARGETS, ServerProcess, Target
 
 __all__ = ["BROKER_URLS", "ClusterSpec", "run_cluster"]
@@ -239,10 +240,18 @@ async def _measure(
     cpu0 = {pid: process_cpu_seconds(pid) for pid in nodes.pids()}
     broker0: BrokerReading | None = probe.read(nodes.pids()) if probe else None
     snap0 = await _cluster_snap(lg, nodes)
+    # publish-rate: how long requests wait for the node's loop meanwhile (commits, checkpoints).
+    stalls = (
+        StallProbeProcess(HOST, nodes.servers[0].port) if spec.scenario == "publish-rate" else None
+    )
+    if stalls is not None:
+        await stalls.start()
     t_start_ns = time.time_ns()
     seq, window = await publish_back_to_back(spec, lg, pub, subs, pr)
     expected = seq * subs
     total, last_rx = await _drain(lg, pub, expected, pr)
+    if stalls is not None:
+        res.metrics["loop_stall_probe"] = await stalls.stop()
     snap1 = await _cluster_snap(lg, nodes)
     broker1 = probe.read(nodes.pids()) if probe else None
     st = await lg.stats()

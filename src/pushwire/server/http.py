@@ -40,6 +40,10 @@ MAX_HEADERS = 100
 #: Requests a connection holds (queued, or started and not yet answered) before it
 #: stops reading: what one client can make the server keep is bounded.
 MAX_QUEUED_REQUESTS = 64
+#: Overlapping requests a connection has started and not answered. One chunk of bytes
+#: may hold hundreds of requests; starting them all would make one loop iteration
+#: (and the wait of every other connection) as long as all of them take.
+MAX_STARTED_REQUESTS = 32
 _REASONS = {
     200: b"OK",
     204: b"No Content",
@@ -463,7 +467,12 @@ class HttpConnection(asyncio.Protocol):
                     del queue[0]
                     self._overlap = overlap
                     self._set_mode(_BUSY)
-                elif mode is _BUSY and self._overlap and router.overlaps(queue[0]):
+                elif (
+                    mode is _BUSY
+                    and self._overlap
+                    and len(self._started) < MAX_STARTED_REQUESTS
+                    and router.overlaps(queue[0])
+                ):
                     request = queue.pop(0)
                     self._overlap = request.keep_alive
                 else:
