@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,7 @@ import pytest
 from pushwire.brokers.memory import MemoryBroker
 from pushwire.brokers.sqlite_history import SqliteHistoryStore
 from pushwire.core.broker import HistoryOptions
+from pushwire.core.history import Publication
 from tests.contract.conftest import RecordingEvents
 
 KEEP = HistoryOptions(size=1000, ttl_seconds=3600)
@@ -72,3 +74,34 @@ async def test_publishing_after_close_is_refused(tmp_path: Path) -> None:
 
     with pytest.raises(Exception, match="not started"):
         await broker.publish("a", b"1", event=None, options=KEEP)
+
+
+async def test_publish_soon_joins_the_group_in_call_order_and_is_told_after_the_commit(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "history.sqlite3"
+    broker = MemoryBroker(SqliteHistoryStore(path))
+    await broker.start(RecordingEvents())
+    told: list[tuple[int, int]] = []  # (n, rows on disk when told)
+
+    def on_done(n: int) -> Callable[[Publication | None, BaseException | None], None]:
+        def done(publication: Publication | None, exc: BaseException | None) -> None:
+            assert publication is not None
+            assert exc is None
+            rows = sqlite3.connect(path).execute("SELECT count(*) FROM publications")
+            told.append((n, rows.fetchone()[0]))
+            if n == 1:
+                raise RuntimeError("a caller's bug")
+
+        return done
+
+    for n in range(3):
+        broker.publish_soon(
+            "a", b"%d" % n, event=None, options=KEEP, publisher=None, on_done=on_done(n)
+        )
+    awaited = await broker.publish("a", b"3", event=None, options=KEEP)
+    await broker.close()
+
+    assert told == [(0, 4), (1, 4), (2, 4)]  # all four committed before anyone is told
+    assert awaited.position.offset == 4
+    assert "a publication's callback failed" in caplog.text

@@ -8,13 +8,18 @@ implementations live in ``pushwire.brokers`` and import this module, never the r
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
 from pushwire.core.history import HistoryPage, Publication, StreamPosition
 from pushwire.core.presence import Member
 
-__all__ = ["Broker", "BrokerEvents", "HistoryOptions"]
+__all__ = ["Broker", "BrokerEvents", "HistoryOptions", "PublishDone", "PublishesSoon"]
+
+#: Told how a publication made by ``PublishesSoon.publish_soon`` ended: the publication
+#: (stored and fanned out) and None, or None and the error.
+PublishDone = Callable[["Publication | None", "BaseException | None"], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,6 +28,30 @@ class HistoryOptions:
 
     size: int = 1000
     ttl_seconds: float = 86400.0
+
+
+class PublishesSoon(Protocol):
+    """A broker that can publish without being awaited (the embedded one).
+
+    ``Broker.publish`` needs a coroutine per publication, and a request that waits for
+    it a task; at tens of thousands of publications a second that machinery costs more
+    than storing one. ``publish_soon`` takes a callback instead, with the same promise.
+    """
+
+    def publish_soon(
+        self,
+        channel: str,
+        data: bytes,
+        *,
+        event: str | None,
+        options: HistoryOptions,
+        publisher: bytes | None,
+        on_done: PublishDone,
+    ) -> None:
+        """As ``Broker.publish``; ``on_done`` is called once history holds it (maybe at once).
+
+        Publications keep the order of the calls, whichever method made them.
+        """
 
 
 class BrokerEvents(Protocol):

@@ -18,7 +18,7 @@ from typing import Any
 
 import orjson
 
-from pushwire.core.broker import Broker, HistoryOptions
+from pushwire.core.broker import Broker, HistoryOptions, PublishDone, PublishesSoon
 from pushwire.core.channels import ChannelRules
 from pushwire.core.counters import NodeCounters, NodeStatistics
 from pushwire.core.eager import start_eagerly
@@ -75,6 +75,12 @@ class Node:
         self._filling: dict[str, list[Publication]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._closing = False
+        #: The broker's ``publish_soon``, if it has one (see ``publish_soon`` here).
+        self._publish_soon: PublishesSoon | None = (
+            broker if callable(getattr(broker, "publish_soon", None)) else None  # type: ignore[assignment]
+        )
+        #: HistoryOptions by (size, TTL): one object per rule, not one per publication.
+        self._options: dict[tuple[int, float], HistoryOptions] = {}
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
@@ -100,7 +106,13 @@ class Node:
 
     def history_options(self, channel: str) -> HistoryOptions:
         rule = self.rules.rule_for(channel)
-        return HistoryOptions(rule.history_size, rule.history_ttl_seconds)
+        key = (rule.history_size, rule.history_ttl_seconds)
+        options = self._options.get(key)
+        if options is None:
+            if len(self._options) >= 1000:  # rules are few; bounded all the same
+                self._options.clear()
+            options = self._options[key] = HistoryOptions(*key)
+        return options
 
     async def publish(self, channel: str, data: Any, *, event: str | None = None) -> Publication:
         """Publish any JSON-serialisable ``data`` to ``channel``.
@@ -160,6 +172,47 @@ class Node:
         if outlet is not None:
             await outlet.send(publication)
         return publication
+
+    def publish_soon(
+        self, channel: str, data: bytes, *, event: str | None, on_done: PublishDone
+    ) -> None:
+        """``publish_json`` from the API, for a caller that is not a coroutine.
+
+        ``on_done(publication, None)`` once it is published (with SQLite history:
+        committed), or ``on_done(None, error)``. On the embedded broker no task and no
+        coroutine is made for it; a channel with an outlet, or a networked broker,
+        runs ``publish_json`` on a task of its own. Publications keep the order of
+        the calls, as with ``publish_json``.
+        """
+        broker = self._publish_soon
+        if broker is None or self.outlets.outlet_for(channel) is not None:
+            self._spawn(self._publish_then(channel, data, event, on_done))
+            return
+        counters = self.counters
+
+        def done(publication: Publication | None, exc: BaseException | None) -> None:
+            if exc is None:
+                counters.published("api")
+            on_done(publication, exc)
+
+        broker.publish_soon(
+            channel,
+            data,
+            event=event,
+            options=self.history_options(channel),
+            publisher=None,
+            on_done=done,
+        )
+
+    async def _publish_then(
+        self, channel: str, data: bytes, event: str | None, on_done: PublishDone
+    ) -> None:
+        try:
+            publication = await self.publish_json(channel, data, event=event)
+        except Exception as exc:
+            on_done(None, exc)
+            return
+        on_done(publication, None)
 
     # Reading history.
 

@@ -199,7 +199,7 @@ class Server:
                 max_publishes_per_second=config.max_publishes_per_second,
             ),
         )
-        api = PublishApi(
+        self._api = api = PublishApi(
             self.node,
             self.api_key,
             client_permissions=self.subscribers.permissions_of,
@@ -461,6 +461,9 @@ class Server:
         if stream_handler is not None:
             self._spawn(request, connection, stream_handler(request, connection))
             return
+        if path == "/api/publish":
+            self._publish_soon(request, connection)
+            return
         api_handler = self._api_routes.get(path)
         if api_handler is None:
             self._refuse(request, connection, NotFoundError(f"no endpoint at {path[:100]}"))
@@ -541,6 +544,29 @@ class Server:
             keep_alive=request.keep_alive,
             request=request,
         )
+
+    def _publish_soon(self, request: Request, connection: HttpConnection) -> None:
+        """``POST /api/publish``: one publication answered by a callback, a batch by a task."""
+
+        def answer(status: int, value: object) -> None:
+            connection.respond(
+                status, orjson.dumps(value), keep_alive=request.keep_alive, request=request
+            )
+
+        def refuse(exc: BaseException) -> None:
+            if isinstance(exc, ClientError | ServerError):
+                self._refuse(request, connection, exc)
+            else:
+                self._fail(request, connection, exc)
+
+        try:
+            if self._api.api_publish_soon(request, answer, refuse):
+                return
+        except Exception as exc:
+            refuse(exc)
+            return
+        handler = self._api_routes["/api/publish"]
+        self._spawn(request, connection, self._answer(handler, request, connection))
 
     def _cors_headers(self, request: Request) -> list[tuple[bytes, bytes]]:
         if request.path not in _CORS_PATHS:

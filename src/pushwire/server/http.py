@@ -69,6 +69,8 @@ _FAILURE_HEAD = (
     b"HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n"
     b"Connection: close\r\n\r\n"
 )
+# What respond() writes for an answer with no extra headers that keeps the connection.
+_PLAIN_HEAD = b"HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %d\r\n\r\n%s"
 _NO_REQUESTS: list[Request] = []
 _NO_HEADERS: dict[str, str] = {}
 _NO_BODY: list[bytes] = []
@@ -550,15 +552,24 @@ class HttpConnection(asyncio.Protocol):
             raise RuntimeError(
                 f"{request.method} {request.path[:100]} is not waiting for an answer"
             )
-        head = [b"HTTP/1.1 %d %s\r\n" % (status, _REASONS.get(status, b"Unknown"))]
-        head.append(b"Content-Type: %s\r\nContent-Length: %d\r\n" % (content_type, len(body)))
-        for name, value in headers:
-            head.append(b"%s: %s\r\n" % (name, value))
-        if not keep_alive:
-            head.append(b"Connection: close\r\n")
-        head.append(b"\r\n")
-        head.append(body)
-        request.answer = b"".join(head)
+        if not headers and keep_alive:  # most answers: one format, no list
+            request.answer = _PLAIN_HEAD % (
+                status,
+                _REASONS.get(status, b"Unknown"),
+                content_type,
+                len(body),
+                body,
+            )
+        else:
+            head = [b"HTTP/1.1 %d %s\r\n" % (status, _REASONS.get(status, b"Unknown"))]
+            head.append(b"Content-Type: %s\r\nContent-Length: %d\r\n" % (content_type, len(body)))
+            for name, value in headers:
+                head.append(b"%s: %s\r\n" % (name, value))
+            if not keep_alive:
+                head.append(b"Connection: close\r\n")
+            head.append(b"\r\n")
+            head.append(body)
+            request.answer = b"".join(head)
         request.closes = not keep_alive
         if started[0] is not request:
             return  # answered ahead of its turn: it leaves after the ones before it
