@@ -498,3 +498,15 @@ def test_losing_an_upgraded_connection_tells_the_session_even_after_fail() -> No
     connection.connection_lost(None)
 
     assert session.losses == 1
+
+
+async def test_requests_answered_at_once_are_handed_out_a_bounded_number_per_go() -> None:
+    router = FakeRouter(answer_ok)
+    connection, transport = connect(router)
+
+    connection.data_received(get("/a") * (MAX_STARTED_REQUESTS + 8))
+    in_one_go = transport.statuses()
+    await asyncio.sleep(0)
+
+    assert len(in_one_go) == MAX_STARTED_REQUESTS
+    assert transport.statuses() == [200] * (MAX_STARTED_REQUESTS + 8)

@@ -40,9 +40,10 @@ MAX_HEADERS = 100
 #: Requests a connection holds (queued, or started and not yet answered) before it
 #: stops reading: what one client can make the server keep is bounded.
 MAX_QUEUED_REQUESTS = 64
-#: Overlapping requests a connection has started and not answered. One chunk of bytes
-#: may hold hundreds of requests; starting them all would make one loop iteration
-#: (and the wait of every other connection) as long as all of them take.
+#: Overlapping requests a connection has started and not answered, and requests it
+#: hands to the router in one go. One chunk of bytes may hold hundreds of requests;
+#: handling them all at once would make one loop iteration (and the wait of every
+#: other connection) as long as all of them take: the rest wait for the next.
 MAX_STARTED_REQUESTS = 32
 _REASONS = {
     200: b"OK",
@@ -262,6 +263,7 @@ class HttpConnection(asyncio.Protocol):
         "_paused",
         "_processing",
         "_queue",
+        "_resume_soon",
         "_router",
         "_since",
         "_started",
@@ -282,6 +284,7 @@ class HttpConnection(asyncio.Protocol):
         self._overlap = False  # the started requests overlap: the next may join them
         self._out: list[bytes] = []  # answers due, in order, for the next write
         self._write_soon = False  # a write of _out is scheduled
+        self._resume_soon = False  # _process_queue is scheduled (it handed out enough)
         self._mode = _IDLE
         self._processing = False
         self._paused = False
@@ -455,8 +458,16 @@ class HttpConnection(asyncio.Protocol):
         self._processing = True
         queue = self._queue
         router = self._router
+        handed = 0
         try:
             while queue:
+                if handed >= MAX_STARTED_REQUESTS:
+                    # Enough for one go: other connections' turn, then the rest.
+                    if not self._resume_soon:
+                        self._resume_soon = True
+                        asyncio.get_running_loop().call_soon(self._resume_queue)
+                    break
+                handed += 1
                 mode = self._mode
                 if mode is _IDLE:
                     request = queue[0]
@@ -488,6 +499,11 @@ class HttpConnection(asyncio.Protocol):
         elif self._out and not self._write_soon:
             self._schedule_write()
         self._resume_if_drained()
+
+    def _resume_queue(self) -> None:
+        self._resume_soon = False
+        if self._queue and self._mode is not _CLOSED:
+            self._process_queue()
 
     def _resume_if_drained(self) -> None:
         if (
