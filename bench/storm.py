@@ -329,7 +329,6 @@ async def _drive(
     first_pid = server.pid
     server.kill()
     killed_at = time.time()
-    await gen.broadcast({"op": "phase", "phase": "down"})
     acked_before_kill = publisher.top
     _log(f"SIGKILLed pid {first_pid} at offset {acked_before_kill}; down for {spec.down} s")
     await asyncio.sleep(max(spec.down - (time.time() - killed_at), 0))
@@ -340,7 +339,6 @@ async def _drive(
     healthy_at = await server.wait_healthy(30)
     with contextlib.suppress(OSError):
         cpu_at_restart = process_cpu_seconds(server.pid)
-    await gen.broadcast({"op": "phase", "phase": "up"})
     samplers.append(asyncio.create_task(server.sample(sampling)))
     _log(f"restarted as pid {server.pid}; /health after {healthy_at - restarted_at:.2f} s")
 
@@ -386,12 +384,19 @@ async def _drive(
     out["kill_to_restart_seconds"] = round(restarted_at - killed_at, 3)
     out["attempts"] = sum(r["attempts"] for r in reports)
     out["drops"] = sum(r["drops"] for r in reports)
+    bounds = (
+        ("before the kill", killed_at),
+        ("down", restarted_at),
+        ("starting (before /health)", healthy_at),
+        ("up (after /health)", float("inf")),
+    )
     failures: dict[str, dict[str, int]] = {}
     for r in reports:
-        for phase, kinds in r["failures"].items():
-            for kind, n in kinds.items():
-                into = failures.setdefault(phase, {})
-                into[kind] = into.get(kind, 0) + n
+        for t, k in r["failure_log"]:
+            phase = next(name for name, end in bounds if t < end)
+            into = failures.setdefault(phase, {})
+            kind = r["failure_kinds"][k]
+            into[kind] = into.get(kind, 0) + 1
     out["failed_attempts"] = failures
     frames: dict[str, int] = {}
     for r in reports:
@@ -400,8 +405,7 @@ async def _drive(
     out["unexpected_frames"] = frames
     out["tcp_counters_during_storm"] = {k: tcp_after[k] - tcp_before.get(k, 0) for k in tcp_after}
     out["loadgen_cpu_seconds"] = round(sum(r["cpu"] for r in reports), 1)
-    refusals_up = sum(failures.get("up", {}).values())
-    out["failed_attempts_after_health"] = refusals_up
+    out["failed_attempts_after_health"] = sum(failures.get(bounds[-1][0], {}).values())
     out["errors"] = errors
     return out
 

@@ -45,9 +45,6 @@ _MESSAGE = re.compile(
 )
 _MESSAGE_HEAD = b'{"type":"message"'
 
-#: Phases the coordinator announces; counters of failed attempts are kept per phase.
-PHASES = ("steady", "down", "up")
-
 
 def digest_step(digest: int, offset: int, seq: int) -> int:
     """Fold one publication into a subscriber's in-order digest (the coordinator uses it too)."""
@@ -158,9 +155,11 @@ class StormClient:
         self.gaps = 0
         self.not_recovered = 0
         self.subscribed = False
+        #: Whether a connection of ours has dropped (the kill) since the first subscription.
+        self.dropped = False
         #: Set at each ``subscribed`` reply (the ramp waits for the first one).
         self.subscribed_event = asyncio.Event()
-        #: Set at the first ``subscribed`` after the kill (time.time(), comparable across
+        #: Set at the first ``subscribed`` after a drop (time.time(), comparable across
         #: processes), and when the replay behind it reached where live delivery went on.
         self.back_at = 0.0
         self.caught_up_at = 0.0
@@ -220,7 +219,7 @@ class StormClient:
         self.subscribed = True
         self.subscribed_event.set()
         self.worker.subscribed_replies += 1
-        if self.worker.phase != "steady" and not self.back_at:
+        if self.dropped and not self.back_at:
             self.back_at = time.time()
             self._live_from = live_from
             if self.offset >= live_from:
@@ -260,6 +259,7 @@ class StormClient:
                     held = None
                 await conn.lost
                 self.subscribed = False
+                self.dropped = True
                 if self._stop.is_set():
                     return
                 self.worker.drops += 1
@@ -284,15 +284,16 @@ class StormWorker(Worker):
         super().__init__(conn)
         self.host = "127.0.0.1"
         self.port = 0
-        self.phase = PHASES[0]
         self.clients: list[StormClient] = []
         self.tasks: list[asyncio.Task[None]] = []
         self.attempts = 0
         self.drops = 0
         self.delivered = 0
         self.subscribed_replies = 0
-        #: Failed connection attempts per phase and kind.
-        self.failures: dict[str, Counter[str]] = {phase: Counter() for phase in PHASES}
+        #: Failed connection attempts: when (time.time()) and what; the coordinator sorts
+        #: them into phases by its own clock (a busy worker reads its commands late).
+        self.failure_kinds: list[str] = []
+        self.failure_log: list[tuple[float, int]] = []
         self.frames: Counter[str] = Counter()
 
     def failed(self, exc: BaseException) -> None:
@@ -305,7 +306,9 @@ class StormWorker(Worker):
             kind = f"upgrade refused: {exc}"[:80]
         else:
             kind = f"{type(exc).__name__}: {exc}"[:80]
-        self.failures[self.phase][kind] += 1
+        if kind not in self.failure_kinds:
+            self.failure_kinds.append(kind)
+        self.failure_log.append((time.time(), self.failure_kinds.index(kind)))
 
     def _finish(self) -> None:
         for client in self.clients:
@@ -321,10 +324,6 @@ class StormWorker(Worker):
             self.clients.append(client)
             self.tasks.append(self.loop.create_task(client.run(first)))
         return {"started": cmd["count"]}
-
-    async def op_phase(self, cmd: Command) -> dict[str, Any]:
-        self.phase = cmd["phase"]
-        return {}
 
     async def op_storm_progress(self, cmd: Command) -> dict[str, Any]:
         """Counters cheap enough to poll twice a second."""
@@ -359,7 +358,8 @@ class StormWorker(Worker):
             "attempts": self.attempts,
             "drops": self.drops,
             "subscribed_replies": self.subscribed_replies,
-            "failures": {phase: dict(counter) for phase, counter in self.failures.items()},
+            "failure_kinds": self.failure_kinds,
+            "failure_log": self.failure_log,
             "frames": dict(self.frames),
             "cpu": time.process_time(),
         }
