@@ -327,8 +327,8 @@ async def _drive(
     )
     tcp_before = tcp_counters()
     first_pid = server.pid
-    server.kill()
     killed_at = time.time()
+    server.kill()
     acked_before_kill = publisher.top
     _log(f"SIGKILLed pid {first_pid} at offset {acked_before_kill}; down for {spec.down} s")
     await asyncio.sleep(max(spec.down - (time.time() - killed_at), 0))

@@ -239,13 +239,14 @@ class StormClient:
                 conn = _Conn(self)
                 self.conn = conn
                 self.worker.attempts += 1
+                began = time.time()
                 try:
                     async with asyncio.timeout(CONNECT_TIMEOUT_SECONDS):
                         await loop.create_connection(lambda c=conn: c, self.host, self.port)  # type: ignore[misc]
                         await conn.opened
                 except (OSError, TimeoutError, HandshakeRefused) as exc:
                     conn.abort()
-                    self.worker.failed(exc)
+                    self.worker.failed(exc, began)
                     failures += 1
                     await asyncio.sleep(backoff.delay_seconds(unstable + failures))
                     continue
@@ -290,13 +291,15 @@ class StormWorker(Worker):
         self.drops = 0
         self.delivered = 0
         self.subscribed_replies = 0
-        #: Failed connection attempts: when (time.time()) and what; the coordinator sorts
+        #: Failed connection attempts: when they began (time.time()) and what; the coordinator sorts
         #: them into phases by its own clock (a busy worker reads its commands late).
         self.failure_kinds: list[str] = []
         self.failure_log: list[tuple[float, int]] = []
         self.frames: Counter[str] = Counter()
 
-    def failed(self, exc: BaseException) -> None:
+    def failed(self, exc: BaseException, began: float) -> None:
+        """Log a failed attempt by when it began: a SYN sent after ``/health`` answered and
+        refused is the server's doing, whenever this busy loop got to the error."""
         refused = getattr(exc, "errno", None) == errno.ECONNREFUSED
         if isinstance(exc, ConnectionRefusedError) or refused:
             kind = "refused (ECONNREFUSED)"
@@ -308,7 +311,7 @@ class StormWorker(Worker):
             kind = f"{type(exc).__name__}: {exc}"[:80]
         if kind not in self.failure_kinds:
             self.failure_kinds.append(kind)
-        self.failure_log.append((time.time(), self.failure_kinds.index(kind)))
+        self.failure_log.append((began, self.failure_kinds.index(kind)))
 
     def _finish(self) -> None:
         for client in self.clients:
