@@ -42,7 +42,7 @@ from typing import Any
 import httpx
 
 from bench.loadgen import LoadGen
-from bench.procstat import process_cpu_seconds, tcp_counters
+from bench.procstat import process_cpu_seconds, runqueue_wait_seconds, tcp_counters
 from bench.storm_clients import digest_step, storm_worker_main
 from bench.targets import HOST, free_port, http_status
 from bench.wire import API_KEY
@@ -191,6 +191,28 @@ class _Publisher:
         return self.acked[-1][1] if self.acked else 0
 
 
+class _Usage:
+    """The server's CPU and run-queue wait over a phase (the machine may be shared)."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.t0 = time.monotonic()
+        self.cpu0 = process_cpu_seconds(pid)
+        self.wait0 = runqueue_wait_seconds(pid)
+
+    def since(self) -> dict[str, float]:
+        """CPU seconds, and the shares of the phase spent on CPU and waiting for one."""
+        seconds = time.monotonic() - self.t0
+        cpu = process_cpu_seconds(self.pid) - self.cpu0
+        wait = runqueue_wait_seconds(self.pid) - self.wait0
+        return {
+            "seconds": round(seconds, 2),
+            "cpu_seconds": round(cpu, 2),
+            "cpu_share": round(cpu / seconds, 2),
+            "runqueue_wait_share": round(wait / seconds, 2),
+        }
+
+
 def _log(msg: str) -> None:
     print(f"storm: {msg}", file=sys.stderr, flush=True)
 
@@ -320,7 +342,9 @@ async def _drive(
     publisher = _Publisher(http, spec.rate)
     stop_publishing = asyncio.Event()
     publishing = asyncio.create_task(publisher.run(stop_publishing))
+    steady = _Usage(server.pid)
     await asyncio.sleep(spec.kill_after)
+    out["server_steady"] = steady.since()
 
     out["rss_peak_first_process_mib"] = round(
         max(server.status("VmHWM"), server.rss_peak) / 2**20, 1
@@ -335,10 +359,8 @@ async def _drive(
 
     server.samples.clear()
     restarted_at = server.spawn()
-    cpu_at_restart = 0.0
     healthy_at = await server.wait_healthy(30)
-    with contextlib.suppress(OSError):
-        cpu_at_restart = process_cpu_seconds(server.pid)
+    storm = _Usage(server.pid)
     samplers.append(asyncio.create_task(server.sample(sampling)))
     _log(f"restarted as pid {server.pid}; /health after {healthy_at - restarted_at:.2f} s")
 
@@ -349,10 +371,7 @@ async def _drive(
         spec.settle_timeout,
     )
     all_back_wall = time.time()
-    with contextlib.suppress(OSError):
-        out["server_cpu_seconds_restart_to_all_back"] = round(
-            process_cpu_seconds(server.pid) - cpu_at_restart, 2
-        )
+    out["server_storm"] = storm.since()
     if not ok:
         errors.append(f"only {p['caught_up']} of {spec.clients} came back and caught up")
     tcp_after = tcp_counters()
@@ -512,6 +531,9 @@ def summary(out: dict[str, Any]) -> str:
             f"{out.get('subscribers_with_wrong_stream')}, gaps {out.get('gaps')}",
             f"peak RSS: {out.get('rss_peak_first_process_mib')} MiB before the kill, "
             f"{out.get('rss_peak_restarted_process_mib')} MiB restarted",
+            f"server CPU share steady {out.get('server_steady', {}).get('cpu_share')}, storm "
+            f"{out.get('server_storm', {}).get('cpu_share')} (run-queue wait "
+            f"{out.get('server_storm', {}).get('runqueue_wait_share')})",
             f"attempts {out.get('attempts')}, failed after /health: "
             f"{out.get('failed_attempts_after_health')}, errors: {out.get('errors')}",
         ]
