@@ -15,9 +15,10 @@ order (an in-order digest of ``offset:seq`` compared with the one computed from 
 in the same epoch, with every acknowledged publication among them. Reported: the time from
 the restart until every subscriber had its ``subscribed`` reply (back) and had the replay up
 to the live position (caught up), the server's peak RSS before and during the storm, the
-connection attempts, and every failed attempt by kind and phase (down: the port is closed,
-so "refused" is expected; up: after the new server answered ``/health``, where any refusal
-would be the server's fault).
+connection attempts, and every failed attempt by kind and by when it began (down and
+starting: the port is closed, so "refused" is expected; after the new server answered
+``/health``, any refusal or timeout is the server's), and the server's CPU share and
+run-queue wait while publishing steadily and during the storm (the machine may be shared).
 
 Every process is started here and ended here by its PID; every wait has a deadline.
 """
@@ -78,7 +79,6 @@ class _Server:
     history_size: int
     proc: subprocess.Popen[bytes] | None = None
     rss_peak: int = 0
-    samples: list[tuple[float, int]] = field(default_factory=list)
 
     def spawn(self) -> float:
         env = {k: v for k, v in os.environ.items() if not k.startswith("PUSHWIRE_")}
@@ -124,11 +124,8 @@ class _Server:
 
     async def sample(self, stop: asyncio.Event) -> None:
         """Sample VmRSS every 50 ms until ``stop``, keeping the peak of this process."""
-        t0 = time.time()
         while not stop.is_set():
-            rss = self.status("VmRSS")
-            self.rss_peak = max(self.rss_peak, rss)
-            self.samples.append((time.time() - t0, rss))
+            self.rss_peak = max(self.rss_peak, self.status("VmRSS"))
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), 0.05)
 
@@ -357,7 +354,6 @@ async def _drive(
     _log(f"SIGKILLed pid {first_pid} at offset {acked_before_kill}; down for {spec.down} s")
     await asyncio.sleep(max(spec.down - (time.time() - killed_at), 0))
 
-    server.samples.clear()
     restarted_at = server.spawn()
     healthy_at = await server.wait_healthy(30)
     storm = _Usage(server.pid)

@@ -82,7 +82,9 @@ def test_a_read_that_continues_the_window_extends_it_and_the_oldest_go_past_keep
     windows.add("c", StreamPosition("e", 0), publications("e", 1, 5), keep=8)
 
     assert windows.resume_point("c", StreamPosition("e", 3)) == StreamPosition("e", 5)
-    assert windows.resume_point("c", StreamPosition("e", 6)) is None  # past its end
+    assert windows.resume_point("c", StreamPosition("e", 7)) == StreamPosition("e", 5)  # past it
+    assert windows.resume_point("c", StreamPosition("e", -1)) is None  # before it
+    assert windows.resume_point("c", StreamPosition("x", 3)) is None  # another epoch
     windows.add("c", StreamPosition("e", 5), publications("e", 6, 10), keep=8)
 
     assert offsets(windows.take("c", StreamPosition("e", 2), StreamPosition("e", 10), 0)) == list(
@@ -163,6 +165,21 @@ async def test_many_subscribers_with_one_cursor_cost_one_read() -> None:
     assert all(f == found[0] for f in found)
     assert found[0] == await _fresh(node, state, since)
     assert [p.position.offset for p in found[0].publications] == list(range(11, 31))
+
+
+async def test_a_cursor_past_the_window_extends_it_and_keeps_it_whole() -> None:
+    node, broker, state = await _node()
+    published = await _publish(node, 10)
+    await node.recover(state, published[1].position)  # the window: 3..10
+    more = await _publish(node, 10)
+    broker.reads.clear()
+
+    late = await node.recover(state, more[4].position)  # 15: past the window's end
+    early = await node.recover(state, published[1].position)  # still served
+
+    assert broker.reads == [published[-1].position]  # 11..20, once
+    assert late == await _fresh(node, state, more[4].position)
+    assert early == await _fresh(node, state, published[1].position)
 
 
 async def test_later_subscribers_read_only_what_was_published_since() -> None:

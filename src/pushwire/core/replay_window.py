@@ -85,12 +85,13 @@ class ReplayWindows:
     def resume_point(self, channel: str, since: StreamPosition) -> StreamPosition | None:
         """Where a read that extends the window must start, if it can serve ``since``.
 
-        None when ``since`` is outside the window (read from ``since`` instead).
+        A cursor past the window's end is served by extending it too (reading the few
+        publications in between as well), so that the window stays one run for every
+        cursor after its start. None when ``since`` is before the window, or in another
+        epoch: read from ``since`` instead.
         """
         window = self._windows.get(channel)
-        if window is None or window.epoch != since.epoch:
-            return None
-        if not window.start <= since.offset <= window.end:
+        if window is None or window.epoch != since.epoch or since.offset < window.start:
             return None
         return StreamPosition(window.epoch, window.end)
 
