@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -109,3 +110,27 @@ def server_process(tmp_path: Path) -> Iterator[Callable[..., ServerProcess]]:
     yield launch
     for process in started:
         process.kill()
+
+
+@pytest.fixture
+async def redis_prefix() -> AsyncIterator[Callable[[], str]]:
+    """Make Redis key prefixes for servers a test starts; delete their keys after the test.
+
+    Servers leave keys with TTLs (presence, stream metadata, the node registry) that would
+    otherwise sit in the test database until they expire.
+    """
+    from redis.exceptions import ConnectionError as RedisUnreachable
+
+    from tests.services import forget_redis_prefix, test_prefix
+
+    made: list[str] = []
+
+    def make() -> str:
+        made.append(test_prefix())
+        return made[-1]
+
+    yield make
+    for prefix in made:
+        # Redis not running: the test skipped or failed already.
+        with contextlib.suppress(RedisUnreachable):
+            await forget_redis_prefix(prefix)
