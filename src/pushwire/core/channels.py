@@ -64,7 +64,8 @@ class ChannelRule:
             raise ValueError("history_size must not be negative")
         unbounded = non_finite_field(self)
         if unbounded is not None:
-            raise ValueError(f"{unbounded} must be a finite number, not {getattr(self, unbounded)}")
+            value = getattr(self, unbounded)
+            raise ValueError(f"{unbounded} must be a finite number, not {value}")
 
 
 # Enough for every channel in use; a flood of made-up names only costs a refill.

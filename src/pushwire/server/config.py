@@ -82,7 +82,8 @@ class Config:
     def __post_init__(self) -> None:
         unbounded = non_finite_field(self)
         if unbounded is not None:
-            raise UsageError(f"{unbounded} must be a finite number, not {getattr(self, unbounded)}")
+            value = getattr(self, unbounded)
+            raise UsageError(f"{unbounded} must be a finite number, not {value}")
         if self.log_format not in ("text", "json"):
             raise UsageError(f"log_format must be 'text' or 'json', not {self.log_format!r}")
         if self.log_level.upper() not in ("DEBUG", "INFO", "WARN", "WARNING", "ERROR", "CRITICAL"):

@@ -102,7 +102,8 @@ class MqttSettings:
     def __post_init__(self) -> None:
         unbounded = non_finite_field(self)
         if unbounded is not None:
-            raise UsageError(f"mqtt {unbounded} must be a finite number, not {getattr(self, unbounded)}")
+            value = getattr(self, unbounded)
+            raise UsageError(f"mqtt {unbounded} must be a finite number, not {value}")
         self.endpoint()  # raises for a malformed URL
         if not self.routes:
             raise UsageError(
