@@ -25,6 +25,7 @@ from pushwire.server.mqtt_bridge import ORIGIN_PROPERTY, MqttBridge
 from pushwire.server.mqtt_settings import MqttRoute, MqttSettings
 from tests.conftest import API_KEY, ServerFactory, recv_json, recv_until, ws_url
 from tests.mosquitto import SHARED_PORT, Device, OwnMosquitto, require_mosquitto, unique
+from tests.server.test_metrics import scrape, value
 from tests.server_process import ServerProcess
 from tests.services import REDIS_URL, require_service
 from tests.waiting import wait_until
@@ -239,8 +240,9 @@ async def test_browser_publishes_reach_the_device_once_and_never_come_back(
         kept = await wait_until(
             lambda: _when(history(http, channel), lambda found: len(found) >= 4)
         )
+        received = await device.wait_for(4)
+        metrics = await scrape(http)
 
-    received = await device.wait_for(4)
     assert published["type"] == "published"
     assert (by_post.status_code, by_api.status_code) == (200, 200)
     assert [(m.topic, m.payload) for m in received] == [
@@ -253,6 +255,10 @@ async def test_browser_publishes_reach_the_device_once_and_never_come_back(
     assert kept == [{"led": "on"}, "reboot", {"base64": "AAE="}, envelope(topic, "done")]
     assert bridge_of(server).status()["in"] == 1
     assert bridge_of(server).status()["out"] == 3
+    assert value(metrics, "pushwire_mqtt_messages_in_total") == 1
+    assert value(metrics, "pushwire_mqtt_messages_out_total") == 3
+    assert value(metrics, "pushwire_mqtt_dropped_total") == 0
+    assert value(metrics, "pushwire_mqtt_connected") == 1
 
 
 async def test_a_publish_is_answered_only_after_the_brokers_puback(
