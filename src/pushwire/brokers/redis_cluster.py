@@ -109,6 +109,10 @@ class ClusterSubscriber:
                     break
             else:
                 raise RedisError(f"cluster node {node.name} did not confirm a subscription")
+            # A primary just restarted may answer before it serves its slots again.
+            state = (await client.execute_command("CLUSTER INFO")).get("cluster_state")
+            if state != "ok":
+                raise RedisError(f"cluster node {node.name} says cluster_state:{state}")
         self._home = primaries[0].name
         for name, pubsub in self._pubsubs.items():
             reader = asyncio.get_running_loop().create_task(self._read(name, pubsub))
