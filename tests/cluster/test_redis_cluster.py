@@ -9,7 +9,6 @@ comes back empty, so its channels' subscribers get every publication or a gap.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -27,13 +26,13 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-def kind(redis_cluster: RedisClusterServers) -> Iterator[Kind]:
+def kind(redis_cluster: RedisClusterServers) -> Kind:
     """The cluster suite's broker, here the session's Redis Cluster (all seeds in the URL)."""
 
     async def forget(url: str, prefix: str) -> None:
         await forget_cluster_prefix(prefix, redis_cluster.ports)
 
-    yield Kind("redis", redis_cluster.url, redis_cluster.ports[0], forget)
+    return Kind("redis", redis_cluster.url, redis_cluster.ports[0], forget)
 
 
 def one_per_primary(servers: RedisClusterServers, stem: str) -> dict[int, str]:

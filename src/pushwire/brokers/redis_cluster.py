@@ -131,12 +131,14 @@ class ClusterSubscriber:
             by_slot[key_slot(topic)].append(topic)
         for slot, same_slot in by_slot.items():
             owner = self._cluster.nodes_manager.slots_cache.get(slot)
-            if not owner:
-                raise RedisError(f"slot {slot} is not covered by the cluster")
-            name = owner[0].name
+            name = owner[0].name if owner else ""
             pubsub = self._pubsubs.get(name)
             if pubsub is None:
-                raise RedisError(f"slot {slot} moved to a primary not linked yet ({name})")
+                # The layout changed under us: relink (which reads it again), never
+                # leave a channel unsubscribed in silence.
+                error = RedisError(f"slot {slot} has no linked primary ({name or 'none'})")
+                self._queue.put_nowait(error)
+                raise error
             for topic in same_slot:
                 self._where[topic] = name
             await pubsub.ssubscribe(*same_slot)
