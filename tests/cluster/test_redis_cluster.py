@@ -9,6 +9,7 @@ comes back empty, so its channels' subscribers get every publication or a gap.
 from __future__ import annotations
 
 import asyncio
+from functools import partial
 from typing import Any
 
 import httpx
@@ -51,7 +52,7 @@ def offset(message: dict[str, Any]) -> int:
 
 
 async def messages(socket: ClientConnection, count: int) -> list[dict[str, Any]]:
-    got = []
+    got: list[dict[str, Any]] = []
     while len(got) < count:
         got.append(await frame_of(socket, "message"))
     return got
@@ -75,7 +76,7 @@ async def test_channels_on_every_primary_travel_between_nodes_in_order(
         for channel in channels:
             await subscribe(on_b, channel)
         for channel in channels:
-            await wait_until(lambda c=channel: subscribers(a, c), message="B seen from A")
+            await wait_until(partial(subscribers, a, channel), message="B seen from A")
         for n in range(4):
             for channel in channels:
                 assert (await publish(a, channel, n)).status_code == 200
@@ -158,7 +159,7 @@ async def test_a_killed_primary_means_503_and_degraded_then_nothing_lost_silentl
             for channel in (lost_channel, kept_channel):
                 await subscribe(on_b, channel)
             for channel in (lost_channel, kept_channel):
-                await wait_until(lambda c=channel: subscribers(a, c), message="B seen from A")
+                await wait_until(partial(subscribers, a, channel), message="B seen from A")
                 for n in range(3):
                     assert (await publish(a, channel, n)).status_code == 200
 

@@ -22,7 +22,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import defaultdict
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, cast
 from urllib.parse import urlsplit, urlunsplit
 
 from redis.asyncio import Redis
@@ -110,7 +111,8 @@ class ClusterSubscriber:
             else:
                 raise RedisError(f"cluster node {node.name} did not confirm a subscription")
             # A primary just restarted may answer before it serves its slots again.
-            state = (await client.execute_command("CLUSTER INFO")).get("cluster_state")
+            ask = cast(Callable[..., Awaitable[dict[str, Any]]], client.execute_command)
+            state = (await ask("CLUSTER INFO")).get("cluster_state")
             if state != "ok":
                 raise RedisError(f"cluster node {node.name} says cluster_state:{state}")
         self._home = primaries[0].name
