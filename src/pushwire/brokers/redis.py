@@ -40,7 +40,7 @@ from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
 from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.backoff import NoBackoff
-from redis.exceptions import RedisError
+from redis.exceptions import RedisError, ResponseError
 from redis.retry import Retry
 
 from pushwire.brokers.redis_cluster import ClusterSubscriber, seed_urls
@@ -331,9 +331,11 @@ class RedisBroker:
     async def _leave_everything(self) -> None:
         """On a clean stop this node's members leave at once, not after the TTL."""
         held, self._held = self._held, {}
+        if not self._connected:
+            return  # (calls queued now would only fail, unread, when the pipe closes)
         calls = [self._leave_call(channel, user) for channel, user in held]
         calls.append(self._pipe.call_command("ZREM", self._nodes_key, self._node))
-        if calls and self._connected:
+        if calls:
             await asyncio.wait_for(
                 asyncio.gather(*calls, return_exceptions=True), self._settings.timeout_seconds
             )
@@ -416,7 +418,7 @@ class RedisBroker:
             except asyncio.CancelledError:
                 raise
             except (RedisError, OSError) as exc:
-                if self._connected or not linked_before:
+                if self._misconfigured is None and (self._connected or not linked_before):
                     logger.warning("redis link lost (%s); reconnecting", exc)
             finally:
                 self._connected = False
@@ -444,6 +446,10 @@ class RedisBroker:
             try:
                 info = await client.info()
                 break
+            except ResponseError as exc:
+                if "SELECT is not allowed in cluster mode" in str(exc):
+                    self._misconfigured = _cluster_database_error(self._url)
+                raise
             except (RedisError, OSError):
                 if number == len(self._seeds) - 1:
                     raise
@@ -467,10 +473,7 @@ class RedisBroker:
         seed: dict[str, Any] = self._listen_client.connection_pool.connection_kwargs
         db = seed.get("db") or 0
         if int(db) != 0:
-            self._misconfigured = UsageError(
-                f"the broker URL {redacted_url(self._url)} names database {db}, "
-                "but Redis Cluster has only database 0: end the URL with /0 or no path"
-            )
+            self._misconfigured = _cluster_database_error(self._url)
             raise RedisError("misconfigured")
         nodes = []
         for url in self._seeds:
@@ -635,6 +638,13 @@ class RedisBroker:
         task = asyncio.get_running_loop().create_task(work)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+
+def _cluster_database_error(url: str) -> UsageError:
+    return UsageError(
+        f"the broker URL {redacted_url(url)} names a database other than 0, "
+        "but Redis Cluster has only database 0: end the URL with /0 or no path"
+    )
 
 
 def _decode_publication(channel: str, data: bytes) -> Publication:
