@@ -482,7 +482,12 @@ class RedisBroker:
         keep = ("username", "password", "ssl", "ssl_ca_certs", "ssl_cert_reqs", "ssl_certfile")
         credentials = {name: seed[name] for name in keep if seed.get(name) is not None}
         cluster = RedisCluster(startup_nodes=nodes, **self._options, **credentials)
-        await cluster.initialize()
+        try:
+            await cluster.initialize()
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await cluster.aclose()
+            raise
         old, self._client = self._client, cluster
         self._cluster = cluster
         self._pipe.use(cluster)
