@@ -7,10 +7,12 @@ import pytest
 from pushwire.brokers.redis import RedisBroker
 from pushwire.brokers.redis_cluster import node_url, seed_urls
 from pushwire.brokers.registry import BrokerSettings
+from pushwire.core.broker import HistoryOptions
 from pushwire.errors import UsageError
 from tests.contract.conftest import RecordingEvents
-from tests.redis_cluster import RedisClusterServers
+from tests.redis_cluster import RedisClusterServers, forget_cluster_prefix
 from tests.services import REDIS_URL, require_service, test_prefix
+from tests.waiting import wait_until
 
 
 def test_several_hosts_are_seeds_sharing_the_credentials() -> None:
@@ -57,3 +59,70 @@ async def test_any_one_seed_that_answers_is_enough(redis_cluster: RedisClusterSe
         assert broker.name == "redis"
     finally:
         await broker.close()
+
+
+async def _move_slot(servers: RedisClusterServers, key: bytes, target_port: int) -> None:
+    """Reshard by hand: ``key``'s slot, with its keys, from its owner to ``target_port``."""
+    from redis.asyncio import Redis
+    from redis.crc import key_slot
+
+    slot = key_slot(key)
+    source_port = servers.owner_of(key)
+    clients = {port: Redis(host="127.0.0.1", port=port) for port in servers.ports}
+    try:
+        ids = {port: (await client.execute_command("CLUSTER MYID")).decode()
+               for port, client in clients.items()}  # fmt: skip
+        source, target = clients[source_port], clients[target_port]
+        await target.execute_command("CLUSTER SETSLOT", slot, "IMPORTING", ids[source_port])
+        await source.execute_command("CLUSTER SETSLOT", slot, "MIGRATING", ids[target_port])
+        while keys := await source.execute_command("CLUSTER GETKEYSINSLOT", slot, 100):
+            await source.execute_command(
+                "MIGRATE", "127.0.0.1", target_port, "", 0, 5000, "KEYS", *keys
+            )
+        for client in (target, source, *clients.values()):
+            await client.execute_command("CLUSTER SETSLOT", slot, "NODE", ids[target_port])
+    finally:
+        for client in clients.values():
+            await client.aclose()
+
+
+@pytest.mark.integration
+async def test_a_slot_moved_while_subscribed_relinks_and_loses_nothing(
+    redis_cluster: RedisClusterServers,
+) -> None:
+    """Resharding: the old owner drops the channel's subscription (Redis tells with an
+    unasked SUNSUBSCRIBE); the node relinks at the new owner and fills from history,
+    which moved with the slot, so it has every publication once, in order."""
+    prefix = test_prefix()
+    settings = BrokerSettings(prefix=prefix)
+    publisher, subscriber = (
+        RedisBroker(redis_cluster.url, settings),
+        RedisBroker(redis_cluster.url, settings),
+    )
+    events = RecordingEvents()
+    await publisher.start(RecordingEvents())
+    await subscriber.start(events)
+    channel = "resharded"
+    topic = f"{prefix}:{{{channel}}}".encode()
+    keep = HistoryOptions(size=100, ttl_seconds=3600)
+    try:
+        await subscriber.subscribe(channel)
+        for n in range(3):
+            await publisher.publish(channel, b"%d" % n, event=None, options=keep)
+        await wait_until(lambda: len(events.on(channel)) == 3, message="the first three")
+        owner = redis_cluster.owner_of(topic)
+        target = next(port for port in redis_cluster.ports if port != owner)
+
+        await _move_slot(redis_cluster, topic, target)
+        assert redis_cluster.owner_of(topic) == target
+        await wait_until(lambda: events.resubscribed >= 1, message="the subscriber to relink")
+        for n in range(3, 6):
+            await publisher.publish(channel, b"%d" % n, event=None, options=keep)
+        await wait_until(lambda: len(events.on(channel)) >= 6, message="all six")
+    finally:
+        await publisher.close()
+        await subscriber.close()
+        await forget_cluster_prefix(prefix, redis_cluster.ports)
+
+    assert [p.data for p in events.on(channel)] == [b"%d" % n for n in range(6)]
+    assert [p.position.offset for p in events.on(channel)] == list(range(1, 7))
