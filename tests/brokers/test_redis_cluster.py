@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from typing import Any, cast
+
 import pytest
 
 from pushwire.brokers.redis import RedisBroker
@@ -69,18 +72,19 @@ async def _move_slot(servers: RedisClusterServers, key: bytes, target_port: int)
     slot = key_slot(key)
     source_port = servers.owner_of(key)
     clients = {port: Redis(host="127.0.0.1", port=port) for port in servers.ports}
+    ask = {
+        port: cast(Callable[..., Awaitable[Any]], client.execute_command)
+        for port, client in clients.items()
+    }
     try:
-        ids = {port: (await client.execute_command("CLUSTER MYID")).decode()
-               for port, client in clients.items()}  # fmt: skip
-        source, target = clients[source_port], clients[target_port]
-        await target.execute_command("CLUSTER SETSLOT", slot, "IMPORTING", ids[source_port])
-        await source.execute_command("CLUSTER SETSLOT", slot, "MIGRATING", ids[target_port])
-        while keys := await source.execute_command("CLUSTER GETKEYSINSLOT", slot, 100):
-            await source.execute_command(
-                "MIGRATE", "127.0.0.1", target_port, "", 0, 5000, "KEYS", *keys
-            )
-        for client in (target, source, *clients.values()):
-            await client.execute_command("CLUSTER SETSLOT", slot, "NODE", ids[target_port])
+        ids = {port: (await command("CLUSTER MYID")).decode() for port, command in ask.items()}
+        source, target = ask[source_port], ask[target_port]
+        await target("CLUSTER SETSLOT", slot, "IMPORTING", ids[source_port])
+        await source("CLUSTER SETSLOT", slot, "MIGRATING", ids[target_port])
+        while keys := await source("CLUSTER GETKEYSINSLOT", slot, 100):
+            await source("MIGRATE", "127.0.0.1", target_port, "", 0, 5000, "KEYS", *keys)
+        for command in (target, source, *ask.values()):
+            await command("CLUSTER SETSLOT", slot, "NODE", ids[target_port])
     finally:
         for client in clients.values():
             await client.aclose()
