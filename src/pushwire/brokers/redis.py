@@ -479,8 +479,10 @@ class RedisBroker:
         for url in self._seeds:
             parts = urlsplit(url)
             nodes.append(ClusterNode(parts.hostname or "127.0.0.1", parts.port or 6379))
-        keep = ("username", "password", "ssl", "ssl_ca_certs", "ssl_cert_reqs", "ssl_certfile")
+        keep = ("username", "password", "ssl_ca_certs", "ssl_cert_reqs", "ssl_certfile")
         credentials = {name: seed[name] for name in keep if seed.get(name) is not None}
+        if urlsplit(self._url).scheme == "rediss":
+            credentials["ssl"] = True  # (from_url says so by a connection class instead)
         cluster = RedisCluster(startup_nodes=nodes, **self._options, **credentials)
         try:
             await cluster.initialize()
