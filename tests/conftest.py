@@ -16,10 +16,22 @@ import pytest
 from websockets.asyncio.client import ClientConnection
 
 from pushwire import Config, Server
+from tests.redis_cluster import RedisClusterServers
 from tests.server_process import ServerProcess
 
 API_KEY = "test-key"
 ServerFactory = Callable[..., Awaitable[Server]]
+
+
+@pytest.fixture(scope="session")
+def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisClusterServers]:
+    """A real Redis Cluster (three primaries, processes of ours) for the whole session."""
+    servers = RedisClusterServers(tmp_path_factory.mktemp("redis-cluster"))
+    try:
+        servers.start()
+        yield servers
+    finally:
+        servers.stop()
 
 
 @pytest.fixture
