@@ -17,6 +17,11 @@
 Losing Redis: publishes fail at once (``broker_unavailable``), clients stay
 connected; the subscriber connection reconnects with back-off, subscribes to
 everything again, and the node fills from history what it missed.
+
+Redis Cluster: the same URL (or several seed hosts, ``redis://a:7000,b:7001``);
+the broker asks the server (``INFO``: ``cluster_enabled:1``) and then works
+through ``RedisCluster`` and a pub/sub connection per primary (``redis_cluster``).
+The cluster is one broker to a node: losing any primary is losing the broker.
 """
 
 from __future__ import annotations
@@ -28,14 +33,17 @@ import secrets
 import time
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlsplit
 
 import orjson
 from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
+from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.backoff import NoBackoff
-from redis.exceptions import RedisError
+from redis.exceptions import RedisError, ResponseError
 from redis.retry import Retry
 
+from pushwire.brokers.redis_cluster import ClusterSubscriber, seed_urls
 from pushwire.brokers.redis_pipe import ScriptPipe
 from pushwire.brokers.redis_scripts import JOIN, LEAVE, MEMBERS, PUBLISH, READ, ChannelKeys
 from pushwire.brokers.registry import BrokerSettings, redacted_url
@@ -54,12 +62,15 @@ _SURVEY_SECONDS = 1.0  # how long a survey waits for nodes that do not answer
 _EMPTY_STREAM_TTL_SECONDS = 600  # the epoch of a channel only read, never published to
 
 
+_Subscriber = PubSub | ClusterSubscriber
+
+
 def open_redis_broker(url: str, settings: BrokerSettings) -> RedisBroker:
     return RedisBroker(url, settings)
 
 
 class RedisBroker:
-    """A broker over one Redis server (or a Redis Cluster's keyspace layout; see docs)."""
+    """A broker over one Redis server or a Redis Cluster (found out when it connects)."""
 
     name = "redis"
 
@@ -70,23 +81,28 @@ class RedisBroker:
         self._settings = settings
         self._clock = clock
         self._node = secrets.token_hex(6)
+        self._seeds = seed_urls(url)
         options: dict[str, Any] = {
             "retry": Retry(NoBackoff(), 0),  # never silently: a lost link is for us to see
             "socket_timeout": settings.timeout_seconds,
             "socket_connect_timeout": min(settings.timeout_seconds, 2.0),
             "socket_keepalive": True,
         }
-        self._client: Redis = Redis.from_url(url, **options)
-        self._listen_client: Redis = Redis.from_url(url, **{**options, "socket_timeout": None})
+        self._options = options
+        self._client: Redis | RedisCluster = Redis.from_url(self._seeds[0], **options)
+        self._listen_client = Redis.from_url(self._seeds[0], **{**options, "socket_timeout": None})
         self._pipe = ScriptPipe(self._client)
         self._mode = "p"  # "s" once the server is known to have sharded pub/sub
+        self._cluster: RedisCluster | None = None  # once the server says it is one
+        self._probed = False
+        self._misconfigured: UsageError | None = None
         self._events: BrokerEvents | None = None
         self._closed = False
         self._connected = False
         self._channels: set[str] = set()  # what this node has subscribers on
         self._topics: dict[bytes, str] = {}  # pub/sub channel -> pushwire channel
         self._confirming: dict[bytes, asyncio.Future[None]] = {}
-        self._pubsub: PubSub | None = None
+        self._pubsub: _Subscriber | None = None
         self._held: dict[tuple[str, str], bytes] = {}  # (channel, user) -> entry payload
         self._presence_channels: set[str] = set()  # channels whose stale members we sweep
         self._surveys: dict[str, tuple[list[bytes], asyncio.Event]] = {}
@@ -111,6 +127,9 @@ class RedisBroker:
         self._ticker = asyncio.get_running_loop().create_task(self._tick_forever())
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._first_link.wait(), self._settings.timeout_seconds)
+        if self._misconfigured is not None:
+            await self.close()
+            raise self._misconfigured
         if not self._connected:
             logger.warning("redis at %s is not reachable yet; retrying", redacted_url(self._url))
 
@@ -252,7 +271,7 @@ class RedisBroker:
                 else:
                     await pubsub.unsubscribe(topic)
 
-    async def _subscribe_topics(self, pubsub: PubSub, topics: list[bytes]) -> None:
+    async def _subscribe_topics(self, pubsub: _Subscriber, topics: list[bytes]) -> None:
         for start in range(0, len(topics), 1000):
             part = topics[start : start + 1000]
             if self._mode == "s":
@@ -312,9 +331,11 @@ class RedisBroker:
     async def _leave_everything(self) -> None:
         """On a clean stop this node's members leave at once, not after the TTL."""
         held, self._held = self._held, {}
+        if not self._connected:
+            return  # (calls queued now would only fail, unread, when the pipe closes)
         calls = [self._leave_call(channel, user) for channel, user in held]
         calls.append(self._pipe.call_command("ZREM", self._nodes_key, self._node))
-        if calls and self._connected:
+        if calls:
             await asyncio.wait_for(
                 asyncio.gather(*calls, return_exceptions=True), self._settings.timeout_seconds
             )
@@ -383,8 +404,10 @@ class RedisBroker:
         delay = _BACKOFF_FIRST_SECONDS
         linked_before = False
         while not self._closed:
-            pubsub = self._listen_client.pubsub()
+            pubsub: _Subscriber | None = None
             try:
+                await self._probe()
+                pubsub = await self._open_pubsub()
                 await self._link(pubsub)
                 delay = _BACKOFF_FIRST_SECONDS
                 if linked_before:
@@ -395,7 +418,7 @@ class RedisBroker:
             except asyncio.CancelledError:
                 raise
             except (RedisError, OSError) as exc:
-                if self._connected or not linked_before:
+                if self._misconfigured is None and (self._connected or not linked_before):
                     logger.warning("redis link lost (%s); reconnecting", exc)
             finally:
                 self._connected = False
@@ -403,16 +426,102 @@ class RedisBroker:
                 for future in self._confirming.values():
                     if not future.done():
                         future.set_exception(RedisError("link lost"))
-                with contextlib.suppress(Exception):
-                    await pubsub.aclose()  # type: ignore[no-untyped-call]
+                if pubsub is not None:
+                    with contextlib.suppress(Exception):
+                        await pubsub.aclose()
+            if self._misconfigured is not None:
+                logger.error("%s", self._misconfigured)
+                self._first_link.set()  # start() raises it
+                return
             await asyncio.sleep(delay)  # (close() cancels this task: no need to look)
             delay = min(delay * 2, _BACKOFF_MAX_SECONDS)
 
-    async def _link(self, pubsub: PubSub) -> None:
-        """Connect, learn what the server can do, and subscribe to every channel again."""
-        info = await self._client.info("server")
+    async def _probe(self) -> None:
+        """Learn what the server is (a version; one server or a cluster), once."""
+        if self._probed:
+            return
+        info: dict[str, Any] = {}
+        for number, seed in enumerate(self._seeds):
+            client = self._client if number == 0 else Redis.from_url(seed, **self._options)
+            try:
+                info = await client.info()
+                break
+            except ResponseError as exc:
+                if "SELECT is not allowed in cluster mode" in str(exc):
+                    self._misconfigured = _cluster_database_error(self._url)
+                raise
+            except (RedisError, OSError):
+                if number == len(self._seeds) - 1:
+                    raise
+            finally:
+                if client is not self._client:
+                    await client.aclose()
         version = tuple(int(part) for part in str(info.get("redis_version", "0")).split(".")[:2])
         self._mode = "s" if version >= (7, 0) else "p"
+        if int(info.get("cluster_enabled", 0)) == 1:
+            await self._become_cluster()
+        elif len(self._seeds) > 1:
+            self._misconfigured = UsageError(
+                f"the broker URL {redacted_url(self._url)} names several hosts, "
+                "but Redis there is not a cluster (cluster_enabled:0)"
+            )
+            raise RedisError("misconfigured")
+        self._probed = True
+
+    async def _become_cluster(self) -> None:
+        """From now on, commands go through ``RedisCluster`` and pub/sub per primary."""
+        seed: dict[str, Any] = self._listen_client.connection_pool.connection_kwargs
+        db = seed.get("db") or 0
+        if int(db) != 0:
+            self._misconfigured = _cluster_database_error(self._url)
+            raise RedisError("misconfigured")
+        nodes = []
+        for url in self._seeds:
+            parts = urlsplit(url)
+            nodes.append(ClusterNode(parts.hostname or "127.0.0.1", parts.port or 6379))
+        keep = ("username", "password", "ssl_ca_certs", "ssl_cert_reqs", "ssl_certfile")
+        credentials = {name: seed[name] for name in keep if seed.get(name) is not None}
+        if urlsplit(self._url).scheme == "rediss":
+            credentials["ssl"] = True  # (from_url says so by a connection class instead)
+        cluster = RedisCluster(startup_nodes=nodes, **self._options, **credentials)
+        try:
+            await cluster.initialize()
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await cluster.aclose()
+            raise
+        old, self._client = self._client, cluster
+        self._cluster = cluster
+        self._pipe.use(cluster)
+        with contextlib.suppress(RedisError, OSError):
+            await old.aclose()
+        logger.info(
+            "redis at %s is a cluster of %d primaries",
+            redacted_url(self._url),
+            len(cluster.get_primaries()),
+        )
+
+    async def _open_pubsub(self) -> _Subscriber:
+        if self._cluster is None:
+            return self._listen_client.pubsub()
+        watch = f"{self._settings.prefix}:watch".encode()
+        options = {**self._options, "socket_timeout": None}
+        subscriber = ClusterSubscriber(self._cluster, self._seeds[0], options, watch)
+        try:
+            await subscriber.connect()
+        except BaseException:
+            await subscriber.aclose()
+            raise
+        return subscriber
+
+    async def _link(self, pubsub: _Subscriber) -> None:
+        """Connect, learn what the server can do, and subscribe to every channel again."""
+        if self._cluster is None:
+            info = await self._client.info("server")
+            version = tuple(
+                int(part) for part in str(info.get("redis_version", "0")).split(".")[:2]
+            )
+            self._mode = "s" if version >= (7, 0) else "p"
         await self._pipe.load()
         await self._register_node()
         await pubsub.subscribe(self._survey_topic, self._reply_topic)
@@ -430,7 +539,7 @@ class RedisBroker:
         self._connected = True
         self._first_link.set()
 
-    async def _confirm(self, pubsub: PubSub, pending: set[bytes]) -> None:
+    async def _confirm(self, pubsub: _Subscriber, pending: set[bytes]) -> None:
         """Read until Redis confirmed every topic in ``pending``: only then is nothing missed."""
         deadline = asyncio.get_running_loop().time() + self._settings.timeout_seconds * 4
         while pending:
@@ -451,7 +560,7 @@ class RedisBroker:
         if self._events is not None:
             self._events.on_resubscribed()
 
-    async def _deliver_until_lost(self, pubsub: PubSub) -> None:
+    async def _deliver_until_lost(self, pubsub: _Subscriber) -> None:
         while not self._closed:
             message = await pubsub.get_message(timeout=None)
             if message is not None:
@@ -536,6 +645,13 @@ class RedisBroker:
         task = asyncio.get_running_loop().create_task(work)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+
+def _cluster_database_error(url: str) -> UsageError:
+    return UsageError(
+        f"the broker URL {redacted_url(url)} names a database other than 0, "
+        "but Redis Cluster has only database 0: end the URL with /0 or no path"
+    )
 
 
 def _decode_publication(channel: str, data: bytes) -> Publication:

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import NoScriptError, RedisError
 
 from pushwire.brokers.redis_scripts import SCRIPTS, Script
@@ -27,15 +28,25 @@ _Call = tuple[Script | None, Sequence[Any], Sequence[Any], "asyncio.Future[Any]"
 
 
 class ScriptPipe:
-    """Runs Lua scripts (by their SHA) in batches over one client, in call order."""
+    """Runs Lua scripts (by their SHA) in batches over one client, in call order.
+
+    On Redis Cluster the client is a ``RedisCluster``: its pipeline sends each call
+    to the primary owning its keys' slot (one pipeline per primary, at once), so
+    calls on one channel keep their order; ``SCRIPT LOAD`` goes to every primary.
+    """
 
     __slots__ = ("_client", "_flusher", "_queue", "_shas")
 
-    def __init__(self, client: Redis) -> None:
+    def __init__(self, client: Redis | RedisCluster) -> None:
         self._client = client
         self._shas: dict[str, str] = {}
         self._queue: list[_Call] = []
         self._flusher: asyncio.Task[None] | None = None
+
+    def use(self, client: Redis | RedisCluster) -> None:
+        """Send from now on through ``client`` (a Redis Cluster, once it is known as one)."""
+        self._client = client
+        self._shas.clear()
 
     async def load(self) -> None:
         """Load every script (again: a restarted Redis has forgotten them)."""

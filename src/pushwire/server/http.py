@@ -223,6 +223,7 @@ class HttpConnection(asyncio.Protocol):
         "_since",
         "_upgraded",
         "_url",
+        "_without_body",
         "on_lost",
         "transport",
         "upgrade_tail",
@@ -236,6 +237,7 @@ class HttpConnection(asyncio.Protocol):
         self._mode = _IDLE
         self._processing = False
         self._paused = False
+        self._without_body = False  # answering a HEAD request: the head only
         #: When the connection last became idle or began a request (monotonic seconds).
         self._since = time.monotonic()
         self._kept_alive = False  # has answered a request: the idle timeout applies
@@ -404,6 +406,7 @@ class HttpConnection(asyncio.Protocol):
             while self._queue and self._mode is _IDLE:
                 request = self._queue.pop(0)
                 self._set_mode(_BUSY)
+                self._without_body = request.method == "HEAD"
                 self._router.handle(request, self)
         finally:
             self._processing = False
@@ -440,7 +443,8 @@ class HttpConnection(asyncio.Protocol):
         if not keep_alive:
             head.append(b"Connection: close\r\n")
         head.append(b"\r\n")
-        head.append(body)
+        if not self._without_body:  # HEAD: the GET's Content-Length, never its body
+            head.append(body)
         transport.write(b"".join(head))
         if not keep_alive:
             # Requests already queued still go to the router; only fail() drops them.
