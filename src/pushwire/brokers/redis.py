@@ -61,6 +61,7 @@ _EMPTY_STREAM_TTL_SECONDS = 600  # the epoch of a channel only read, never publi
 
 
 def open_redis_broker(url: str, settings: BrokerSettings) -> RedisBroker:
+    """The broker for ``redis://`` and ``rediss://`` URLs (comma-separated seeds for a cluster)."""
     return RedisBroker(url, settings)
 
 
@@ -118,6 +119,7 @@ class RedisBroker:
             logger.warning("redis at %s is not reachable yet; retrying", redacted_url(self._url))
 
     async def close(self) -> None:
+        """Stop linking and refreshing; this node's members leave at once (if linked)."""
         self._closed = True
         self._events = None
         self._link.stop()

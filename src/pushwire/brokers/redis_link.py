@@ -44,7 +44,8 @@ class RedisLink:
 
     ``subscribed`` is the broker's live view of the channel topics it wants; on
     every link they are all subscribed again (``SSUBSCRIBE`` when the server has
-    sharded pub/sub), and ``classic_topics`` by plain ``SUBSCRIBE``. Every message
+    sharded pub/sub), and ``classic_topics`` by plain ``SUBSCRIBE``, after the
+    scripts are loaded and this node registered in ``nodes``. Every message
     read goes to ``deliver(topic, data)``; after a relink (not the first link),
     ``on_relinked()`` is called: anything published meanwhile reached no node.
     """

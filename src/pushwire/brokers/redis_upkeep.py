@@ -50,6 +50,7 @@ class RedisUpkeep:
         self._ticker = asyncio.get_running_loop().create_task(self._tick_forever())
 
     def stop(self) -> None:
+        """No more refreshes (the broker is closing)."""
         self._stopped = True
         if self._ticker is not None:
             self._ticker.cancel()
