@@ -18,8 +18,9 @@ from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import NoScriptError, RedisError
 
 from pushwire.brokers.redis_scripts import SCRIPTS, Script
+from pushwire.errors import BrokerUnavailableError
 
-__all__ = ["ScriptPipe"]
+__all__ = ["ScriptPipe", "await_answer"]
 
 _MAX_BATCH = 1000  # calls per round trip: bounds the size of one pipeline
 
@@ -131,3 +132,15 @@ class ScriptPipe:
         for _, _, _, future in batch:
             if not future.done():
                 future.set_exception(error)
+
+
+async def await_answer(call: asyncio.Future[Any], timeout_seconds: float) -> Any:
+    """The result of a queued call, as the broker's callers see a failure.
+
+    Raises:
+        BrokerUnavailableError: Redis failed the call, or did not answer in time.
+    """
+    try:
+        return await asyncio.wait_for(call, timeout_seconds)
+    except (RedisError, OSError, TimeoutError) as exc:
+        raise BrokerUnavailableError(f"Redis did not answer: {exc}") from None
