@@ -1,4 +1,4 @@
-"""Command line: ``python -m bench {fanout,burst,latency,conns,cluster,publish-rate,matrix,...}``.
+"""Command line: ``python -m bench {fanout,burst,latency,conns,cluster,publish-rate,storm,...}``.
 
 One command per scenario for poking at a single figure, and ``matrix`` for the whole comparison
 that writes docs/bench-results.{md,json} and docs/bench-fanout.png.
@@ -174,6 +174,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", type=Path, help="also write the result as JSON here")
     p.add_argument("--no-pin", action="store_true", help="do not pin server/load-gen CPUs")
 
+    p = sub.add_parser(
+        "storm", help="reconnect storm: SIGKILL and restart under N subscribers, count losses"
+    )
+    p.add_argument("--clients", type=int, default=10_000)
+    p.add_argument("--rate", type=float, default=20.0, help="publications/s (HTTP API)")
+    p.add_argument("--kill-after", type=float, default=5.0, help="seconds before the SIGKILL")
+    p.add_argument("--down", type=float, default=2.0, help="seconds before the restart")
+    p.add_argument("--tail", type=float, default=3.0, help="seconds published after all back")
+    p.add_argument("--workers", type=int, default=2, help="load-generator processes")
+    p.add_argument("--settle-timeout", type=float, default=120.0)
+    p.add_argument("--json", type=Path, help="also write the result as JSON here")
+
     sub.add_parser("selftest", help="check the readers' counting on synthetic streams")
     return parser
 
@@ -203,6 +215,24 @@ def main(argv: list[str] | None = None) -> int:
         )
         main_json(found, args.json)
         return 0
+    if args.command == "storm":
+        from bench.storm import StormSpec, run_storm, summary
+
+        storm = StormSpec(
+            clients=args.clients,
+            rate=args.rate,
+            kill_after=args.kill_after,
+            down=args.down,
+            tail=args.tail,
+            workers=args.workers,
+            settle_timeout=args.settle_timeout,
+        )
+        found = run_storm(storm)
+        print(json.dumps(found, indent=2))
+        print(summary(found), file=sys.stderr)
+        if args.json:
+            args.json.write_text(json.dumps(found, indent=2) + "\n")
+        return 1 if found["errors"] else 0
     set_pinning(not args.no_pin)
     if args.command == "mqtt":
         from bench.mqtt import run_mqtt

@@ -14,6 +14,7 @@ import multiprocessing as mp
 import os
 import time
 from array import array
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
@@ -65,8 +66,10 @@ class ConnectResult:
 class LoadGen:
     """A pool of worker processes holding subscribers, driven by async commands."""
 
-    def __init__(self, workers: int) -> None:
+    def __init__(self, workers: int, target: Callable[[Connection], None] = worker_main) -> None:
+        """``target`` is the workers' entry point: ``bench.worker``'s, or a scenario's own."""
         self.n = workers
+        self._target = target
         self._ctx = mp.get_context("spawn")
         self._procs: list[BaseProcess] = []
         self._conns: list[Connection] = []
@@ -78,7 +81,7 @@ class LoadGen:
         self._loop = asyncio.get_running_loop()
         for _ in range(self.n):
             parent, child = self._ctx.Pipe()
-            proc = self._ctx.Process(target=worker_main, args=(child,), daemon=True)
+            proc = self._ctx.Process(target=self._target, args=(child,), daemon=True)
             proc.start()
             child.close()
             self._procs.append(proc)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -15,10 +16,22 @@ import pytest
 from websockets.asyncio.client import ClientConnection
 
 from pushwire import Config, Server
+from tests.redis_cluster import RedisClusterServers
 from tests.server_process import ServerProcess
 
 API_KEY = "test-key"
 ServerFactory = Callable[..., Awaitable[Server]]
+
+
+@pytest.fixture(scope="session")
+def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisClusterServers]:
+    """A real Redis Cluster (three primaries, processes of ours) for the whole session."""
+    servers = RedisClusterServers(tmp_path_factory.mktemp("redis-cluster"))
+    try:
+        servers.start()
+        yield servers
+    finally:
+        servers.stop()
 
 
 @pytest.fixture
@@ -109,3 +122,27 @@ def server_process(tmp_path: Path) -> Iterator[Callable[..., ServerProcess]]:
     yield launch
     for process in started:
         process.kill()
+
+
+@pytest.fixture
+async def redis_prefix() -> AsyncIterator[Callable[[], str]]:
+    """Make Redis key prefixes for servers a test starts; delete their keys after the test.
+
+    Servers leave keys with TTLs (presence, stream metadata, the node registry) that would
+    otherwise sit in the test database until they expire.
+    """
+    from redis.exceptions import ConnectionError as RedisUnreachable
+
+    from tests.services import forget_redis_prefix, test_prefix
+
+    made: list[str] = []
+
+    def make() -> str:
+        made.append(test_prefix())
+        return made[-1]
+
+    yield make
+    for prefix in made:
+        # Redis not running: the test skipped or failed already.
+        with contextlib.suppress(RedisUnreachable):
+            await forget_redis_prefix(prefix)

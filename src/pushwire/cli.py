@@ -94,6 +94,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     subscribe.add_argument("channels", nargs="+", metavar="CHANNEL")
     subscribe.add_argument("--url", default=os.environ.get("PUSHWIRE_URL", "http://127.0.0.1:8000"))
+    subscribe.add_argument(
+        "--token",
+        default=os.environ.get("PUSHWIRE_TOKEN") or None,
+        help="connection token (JWT), e.g. from `pushwire token USER`; env PUSHWIRE_TOKEN",
+    )
     token = commands.add_parser(
         "token",
         help="print a connection token signed with the configured secret (development)",
@@ -272,6 +277,6 @@ def _subscribe(args: argparse.Namespace) -> int:
     from pushwire.client.command import follow
 
     try:
-        return asyncio.run(follow(args.url, args.channels))
+        return asyncio.run(follow(args.url, args.channels, token=args.token))
     except KeyboardInterrupt:  # Ctrl-C before the signal handlers were installed
         return 130

@@ -141,3 +141,49 @@ def test_publish_without_any_key_is_a_usage_error() -> None:
 
     assert done.returncode == 2
     assert b"PUSHWIRE_API_KEY" in done.stderr
+
+
+async def test_subscribe_with_a_token_reads_a_channel_only_users_may(
+    launch_server: ServerLauncher,
+) -> None:
+    secret = "a-test-secret-of-at-least-32-bytes!"
+    rules = '[{"prefix": "staff:", "subscribe": "authenticated"}]'
+    server = launch_server(env={"PUSHWIRE_TOKEN_SECRET": secret, "PUSHWIRE_CHANNELS": rules})
+    minting = await asyncio.create_subprocess_exec(
+        *PUSHWIRE, "token", "ann", "--ttl", "5m",
+        stdout=subprocess.PIPE, env=command_env(PUSHWIRE_TOKEN_SECRET=secret),
+    )  # fmt: skip
+    minted, _ = await asyncio.wait_for(minting.communicate(), 30)
+    token = minted.decode().strip()
+
+    async def subscribe(*extra: str, **env: str) -> asyncio.subprocess.Process:
+        return await asyncio.create_subprocess_exec(
+            *PUSHWIRE, "subscribe", "staff:news", "--url", server.url, *extra,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=command_env(**env),
+        )  # fmt: skip
+
+    anonymous = await subscribe()
+    _, refused = await asyncio.wait_for(anonymous.communicate(), 10)
+    by_flag: tuple[list[str], dict[str, str]] = (["--token", token], {})
+    by_variable: tuple[list[str], dict[str, str]] = ([], {"PUSHWIRE_TOKEN": token})
+    for flags, env in (by_flag, by_variable):
+        command = await subscribe(*flags, **env)
+        assert command.stdout is not None
+        assert command.stderr is not None
+        try:
+            while "subscribed to staff:news" not in await read_line(command.stderr):
+                pass
+            async with AsyncApiClient(server.url, API_KEY) as api:
+                sent = await api.publish("staff:news", {"n": 1})
+            line = orjson.loads(await read_line(command.stdout))
+            command.send_signal(signal.SIGTERM)
+            await asyncio.wait_for(command.communicate(), 10)
+        finally:
+            if command.returncode is None:
+                command.kill()
+                await command.communicate()
+        assert line == {"channel": "staff:news", "id": sent.id, "data": {"n": 1}}
+        assert command.returncode == 0
+
+    assert anonymous.returncode == 1
+    assert b"cannot subscribe to staff:news" in refused

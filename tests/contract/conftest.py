@@ -6,7 +6,8 @@ a broker that needs a server (Redis, NATS) goes in as
 directory of its own and the contract's clock, and must take publication times
 and history expiry from that clock (see ``ContractClock``). Brokers made in one
 test share a server's state (nats: one prefix per test); what they leave on a
-shared server goes after the test (``CLEANUPS``).
+shared server goes after the test (``CLEANUPS``). ``redis-cluster`` runs on a
+real three-primary Redis Cluster the session starts (``tests/redis_cluster.py``).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from pushwire.brokers.sqlite_history import SqliteHistoryStore
 from pushwire.core.broker import Broker
 from pushwire.core.history import Publication
 from tests.nats_support import delete_prefix, nats_broker, require_nats
+from tests.redis_cluster import RedisClusterServers, forget_cluster_prefix
 from tests.services import REDIS_URL, forget_redis_prefix, require_service, test_prefix
 
 
@@ -81,6 +83,17 @@ def _redis(directory: Path, clock: ContractClock, prefix: str) -> Broker:
     return RedisBroker(REDIS_URL, BrokerSettings(prefix=prefix), clock=clock)
 
 
+def _redis_cluster(
+    servers: RedisClusterServers,
+) -> Callable[[Path, ContractClock, str], Broker]:
+    def make(directory: Path, clock: ContractClock, prefix: str) -> Broker:
+        from pushwire.brokers.redis import RedisBroker
+
+        return RedisBroker(servers.url, BrokerSettings(prefix=prefix), clock=clock)
+
+    return make
+
+
 def _nats(directory: Path, clock: ContractClock, prefix: str) -> Broker:
     require_nats()
     return nats_broker(prefix, clock=clock)
@@ -104,6 +117,7 @@ BROKER_PARAMS = [
     "memory",
     "sqlite",
     pytest.param("redis", marks=pytest.mark.integration),
+    pytest.param("redis-cluster", marks=pytest.mark.integration),
     pytest.param("nats", marks=pytest.mark.integration),
 ]
 
@@ -124,7 +138,16 @@ async def new_broker(
 ) -> AsyncIterator[BrokerFactory]:
     """Makes brokers of one kind, not started (each in its own directory); after the
     test, removes what they left on a shared server."""
-    factory = BROKERS[request.param]
+    cleanup = CLEANUPS.get(request.param)
+    if request.param == "redis-cluster":
+        servers: RedisClusterServers = request.getfixturevalue("redis_cluster")
+        factory = _redis_cluster(servers)
+
+        async def cleanup(prefix: str) -> None:
+            await forget_cluster_prefix(prefix, servers.ports)
+
+    else:
+        factory = BROKERS[request.param]
     prefix = test_prefix()  # brokers made by one test share it: they are one cluster
     made = 0
 
@@ -136,7 +159,6 @@ async def new_broker(
         return factory(directory, clock, prefix)
 
     yield make
-    cleanup = CLEANUPS.get(request.param)
     if cleanup is not None and made:
         await cleanup(prefix)
 

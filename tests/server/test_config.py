@@ -45,11 +45,31 @@ def test_channel_rules_from_file_and_environment(tmp_path: Path) -> None:
         ({"PUSHWIRE_CHANNELS": '[{"prefix": 5}]'}, "prefix"),
         ({"PUSHWIRE_CHANNELS": '[{"presence": "no"}]'}, "presence"),
         ({"PUSHWIRE_CHANNELS": '[{"history_size": 1.5}]'}, "history_size"),
+        # nan passes every range check (each comparison is false); inf never times out.
+        ({"PUSHWIRE_PRESENCE_TTL_SECONDS": "nan"}, "presence_ttl_seconds must be a finite"),
+        ({"PUSHWIRE_WS_PING_INTERVAL_SECONDS": "inf"}, "ws_ping_interval_seconds"),
+        ({"PUSHWIRE_REQUEST_HEAD_TIMEOUT_SECONDS": "-inf"}, "request_head_timeout_seconds"),
+        ({"PUSHWIRE_MAX_PUBLISHES_PER_SECOND": "1e999"}, "max_publishes_per_second"),
     ],
 )
 def test_bad_values_name_the_option(environ: dict[str, str], message: str) -> None:
     with pytest.raises(UsageError, match=message):
         load_config(environ=environ)
+
+
+def test_nan_and_inf_in_a_file_are_refused_in_rules_and_the_mqtt_table(tmp_path: Path) -> None:
+    rules = tmp_path / "rules.toml"
+    rules.write_text('[[channels]]\nprefix = "a:"\nhistory_ttl_seconds = inf\n')
+    mqtt = tmp_path / "mqtt.toml"
+    mqtt.write_text(
+        '[mqtt]\nurl = "mqtt://127.0.0.1:1883"\npublish_timeout_seconds = nan\n'
+        '[[mqtt.routes]]\nprefix = "devices:"\n'
+    )
+
+    with pytest.raises(UsageError, match="history_ttl_seconds must be a finite number"):
+        load_config(rules, environ={})
+    with pytest.raises(UsageError, match="mqtt publish_timeout_seconds must be a finite number"):
+        load_config(mqtt, environ={})
 
 
 def test_unknown_file_options_are_refused(tmp_path: Path) -> None:

@@ -165,3 +165,31 @@ async def test_http_goes_on_after_an_upgrade_request_that_did_not_upgrade(
 
     assert preflight.startswith(b"HTTP/1.1 204 ")
     assert health.startswith(b"HTTP/1.1 200 ")
+
+
+async def test_head_answers_with_the_head_only_and_keeps_the_connection_in_step(
+    server: Server,
+) -> None:
+    """A body after a HEAD answer would be read as the next answer by a keep-alive client."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    writer.write(
+        b"HEAD /health HTTP/1.1\r\nHost: x\r\n\r\n"
+        b"HEAD /nowhere HTTP/1.1\r\nHost: x\r\n\r\n"
+        b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n"
+    )
+    heads = []
+    for _ in range(3):
+        heads.append(await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5))
+    length = int(re.search(rb"Content-Length: (\d+)", heads[2])[1])  # type: ignore[index]
+    body = await asyncio.wait_for(reader.readexactly(length), 5)
+    writer.write(b"HEAD /sse?channel=news HTTP/1.1\r\nHost: x\r\n\r\n")
+    stream_head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+    after = await asyncio.wait_for(reader.read(), 5)  # the server ends the connection
+    writer.close()
+
+    assert heads[0].startswith(b"HTTP/1.1 200 ")
+    assert heads[1].startswith(b"HTTP/1.1 404 ")
+    assert heads[2].startswith(b"HTTP/1.1 200 ")
+    assert orjson.loads(body)["status"] == "ok"
+    assert b"text/event-stream" in stream_head
+    assert after == b""

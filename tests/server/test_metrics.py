@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -22,7 +23,7 @@ from pushwire.server.auth import ApiKey
 from pushwire.server.metrics import LoopLagProbe, MetricsAccess
 from tests.conftest import API_KEY, ServerFactory, api_publish, recv_json, ws_url
 from tests.server_process import ServerProcess
-from tests.services import REDIS_URL, require_service, test_prefix
+from tests.services import REDIS_URL, require_service
 from tests.waiting import wait_until
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
@@ -261,11 +262,11 @@ async def test_the_loop_lag_probe_sees_a_blocked_loop() -> None:
 
 
 def test_under_workers_each_scrape_is_one_workers_series_and_info_lists_them_all(
-    tmp_path: Path,
+    tmp_path: Path, redis_prefix: Callable[[], str]
 ) -> None:
     require_service("Redis", 6379)
     env = {k: v for k, v in os.environ.items() if not k.startswith("PUSHWIRE_")}
-    env.update(PUSHWIRE_API_KEY=API_KEY, PUSHWIRE_BROKER_PREFIX=test_prefix())
+    env.update(PUSHWIRE_API_KEY=API_KEY, PUSHWIRE_BROKER_PREFIX=redis_prefix())
     flags = ["--workers", "2", "--broker", REDIS_URL, "--memory", "--no-demo"]
     process = ServerProcess(flags, env, tmp_path / "workers.log").start()
     try:

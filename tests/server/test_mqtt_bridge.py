@@ -25,8 +25,9 @@ from pushwire.server.mqtt_bridge import ORIGIN_PROPERTY, MqttBridge
 from pushwire.server.mqtt_settings import MqttRoute, MqttSettings
 from tests.conftest import API_KEY, ServerFactory, recv_json, recv_until, ws_url
 from tests.mosquitto import SHARED_PORT, Device, OwnMosquitto, require_mosquitto, unique
+from tests.server.test_metrics import scrape, value
 from tests.server_process import ServerProcess
-from tests.services import REDIS_URL, require_service, test_prefix
+from tests.services import REDIS_URL, require_service
 from tests.waiting import wait_until
 
 pytestmark = pytest.mark.integration
@@ -177,10 +178,14 @@ async def test_an_oversized_payload_is_dropped_counted_and_logged(
 
 
 async def test_a_retained_message_becomes_the_channel_latest_state_once(
-    bridged: Bridged, device: Device, prefix: str, caplog: pytest.LogCaptureFixture
+    bridged: Bridged,
+    device: Device,
+    prefix: str,
+    caplog: pytest.LogCaptureFixture,
+    redis_prefix: Callable[[], str],
 ) -> None:
     require_service("redis", 6379)
-    cluster = {"broker": REDIS_URL, "broker_prefix": test_prefix()}
+    cluster = {"broker": REDIS_URL, "broker_prefix": redis_prefix()}
     topic, channel = f"{prefix}/42/state", f"{prefix}:42:state"
     await device.publish_confirmed(topic, b'{"led": "on"}', retain=True)
     try:
@@ -235,8 +240,9 @@ async def test_browser_publishes_reach_the_device_once_and_never_come_back(
         kept = await wait_until(
             lambda: _when(history(http, channel), lambda found: len(found) >= 4)
         )
+        received = await device.wait_for(4)
+        metrics = await scrape(http)
 
-    received = await device.wait_for(4)
     assert published["type"] == "published"
     assert (by_post.status_code, by_api.status_code) == (200, 200)
     assert [(m.topic, m.payload) for m in received] == [
@@ -249,6 +255,10 @@ async def test_browser_publishes_reach_the_device_once_and_never_come_back(
     assert kept == [{"led": "on"}, "reboot", {"base64": "AAE="}, envelope(topic, "done")]
     assert bridge_of(server).status()["in"] == 1
     assert bridge_of(server).status()["out"] == 3
+    assert value(metrics, "pushwire_mqtt_messages_in_total") == 1
+    assert value(metrics, "pushwire_mqtt_messages_out_total") == 3
+    assert value(metrics, "pushwire_mqtt_dropped_total") == 0
+    assert value(metrics, "pushwire_mqtt_connected") == 1
 
 
 async def test_a_publish_is_answered_only_after_the_brokers_puback(
@@ -302,10 +312,10 @@ async def test_a_channel_with_no_topic_is_refused_and_nothing_is_published(
 
 
 async def test_two_nodes_take_each_message_once_and_send_each_publication_once(
-    bridged: Bridged, device: Device, prefix: str
+    bridged: Bridged, device: Device, prefix: str, redis_prefix: Callable[[], str]
 ) -> None:
     require_service("redis", 6379)
-    cluster = {"broker": REDIS_URL, "broker_prefix": test_prefix()}
+    cluster = {"broker": REDIS_URL, "broker_prefix": redis_prefix()}
     first = await bridged(prefix, **cluster)
     second = await bridged(prefix, **cluster)
     telemetry, commands = f"{prefix}/42/telemetry", f"{prefix}/42/commands"
@@ -463,7 +473,7 @@ async def test_a_broker_refusing_the_login_is_reported_and_retried_while_pushwir
 
 
 async def test_workers_each_have_a_session_and_take_each_message_once(
-    prefix: str, tmp_path: Path
+    prefix: str, tmp_path: Path, redis_prefix: Callable[[], str]
 ) -> None:
     require_service("redis", 6379)
     env = {
@@ -471,7 +481,7 @@ async def test_workers_each_have_a_session_and_take_each_message_once(
         "PUSHWIRE_API_KEY": API_KEY,
         "PUSHWIRE_DEMO": "false",
         "PUSHWIRE_BROKER": REDIS_URL,
-        "PUSHWIRE_BROKER_PREFIX": test_prefix(),
+        "PUSHWIRE_BROKER_PREFIX": redis_prefix(),
         "PUSHWIRE_MQTT_URL": SHARED_URL,
         "PUSHWIRE_MQTT_CLIENT_ID": unique("pw-"),
         "PUSHWIRE_MQTT_ROUTES": orjson.dumps([{"prefix": f"{prefix}:"}]).decode(),

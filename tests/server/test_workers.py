@@ -35,7 +35,7 @@ from pushwire.server.workers import (
 )
 from tests.conftest import API_KEY, recv_json, recv_until
 from tests.server_process import ServerProcess, free_port
-from tests.services import REDIS_URL, require_service, test_prefix
+from tests.services import REDIS_URL, require_service
 from tests.waiting import wait_until, wait_until_sync
 
 KEY = {"X-API-Key": API_KEY}
@@ -286,7 +286,7 @@ Launch = Callable[..., ServerProcess]
 
 
 @pytest.fixture
-def cluster(tmp_path: Path) -> Iterator[Launch]:
+def cluster(tmp_path: Path, redis_prefix: Callable[[], str]) -> Iterator[Launch]:
     """``pushwire serve --workers N --broker REDIS``; each test its own key prefix."""
     require_service("Redis", 6379)
     started: list[ServerProcess] = []
@@ -295,7 +295,7 @@ def cluster(tmp_path: Path) -> Iterator[Launch]:
         workers: int = 2, *args: str, api_key: str | None = API_KEY, any_port: bool = False
     ) -> ServerProcess:
         env = {k: v for k, v in os.environ.items() if not k.startswith("PUSHWIRE_")}
-        env.update(PUSHWIRE_BROKER_PREFIX=test_prefix(), PUSHWIRE_DATA_DIR=str(tmp_path / "d"))
+        env.update(PUSHWIRE_BROKER_PREFIX=redis_prefix(), PUSHWIRE_DATA_DIR=str(tmp_path / "d"))
         if api_key is not None:
             env["PUSHWIRE_API_KEY"] = api_key
         flags = ["--workers", str(workers), "--broker", REDIS_URL, *(args or ["--no-demo"])]

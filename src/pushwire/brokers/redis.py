@@ -17,6 +17,16 @@
 Losing Redis: publishes fail at once (``broker_unavailable``), clients stay
 connected; the subscriber connection reconnects with back-off, subscribes to
 everything again, and the node fills from history what it missed.
+
+Redis Cluster: the same URL (or several seed hosts, ``redis://a:7000,b:7001``);
+the broker asks the server (``INFO``: ``cluster_enabled:1``) and then works
+through ``RedisCluster`` and a pub/sub connection per primary (``redis_cluster``).
+The cluster is one broker to a node: losing any primary is losing the broker.
+
+Here: publishing, history and what a delivered message means. The link to Redis
+is ``redis_link``; presence ``redis_presence``; surveys ``redis_survey`` (counting
+``redis_nodes``); the periodic refresh ``redis_upkeep``; scripts ``redis_scripts``,
+sent in batches by ``redis_pipe``.
 """
 
 from __future__ import annotations
@@ -25,19 +35,18 @@ import asyncio
 import contextlib
 import logging
 import secrets
-import time
 from collections.abc import Callable
 from typing import Any
 
-import orjson
-from redis.asyncio import Redis
-from redis.asyncio.client import PubSub
-from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
-from redis.retry import Retry
 
-from pushwire.brokers.redis_pipe import ScriptPipe
-from pushwire.brokers.redis_scripts import JOIN, LEAVE, MEMBERS, PUBLISH, READ, ChannelKeys
+from pushwire.brokers.redis_link import RedisLink
+from pushwire.brokers.redis_nodes import NodeRegistry
+from pushwire.brokers.redis_pipe import await_answer
+from pushwire.brokers.redis_presence import RedisPresence
+from pushwire.brokers.redis_scripts import PUBLISH, READ, ChannelKeys
+from pushwire.brokers.redis_survey import RedisSurveys, survey_topics
+from pushwire.brokers.redis_upkeep import RedisUpkeep
 from pushwire.brokers.registry import BrokerSettings, redacted_url
 from pushwire.core.broker import BrokerEvents, HistoryOptions
 from pushwire.core.history import HistoryPage, Publication, StreamPosition, new_epoch
@@ -48,18 +57,16 @@ __all__ = ["RedisBroker", "open_redis_broker"]
 
 logger = logging.getLogger("pushwire.redis")
 
-_BACKOFF_FIRST_SECONDS = 0.1
-_BACKOFF_MAX_SECONDS = 5.0
-_SURVEY_SECONDS = 1.0  # how long a survey waits for nodes that do not answer
 _EMPTY_STREAM_TTL_SECONDS = 600  # the epoch of a channel only read, never published to
 
 
 def open_redis_broker(url: str, settings: BrokerSettings) -> RedisBroker:
+    """The broker for ``redis://`` and ``rediss://`` URLs (comma-separated seeds for a cluster)."""
     return RedisBroker(url, settings)
 
 
 class RedisBroker:
-    """A broker over one Redis server (or a Redis Cluster's keyspace layout; see docs)."""
+    """A broker over one Redis server or a Redis Cluster (found out when it connects)."""
 
     name = "redis"
 
@@ -69,64 +76,58 @@ class RedisBroker:
         self._url = url
         self._settings = settings
         self._clock = clock
-        self._node = secrets.token_hex(6)
-        options: dict[str, Any] = {
-            "retry": Retry(NoBackoff(), 0),  # never silently: a lost link is for us to see
-            "socket_timeout": settings.timeout_seconds,
-            "socket_connect_timeout": min(settings.timeout_seconds, 2.0),
-            "socket_keepalive": True,
-        }
-        self._client: Redis = Redis.from_url(url, **options)
-        self._listen_client: Redis = Redis.from_url(url, **{**options, "socket_timeout": None})
-        self._pipe = ScriptPipe(self._client)
-        self._mode = "p"  # "s" once the server is known to have sharded pub/sub
+        node = secrets.token_hex(6)
         self._events: BrokerEvents | None = None
         self._closed = False
-        self._connected = False
         self._channels: set[str] = set()  # what this node has subscribers on
         self._topics: dict[bytes, str] = {}  # pub/sub channel -> pushwire channel
-        self._confirming: dict[bytes, asyncio.Future[None]] = {}
-        self._pubsub: PubSub | None = None
-        self._held: dict[tuple[str, str], bytes] = {}  # (channel, user) -> entry payload
-        self._presence_channels: set[str] = set()  # channels whose stale members we sweep
-        self._surveys: dict[str, tuple[list[bytes], asyncio.Event]] = {}
-        self._survey_topic = f"{settings.prefix}:survey".encode()
-        self._reply_topic = f"{settings.prefix}:reply:{self._node}".encode()
-        self._nodes_key = f"{settings.prefix}:nodes".encode()
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._listener: asyncio.Task[None] | None = None
-        self._ticker: asyncio.Task[None] | None = None
-        self._first_link = asyncio.Event()
+        nodes = NodeRegistry(settings.prefix, node, ttl_seconds=settings.presence_ttl_seconds)
+        self._question_topic, self._answer_topic = survey_topics(settings.prefix, node)
+        self._link = RedisLink(
+            url,
+            settings,
+            nodes=nodes,
+            subscribed=self._topics.keys(),
+            classic_topics=(self._question_topic, self._answer_topic),
+            deliver=self._deliver,
+            on_relinked=self._after_relink,
+        )
+        self._pipe = self._link.pipe  # (one pipe for good: it follows the link to a cluster)
+        self._presence = RedisPresence(self._link, settings, node=node)
+        self._surveys = RedisSurveys(self._link, nodes, prefix=settings.prefix, node=node)
+        self._upkeep = RedisUpkeep(
+            self._link, settings, presence=self._presence, nodes=nodes, subscribed=self._channels
+        )
 
     @property
     def connected(self) -> bool:
-        return self._connected
+        return self._link.connected
 
     # Life cycle.
 
     async def start(self, events: BrokerEvents) -> None:
         """Connect, or keep trying in the background: a node starts even while Redis is down."""
         self._events = events
-        self._listener = asyncio.get_running_loop().create_task(self._listen_forever())
-        self._ticker = asyncio.get_running_loop().create_task(self._tick_forever())
+        self._link.start()
+        self._upkeep.start()
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._first_link.wait(), self._settings.timeout_seconds)
-        if not self._connected:
+            await asyncio.wait_for(self._link.wait_first_link(), self._settings.timeout_seconds)
+        if self._link.misconfigured is not None:
+            await self.close()
+            raise self._link.misconfigured
+        if not self._link.connected:
             logger.warning("redis at %s is not reachable yet; retrying", redacted_url(self._url))
 
     async def close(self) -> None:
+        """Stop linking and refreshing; this node's members leave at once (if linked)."""
         self._closed = True
         self._events = None
-        for task in (self._listener, self._ticker, *self._tasks):
-            if task is not None:
-                task.cancel()
+        self._link.stop()
+        self._upkeep.stop()
+        self._surveys.stop()
         with contextlib.suppress(RedisError, OSError):
-            await self._leave_everything()
-        self._pipe.close()
-        for client in (self._client, self._listen_client):
-            with contextlib.suppress(RedisError, OSError):
-                await client.aclose()
-        self._connected = False
+            await self._upkeep.withdraw()
+        await self._link.close()
 
     # Publishing and history.
 
@@ -136,14 +137,8 @@ class RedisBroker:
     def _ready(self) -> None:
         if self._events is None:
             raise UsageError("broker is not started" if not self._closed else "broker is closed")
-        if not self._connected:
+        if not self._link.connected:
             raise BrokerUnavailableError("the node cannot reach Redis just now")
-
-    async def _run(self, future: asyncio.Future[Any]) -> Any:
-        try:
-            return await asyncio.wait_for(future, self._settings.timeout_seconds)
-        except (RedisError, OSError, TimeoutError) as exc:
-            raise BrokerUnavailableError(f"Redis did not answer: {exc}") from None
 
     async def publish(
         self,
@@ -166,10 +161,10 @@ class RedisBroker:
             max(int(self._settings.history_meta_ttl_seconds), 1),
             new_epoch(),
             self._now_arg(),
-            self._mode,
+            self._link.mode,
         )
-        epoch, offset, now = await self._run(
-            self._pipe.call(PUBLISH, (keys.meta, keys.stream), args)
+        epoch, offset, now = await await_answer(
+            self._pipe.call(PUBLISH, (keys.meta, keys.stream), args), self._settings.timeout_seconds
         )
         return Publication(
             channel,
@@ -199,8 +194,8 @@ class RedisBroker:
             _EMPTY_STREAM_TTL_SECONDS,
             self._now_arg(),
         )
-        epoch_raw, top_raw, now_raw, entries, newest_first = await self._run(
-            self._pipe.call(READ, (keys.meta, keys.stream), args)
+        epoch_raw, top_raw, now_raw, entries, newest_first = await await_answer(
+            self._pipe.call(READ, (keys.meta, keys.stream), args), self._settings.timeout_seconds
         )
         epoch = epoch_raw.decode()
         top = StreamPosition(epoch, int(top_raw))
@@ -224,318 +219,57 @@ class RedisBroker:
         self._channels.add(channel)
         topic = ChannelKeys.of(self._settings.prefix, channel).topic
         self._topics[topic] = channel
-        pubsub = self._pubsub
-        if pubsub is None or not self._connected:
-            return  # subscribed with everything else when the link is back
-        confirmed = self._confirming[topic] = asyncio.get_running_loop().create_future()
-        try:
-            await self._subscribe_topics(pubsub, [topic])
-            # Only once Redis has said so is every later publication sure to come here.
-            await asyncio.wait_for(asyncio.shield(confirmed), self._settings.timeout_seconds)
-        except (RedisError, OSError, TimeoutError):
-            pass  # the link is failing: the listener subscribes again when it is back
-        finally:
-            self._confirming.pop(topic, None)
+        await self._link.subscribe(topic)
 
     async def unsubscribe(self, channel: str) -> None:
         if channel not in self._channels:
             return
         self._channels.discard(channel)
-        self._presence_channels.discard(channel)
+        self._presence.unwatch(channel)
         topic = ChannelKeys.of(self._settings.prefix, channel).topic
         self._topics.pop(topic, None)
-        pubsub = self._pubsub
-        if pubsub is not None and self._connected:
-            with contextlib.suppress(RedisError, OSError):
-                if self._mode == "s":
-                    await pubsub.sunsubscribe(topic)
-                else:
-                    await pubsub.unsubscribe(topic)
+        await self._link.unsubscribe(topic)
 
-    async def _subscribe_topics(self, pubsub: PubSub, topics: list[bytes]) -> None:
-        for start in range(0, len(topics), 1000):
-            part = topics[start : start + 1000]
-            if self._mode == "s":
-                await pubsub.ssubscribe(*part)
-            else:
-                await pubsub.subscribe(*part)
-
-    # Presence.
+    # Presence and surveys (see redis_presence, redis_survey).
 
     async def join(self, channel: str, member: Member) -> None:
-        payload = orjson.dumps(
-            {"user": member.user, "info": member.info, "connections": member.connections}
-        )
-        self._held[(channel, member.user)] = payload
-        self._presence_channels.add(channel)
-        if self._connected:
-            await self._run(self._join_call(channel, member.user, payload))
-
-    def _join_call(self, channel: str, user: str, payload: bytes) -> asyncio.Future[Any]:
-        keys = ChannelKeys.of(self._settings.prefix, channel)
-        args = (
-            f"{user}\0{self._node}",
-            payload,
-            user,
-            self._settings.presence_ttl_seconds,
-            keys.topic,
-            self._mode,
-        )
-        return self._pipe.call(JOIN, keys.presence, args)
+        await self._presence.join(channel, member)
 
     async def leave(self, channel: str, user: str) -> None:
-        if self._held.pop((channel, user), None) is None:
-            return
-        if self._connected:
-            await self._run(self._leave_call(channel, user))
-
-    def _leave_call(self, channel: str, user: str) -> asyncio.Future[Any]:
-        keys = ChannelKeys.of(self._settings.prefix, channel)
-        args = (f"{user}\0{self._node}", user, keys.topic, self._mode)
-        return self._pipe.call(LEAVE, keys.presence, args)
+        await self._presence.leave(channel, user)
 
     async def members(self, channel: str) -> list[Member]:
         self._ready()
-        keys = ChannelKeys.of(self._settings.prefix, channel)
-        payloads = await self._run(
-            self._pipe.call(MEMBERS, keys.presence, (keys.topic, self._mode))
-        )
-        merged: dict[str, Member] = {}
-        for payload in payloads:
-            entry = orjson.loads(payload)
-            user = entry["user"]
-            known = merged.get(user)
-            connections = entry["connections"] + (0 if known is None else known.connections)
-            merged[user] = Member(user, entry["info"], connections)
-        return [merged[user] for user in sorted(merged)]
-
-    async def _leave_everything(self) -> None:
-        """On a clean stop this node's members leave at once, not after the TTL."""
-        held, self._held = self._held, {}
-        calls = [self._leave_call(channel, user) for channel, user in held]
-        calls.append(self._pipe.call_command("ZREM", self._nodes_key, self._node))
-        if calls and self._connected:
-            await asyncio.wait_for(
-                asyncio.gather(*calls, return_exceptions=True), self._settings.timeout_seconds
-            )
-
-    # Surveys.
+        return await self._presence.members(channel)
 
     async def survey(self, question: bytes) -> list[bytes]:
         self._ready()
-        now = time.time()
-        with contextlib.suppress(RedisError):
-            await self._client.zremrangebyscore(self._nodes_key, "-inf", now)
-        try:
-            live = int(await self._client.zcard(self._nodes_key))
-        except (RedisError, OSError) as exc:
-            raise BrokerUnavailableError(f"Redis did not answer: {exc}") from None
-        ask = secrets.token_hex(8)
-        answers: list[bytes] = []
-        done = asyncio.Event()
-        self._surveys[ask] = (answers, done)
-        try:
-            message = self._node.encode() + b" " + ask.encode() + b" " + question
-            try:
-                await self._client.publish(self._survey_topic, message)
-            except (RedisError, OSError) as exc:
-                raise BrokerUnavailableError(f"Redis did not answer: {exc}") from None
-            expected = max(live, 1)
-            deadline = asyncio.get_running_loop().time() + _SURVEY_SECONDS
-            while len(answers) < expected:
-                remaining = deadline - asyncio.get_running_loop().time()
-                if remaining <= 0:
-                    break
-                done.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(done.wait(), remaining)
-            return list(answers)
-        finally:
-            del self._surveys[ask]
+        return await self._surveys.ask(question)
 
-    def _answer(self, message: bytes) -> None:
-        events = self._events
-        if events is None:
-            return
-        asker, ask, question = message.split(b" ", 2)
-        try:
-            answer = events.on_survey(question)
-        except Exception:
-            logger.warning("cannot answer a survey", exc_info=True)
-            return
-        topic = f"{self._settings.prefix}:reply:{asker.decode()}".encode()
-        self._spawn(self._reply(topic, ask + b" " + answer))
+    # What the link hands over.
 
-    async def _reply(self, topic: bytes, message: bytes) -> None:
-        with contextlib.suppress(RedisError, OSError):
-            await self._client.publish(topic, message)
+    def _deliver(self, topic: bytes, data: bytes) -> None:
+        """A message on ``topic``: a survey's question or answer, or a channel's message."""
+        if topic == self._question_topic:
+            self._surveys.on_question(data, self._events)
+        elif topic == self._answer_topic:
+            self._surveys.on_answer(data)
+        else:
+            channel = self._topics.get(topic)
+            events = self._events
+            if channel is None or events is None:
+                return
+            kind = data[:1]
+            if kind == b"p":
+                events.on_publication(_decode_publication(channel, data))
+            elif kind in (b"j", b"l"):
+                self._presence.on_event(channel, data, events)
 
-    def _answered(self, message: bytes) -> None:
-        ask, answer = message.split(b" ", 1)
-        survey = self._surveys.get(ask.decode())
-        if survey is not None:
-            survey[0].append(answer)
-            survey[1].set()
-
-    # The subscriber link: deliveries, and what reconnecting means.
-
-    async def _listen_forever(self) -> None:
-        delay = _BACKOFF_FIRST_SECONDS
-        linked_before = False
-        while not self._closed:
-            pubsub = self._listen_client.pubsub()
-            try:
-                await self._link(pubsub)
-                delay = _BACKOFF_FIRST_SECONDS
-                if linked_before:
-                    logger.warning("redis link restored; filling from history what was missed")
-                    await self._after_relink()
-                linked_before = True
-                await self._deliver_until_lost(pubsub)
-            except asyncio.CancelledError:
-                raise
-            except (RedisError, OSError) as exc:
-                if self._connected or not linked_before:
-                    logger.warning("redis link lost (%s); reconnecting", exc)
-            finally:
-                self._connected = False
-                self._pubsub = None
-                for future in self._confirming.values():
-                    if not future.done():
-                        future.set_exception(RedisError("link lost"))
-                with contextlib.suppress(Exception):
-                    await pubsub.aclose()  # type: ignore[no-untyped-call]
-            await asyncio.sleep(delay)  # (close() cancels this task: no need to look)
-            delay = min(delay * 2, _BACKOFF_MAX_SECONDS)
-
-    async def _link(self, pubsub: PubSub) -> None:
-        """Connect, learn what the server can do, and subscribe to every channel again."""
-        info = await self._client.info("server")
-        version = tuple(int(part) for part in str(info.get("redis_version", "0")).split(".")[:2])
-        self._mode = "s" if version >= (7, 0) else "p"
-        await self._pipe.load()
-        await self._register_node()
-        await pubsub.subscribe(self._survey_topic, self._reply_topic)
-        pending = {self._survey_topic, self._reply_topic}
-        await self._confirm(pubsub, pending)
-        # Channels subscribed meanwhile were only noted (no link yet): take them too,
-        # until a round finds none new. Nothing awaits between the last round and
-        # marking the link up, so no subscribe can slip between.
-        done: set[bytes] = set()
-        while new := [topic for topic in self._topics if topic not in done]:
-            await self._subscribe_topics(pubsub, new)
-            await self._confirm(pubsub, set(new))
-            done.update(new)
-        self._pubsub = pubsub
-        self._connected = True
-        self._first_link.set()
-
-    async def _confirm(self, pubsub: PubSub, pending: set[bytes]) -> None:
-        """Read until Redis confirmed every topic in ``pending``: only then is nothing missed."""
-        deadline = asyncio.get_running_loop().time() + self._settings.timeout_seconds * 4
-        while pending:
-            if asyncio.get_running_loop().time() > deadline:
-                raise RedisError("subscriptions were not confirmed in time")
-            message = await pubsub.get_message(timeout=1.0)
-            if message is None:
-                continue
-            if message["type"] in ("subscribe", "ssubscribe"):
-                pending.discard(message["channel"])
-            else:
-                self._on_message(message)
-
-    async def _after_relink(self) -> None:
+    def _after_relink(self) -> None:
         # Presence: what this node holds may have expired meanwhile; write it again.
-        for (channel, user), payload in list(self._held.items()):
-            self._join_call(channel, user, payload).add_done_callback(_ignore_result)
+        self._presence.rejoin_all()
         if self._events is not None:
             self._events.on_resubscribed()
-
-    async def _deliver_until_lost(self, pubsub: PubSub) -> None:
-        while not self._closed:
-            message = await pubsub.get_message(timeout=None)
-            if message is not None:
-                self._on_message(message)
-
-    def _on_message(self, message: dict[str, Any]) -> None:
-        kind = message["type"]
-        if kind in ("subscribe", "ssubscribe"):
-            future = self._confirming.get(message["channel"])
-            if future is not None and not future.done():
-                future.set_result(None)
-            return
-        if kind not in ("message", "smessage"):
-            return
-        topic, data = message["channel"], message["data"]
-        try:
-            if topic == self._survey_topic:
-                self._answer(data)
-            elif topic == self._reply_topic:
-                self._answered(data)
-            else:
-                self._on_channel_message(topic, data)
-        except Exception:
-            logger.warning("a message from redis on %r could not be read", topic, exc_info=True)
-
-    def _on_channel_message(self, topic: bytes, data: bytes) -> None:
-        channel = self._topics.get(topic)
-        events = self._events
-        if channel is None or events is None:
-            return
-        kind = data[:1]
-        if kind == b"p":
-            events.on_publication(_decode_publication(channel, data))
-        elif kind in (b"j", b"l"):
-            entry = orjson.loads(data[1:])
-            self._presence_channels.add(channel)
-            if kind == b"j":
-                events.on_join(channel, entry["user"], entry["info"])
-            else:
-                events.on_leave(channel, entry["user"], entry["info"])
-
-    # Every third of the presence TTL: refresh what this node holds, sweep the stale.
-
-    async def _tick_forever(self) -> None:
-        interval = self._settings.presence_ttl_seconds / 3
-        while not self._closed:
-            await asyncio.sleep(interval)
-            if not self._connected:
-                continue
-            try:
-                await self._tick()
-            except asyncio.CancelledError:
-                raise
-            except (RedisError, OSError, TimeoutError) as exc:
-                logger.info("refreshing presence at redis failed (%s); retrying", exc)
-
-    async def _tick(self) -> None:
-        calls = [self._join_call(c, u, payload) for (c, u), payload in list(self._held.items())]
-        for channel in list(self._presence_channels & self._channels):
-            keys = ChannelKeys.of(self._settings.prefix, channel)
-            calls.append(self._pipe.call(MEMBERS, keys.presence, (keys.topic, self._mode)))
-        meta_ttl = max(int(self._settings.history_meta_ttl_seconds), 1)
-        for channel in list(self._channels):
-            # A channel with subscribers keeps its epoch, however long it is quiet.
-            meta = ChannelKeys.of(self._settings.prefix, channel).meta
-            calls.append(self._pipe.call_command("EXPIRE", meta, meta_ttl, "XX"))
-        calls.append(self._register_call())
-        await asyncio.wait_for(
-            asyncio.gather(*calls, return_exceptions=True), self._settings.timeout_seconds * 2
-        )
-
-    def _register_call(self) -> asyncio.Future[Any]:
-        expires = time.time() + self._settings.presence_ttl_seconds
-        return self._pipe.call_command("ZADD", self._nodes_key, expires, self._node)
-
-    async def _register_node(self) -> None:
-        await self._client.zadd(
-            self._nodes_key, {self._node: time.time() + self._settings.presence_ttl_seconds}
-        )
-
-    def _spawn(self, work: Any) -> None:
-        task = asyncio.get_running_loop().create_task(work)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
 
 
 def _decode_publication(channel: str, data: bytes) -> Publication:
@@ -566,8 +300,3 @@ def _from_entry(channel: str, epoch: str, offset: int, fields: Any) -> Publicati
         float(values[b"t"]),
         values[b"p"] or None,
     )
-
-
-def _ignore_result(future: asyncio.Future[Any]) -> None:
-    if not future.cancelled():
-        future.exception()

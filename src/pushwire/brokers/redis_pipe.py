@@ -14,11 +14,13 @@ from collections.abc import Sequence
 from typing import Any
 
 from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import NoScriptError, RedisError
 
 from pushwire.brokers.redis_scripts import SCRIPTS, Script
+from pushwire.errors import BrokerUnavailableError
 
-__all__ = ["ScriptPipe"]
+__all__ = ["ScriptPipe", "await_answer"]
 
 _MAX_BATCH = 1000  # calls per round trip: bounds the size of one pipeline
 
@@ -27,15 +29,25 @@ _Call = tuple[Script | None, Sequence[Any], Sequence[Any], "asyncio.Future[Any]"
 
 
 class ScriptPipe:
-    """Runs Lua scripts (by their SHA) in batches over one client, in call order."""
+    """Runs Lua scripts (by their SHA) in batches over one client, in call order.
+
+    On Redis Cluster the client is a ``RedisCluster``: its pipeline sends each call
+    to the primary owning its keys' slot (one pipeline per primary, at once), so
+    calls on one channel keep their order; ``SCRIPT LOAD`` goes to every primary.
+    """
 
     __slots__ = ("_client", "_flusher", "_queue", "_shas")
 
-    def __init__(self, client: Redis) -> None:
+    def __init__(self, client: Redis | RedisCluster) -> None:
         self._client = client
         self._shas: dict[str, str] = {}
         self._queue: list[_Call] = []
         self._flusher: asyncio.Task[None] | None = None
+
+    def use(self, client: Redis | RedisCluster) -> None:
+        """Send from now on through ``client`` (a Redis Cluster, once it is known as one)."""
+        self._client = client
+        self._shas.clear()
 
     async def load(self) -> None:
         """Load every script (again: a restarted Redis has forgotten them)."""
@@ -120,3 +132,15 @@ class ScriptPipe:
         for _, _, _, future in batch:
             if not future.done():
                 future.set_exception(error)
+
+
+async def await_answer(call: asyncio.Future[Any], timeout_seconds: float) -> Any:
+    """The result of a queued call, as the broker's callers see a failure.
+
+    Raises:
+        BrokerUnavailableError: Redis failed the call, or did not answer in time.
+    """
+    try:
+        return await asyncio.wait_for(call, timeout_seconds)
+    except (RedisError, OSError, TimeoutError) as exc:
+        raise BrokerUnavailableError(f"Redis did not answer: {exc}") from None

@@ -30,13 +30,15 @@ async def follow(
     channels: Sequence[str],
     *,
     options: ClientOptions | None = None,
+    token: str | None = None,
     stdout: TextIO = sys.stdout,
     stderr: TextIO = sys.stderr,
 ) -> int:
     """Print every message on ``channels`` until SIGINT or SIGTERM; returns the exit code.
 
     0 after a signal (or when standard output is closed), 1 if the server
-    refused a channel.
+    refused a channel. ``token`` (a JWT) identifies the connection, for channels
+    only some users may read.
     """
     stop = asyncio.Event()
     failed = False
@@ -80,7 +82,7 @@ async def follow(
     for sig in signals:
         loop.add_signal_handler(sig, stop.set)
     try:
-        async with Client(url, options) as client:
+        async with Client(url, options, token=token) as client:
             subscriptions = [
                 client.subscribe(channel, on_message=print_message, on_gap=print_gap)
                 for channel in dict.fromkeys(channels)

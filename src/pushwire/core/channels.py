@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from pushwire.core.finite import non_finite_field
 from pushwire.protocol.names import MAX_CHANNEL_LENGTH, validate_channel
 
 __all__ = [
@@ -61,6 +62,10 @@ class ChannelRule:
             )
         if self.history_size < 0:
             raise ValueError("history_size must not be negative")
+        unbounded = non_finite_field(self)
+        if unbounded is not None:
+            value = getattr(self, unbounded)
+            raise ValueError(f"{unbounded} must be a finite number, not {value}")
 
 
 # Enough for every channel in use; a flood of made-up names only costs a refill.

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 import secrets
+import time
 from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Any
 
@@ -28,6 +29,7 @@ from pushwire.core.identity import Identity
 from pushwire.core.outlets import Outlets
 from pushwire.core.presence import Join, Leave, LocalPresence, Member
 from pushwire.core.recovery import Recovery, recover
+from pushwire.core.replay_window import ReplayWindows
 from pushwire.core.users import UserRegistry
 from pushwire.errors import DISCONNECTED, BadRequestError
 from pushwire.protocol.codec import publisher_json
@@ -73,6 +75,8 @@ class Node:
         # Channels whose stream has a hole being filled from history, with the
         # publications that arrived meanwhile (delivered once the hole is filled).
         self._filling: dict[str, list[Publication]] = {}
+        # Runs of history lately read to recover subscribers, shared by those that follow.
+        self._replay_windows = ReplayWindows(time.monotonic)
         self._tasks: set[asyncio.Task[None]] = set()
         self._closing = False
         #: The broker's ``publish_soon``, if it has one (see ``publish_soon`` here).
@@ -270,15 +274,38 @@ class Node:
 
         Run the registration of the subscriber without awaiting after this
         returns, so that live delivery takes over exactly where the replay ends.
+        Subscribers coming back together share history reads (``replay_window``).
         """
-        limit = max(self.rules.rule_for(state.name).history_size, 1)
+        name = state.name
+        options = self.history_options(name)
+        limit = max(options.size, 1)
+        windows = self._replay_windows
         for _ in range(_RECOVERY_ATTEMPTS):
             live_from = state.delivered
             if since.epoch == live_from.epoch and since.offset == live_from.offset:
                 return Recovery((), recovered=True)
-            page = await self.history(state.name, since=since, limit=limit)
-            if state.delivered == live_from:
-                return recover(since, page, live_from)
+            oldest_time = self.counters.clock() - options.ttl_seconds
+            held = windows.take(name, since, live_from, oldest_time)
+            if held is not None:
+                return Recovery(held, recovered=True)
+            # Read only what the window lacks when it holds the start of the run.
+            behind = since.epoch == live_from.epoch and since.offset < live_from.offset
+            read_from = (behind and windows.resume_point(name, since)) or since
+            page = await self.history(name, since=read_from, limit=limit)
+            if state.delivered != live_from:
+                continue  # live delivery moved on meanwhile: look again
+            found = recover(read_from, page, live_from)
+            if read_from == since:
+                if found.recovered:
+                    windows.add(name, since, found.publications, options.size)
+                return found
+            # The window's run, extended up to live delivery.
+            if found.recovered:
+                windows.add(name, read_from, found.publications, options.size)
+                held = windows.take(name, since, live_from, oldest_time)
+                if held is not None:
+                    return Recovery(held, recovered=True)
+            windows.drop(name)  # it cannot serve this cursor: read from the cursor itself
         return Recovery((), recovered=False)
 
     # Presence: counted here per connection, kept per user at the broker (for the cluster).

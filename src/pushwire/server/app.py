@@ -240,6 +240,7 @@ class Server:
             MetricsAccess(self.api_key, config.metrics_token),
             open_connections=lambda: len(self.connections),
             version=_version(),
+            mqtt=self.mqtt,
         )
         self.node.about.update(
             version=_version(),

@@ -21,6 +21,7 @@ import orjson
 
 from pushwire.brokers.registry import broker_scheme
 from pushwire.core.channels import ChannelRule
+from pushwire.core.finite import non_finite_field
 from pushwire.errors import UsageError
 from pushwire.server.mqtt_settings import MqttSettings, mqtt_settings
 
@@ -79,6 +80,10 @@ class Config:
     mqtt: MqttSettings | None = None  # the MQTT bridge ([mqtt]); None: no bridge
 
     def __post_init__(self) -> None:
+        unbounded = non_finite_field(self)
+        if unbounded is not None:
+            value = getattr(self, unbounded)
+            raise UsageError(f"{unbounded} must be a finite number, not {value}")
         if self.log_format not in ("text", "json"):
             raise UsageError(f"log_format must be 'text' or 'json', not {self.log_format!r}")
         if self.log_level.upper() not in ("DEBUG", "INFO", "WARN", "WARNING", "ERROR", "CRITICAL"):

@@ -568,17 +568,20 @@ class HttpConnection(asyncio.Protocol):
             raise RuntimeError(
                 f"{request.method} {request.path[:100]} is not waiting for an answer"
             )
+        length = len(body)
+        if request.method == "HEAD":
+            body = b""  # HEAD: the GET's Content-Length, never its body
         if not headers and keep_alive:  # most answers: one format, no list
             request.answer = _PLAIN_HEAD % (
                 status,
                 _REASONS.get(status, b"Unknown"),
                 content_type,
-                len(body),
+                length,
                 body,
             )
         else:
             head = [b"HTTP/1.1 %d %s\r\n" % (status, _REASONS.get(status, b"Unknown"))]
-            head.append(b"Content-Type: %s\r\nContent-Length: %d\r\n" % (content_type, len(body)))
+            head.append(b"Content-Type: %s\r\nContent-Length: %d\r\n" % (content_type, length))
             for name, value in headers:
                 head.append(b"%s: %s\r\n" % (name, value))
             if not keep_alive:

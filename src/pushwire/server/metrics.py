@@ -12,6 +12,7 @@ import ipaddress
 import os
 import time
 from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING
 
 from pushwire.core.counters import LOOP_LAG_BUCKETS_SECONDS, Histogram
 from pushwire.core.node import Node
@@ -20,6 +21,9 @@ from pushwire.server.auth import ApiKey
 from pushwire.server.tokens import bearer_token
 from pushwire.server.workers import INDEX_ENV
 from pushwire.transports.base import Clock, LoopClock, Timer
+
+if TYPE_CHECKING:
+    from pushwire.server.metrics_collector import BridgeCounts
 
 __all__ = ["WORKER_ENV", "LoopLagProbe", "MetricsAccess", "MetricsEndpoint"]
 
@@ -124,6 +128,7 @@ class MetricsEndpoint:
 
     __slots__ = (
         "_exposition",
+        "_mqtt",
         "_node",
         "_open_connections",
         "_version",
@@ -140,11 +145,13 @@ class MetricsEndpoint:
         *,
         open_connections: Callable[[], int],
         version: str,
+        mqtt: BridgeCounts | None = None,
         environ: Mapping[str, str] = os.environ,
     ) -> None:
         """
         Args:
             open_connections: how many TCP connections the server has open now.
+            mqtt: the MQTT bridge, when there is one.
             environ: where the worker number is read (``WORKER_ENV``).
         """
         self.access = access
@@ -155,6 +162,7 @@ class MetricsEndpoint:
         self._node = node
         self._open_connections = open_connections
         self._version = version
+        self._mqtt = mqtt
         self._exposition: Callable[[], tuple[bytes, bytes]] | None = None
 
     def start(self) -> None:
@@ -182,6 +190,7 @@ class MetricsEndpoint:
                     self._version,
                     self.worker,
                     self.started_at,
+                    self._mqtt,
                 )
             )
         return self._exposition()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from typing import Protocol
 
 from prometheus_client.core import (
     CounterMetricFamily,
@@ -40,6 +41,7 @@ class MetricsSources:
         open_connections: TCP connections open now (every kind, HTTP included).
         worker: the ``worker`` label of every sample.
         started_at: when the server started (wall-clock seconds).
+        mqtt: the MQTT bridge, or None without one.
     """
 
     node: Node
@@ -48,6 +50,19 @@ class MetricsSources:
     version: str
     worker: str
     started_at: float
+    mqtt: BridgeCounts | None = None
+
+
+class BridgeCounts(Protocol):
+    """What the MQTT bridge counts (``server.mqtt_bridge.MqttBridge``, not imported here:
+    its module imports the MQTT library, which a server without a bridge never loads)."""
+
+    @property
+    def connected(self) -> bool: ...
+
+    received: int
+    sent: int
+    dropped: int
 
 
 def exposition(sources: MetricsSources) -> _Exposition:
@@ -97,6 +112,7 @@ class NodeCollector(Collector):
         yield from self._node_families()
         yield from self._transport_families()
         yield from self._traffic_families()
+        yield from self._mqtt_families()
         yield _histogram(
             "pushwire_fanout_seconds",
             "From a publication's time to the end of its batch's fan-out writes "
@@ -206,6 +222,22 @@ class NodeCollector(Collector):
         for (protocol, code), count in sorted(counters.refused.items()):
             refused.add_metric([protocol, code], count)
         yield from (publications, deliveries, written, slow, refused)
+
+    def _mqtt_families(self) -> Iterator[Metric]:
+        bridge = self._sources.mqtt
+        if bridge is None:
+            return
+        yield _gauge(
+            "pushwire_mqtt_connected",
+            "1 while the MQTT bridge is connected to its broker, 0 while it is not.",
+            1.0 if bridge.connected else 0.0,
+        )
+        for name, count, documentation in (
+            ("pushwire_mqtt_messages_in", bridge.received, "MQTT messages taken in, published."),
+            ("pushwire_mqtt_messages_out", bridge.sent, "Publications sent to the MQTT broker."),
+            ("pushwire_mqtt_dropped", bridge.dropped, "MQTT messages dropped (too large, bad)."),
+        ):
+            yield CounterMetricFamily(name, documentation, value=count)
 
 
 def _gauge(name: str, documentation: str, value: float) -> GaugeMetricFamily:

@@ -16,6 +16,7 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from pushwire.brokers.registry import redacted_url
+from pushwire.core.finite import non_finite_field
 from pushwire.errors import InvalidChannelError, UsageError
 from pushwire.protocol.names import validate_channel
 from pushwire.server.mqtt_mapping import prefix_filter
@@ -99,6 +100,10 @@ class MqttSettings:
     routes: tuple[MqttRoute, ...] = ()
 
     def __post_init__(self) -> None:
+        unbounded = non_finite_field(self)
+        if unbounded is not None:
+            value = getattr(self, unbounded)
+            raise UsageError(f"mqtt {unbounded} must be a finite number, not {value}")
         self.endpoint()  # raises for a malformed URL
         if not self.routes:
             raise UsageError(

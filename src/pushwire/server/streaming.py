@@ -234,6 +234,10 @@ class SubscriberEndpoints:
             ):
                 head.append(b"%s: %s\r\n" % (name, value))
             head.append(b"\r\n")
+            if request.method == "HEAD":  # what a GET would start, without the stream
+                connection.start_stream(b"".join(head))
+                connection.close()
+                return
             connection.start_stream(
                 b"".join(head) + opening_bytes(start, self.settings.sse_retry_ms)
             )
