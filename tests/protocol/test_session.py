@@ -405,3 +405,18 @@ def test_reporting_a_publish_twice_is_a_bug_of_the_driver() -> None:
 
     with pytest.raises(RuntimeError, match="not the action handed out"):
         session.published(first, "e-1")
+
+
+def test_publishes_out_when_the_connection_closes_may_still_report() -> None:
+    session = ClientSession(max_channels=10)
+    session.receive_message(_publish("news", 1))
+    session.receive_message(_publish("news", 2))
+    first, second = session.next_action(), session.next_action()
+    assert isinstance(first, Publish)
+    assert isinstance(second, Publish)
+
+    session.close()
+    session.published(second, "e-2")
+    session.abandoned(first)
+
+    assert not session.is_busy

@@ -360,5 +360,6 @@ class ClientSession:
     def close(self) -> None:
         """The connection is gone: drop waiting commands and unsent replies."""
         self._queue = None
-        self._publishing = None
+        # _current and _publishing stay: what runs finishes on its own and reports
+        # here (a publish is not taken back); its reply is never sent.
         self._outgoing = []
