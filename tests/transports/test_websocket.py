@@ -16,6 +16,7 @@ from websockets.frames import Frame, Opcode
 from pushwire import ChannelRule, Server
 from pushwire.transports import websocket as websocket_transport
 from tests.conftest import (
+    API_KEY,
     ServerFactory,
     api_publish,
     recv_json,
@@ -411,3 +412,28 @@ async def test_a_burst_of_publishes_on_one_socket_is_answered_and_delivered_in_o
     assert [message["data"] for message in received] == [n for n in range(30) if n % 3]
     by_ref = {reply["ref"]: reply for reply in replies}
     assert [message["id"] for message in received] == [by_ref[n]["id"] for n in range(30) if n % 3]
+
+
+async def test_publishes_in_flight_when_the_client_leaves_are_kept_and_raise_nothing(
+    make_server: ServerFactory, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    server = await make_server(history="sqlite", data_dir=str(tmp_path))
+    commands = [
+        orjson.dumps({"type": "publish", "channel": "gone", "data": n, "ref": n}) for n in range(30)
+    ]
+    frames = b"".join(Frame(Opcode.TEXT, c).serialize(mask=True, extensions=[]) for c in commands)
+    async with connect(ws_url(server)) as pub:
+        pub.transport.write(frames)
+        pub.transport.abort()  # gone before any reply: the commits find it closed
+
+    async with httpx.AsyncClient(base_url=server.url) as http:
+
+        async def all_stored() -> bool:
+            page = await http.get("/api/history?channel=gone", headers={"X-API-Key": API_KEY})
+            return len(page.json()["messages"]) == 30
+
+        await wait_until(all_stored, message="the 30 publications in history")
+        page = await http.get("/api/history?channel=gone", headers={"X-API-Key": API_KEY})
+
+    assert [m["data"] for m in page.json()["messages"]] == list(range(30))
+    assert [r for r in caplog.records if r.levelname in ("ERROR", "CRITICAL")] == []
