@@ -14,6 +14,7 @@ from websockets.asyncio.client import connect
 
 from pushwire import ChannelRule, Server
 from tests.conftest import API_KEY, ServerFactory, api_publish, recv_json, ws_url
+from tests.waiting import wait_until
 
 KEY = {"X-API-Key": API_KEY}
 
@@ -287,3 +288,24 @@ async def test_pipelined_publications_are_answered_in_order_a_bad_one_alone_refu
     assert [m["id"] for m in history_a["messages"]] == [
         body["id"] for body in published if body["channel"] == "a"
     ]
+
+
+async def test_pipelined_publications_of_a_client_that_left_are_kept_and_raise_nothing(
+    make_server: ServerFactory, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    server = await make_server(history="sqlite", data_dir=str(tmp_path))
+    _, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    writer.write(b"".join(_post(b'{"channel": "left", "data": %d}' % n) for n in range(40)))
+    writer.transport.abort()  # gone before any answer: the commits find it closed
+
+    async with httpx.AsyncClient(base_url=server.url) as http:
+
+        async def all_stored() -> bool:
+            page = await http.get("/api/history?channel=left", headers=KEY)
+            return len(page.json()["messages"]) == 40
+
+        await wait_until(all_stored, message="the 40 publications in history")
+        page = (await http.get("/api/history?channel=left", headers=KEY)).json()
+
+    assert [m["data"] for m in page["messages"]] == list(range(40))
+    assert [r for r in caplog.records if r.levelname in ("ERROR", "CRITICAL")] == []
