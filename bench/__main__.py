@@ -169,6 +169,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=DOCS / "soak.jsonl", help="the samples (JSONL)")
     p.add_argument("--plot", type=Path, default=DOCS / "images" / "soak-rss.png")
     p.add_argument("--no-plot", action="store_true")
+    p.add_argument(
+        "--trace", type=Path, metavar="DIR",
+        help="server under tracemalloc; what grew is written to DIR (slows the server)",
+    )  # fmt: skip
+    p.add_argument(
+        "--trim-probe", action="store_true",
+        help="with --trace: no tracemalloc; malloc_trim(0) at those points, RSS before/after",
+    )  # fmt: skip
 
     p = sub.add_parser(
         "memory", help="RSS per live channel, subscription and idle connection (per transport)"
@@ -279,6 +287,8 @@ def _run_soak(args: argparse.Namespace) -> int:
             cool_down=args.cool_down,
             out=args.out,
             plot=None if args.no_plot else args.plot,
+            trace=args.trace,
+            trim_probe=args.trim_probe,
         )
     )
     print(json.dumps(summary, indent=2))

@@ -73,6 +73,8 @@ class SoakSpec:
         meta_ttl: float = 120.0,
         out: Path,
         plot: Path | None,
+        trace: Path | None = None,
+        trim_probe: bool = False,
     ) -> None:
         self.seconds = seconds
         self.seed = seed
@@ -85,6 +87,11 @@ class SoakSpec:
         self.meta_ttl = meta_ttl
         self.out = out
         self.plot = plot
+        #: A directory: run the server under tracemalloc (bench.soak_trace) and have it
+        #: write what grew at the end of warm-up, halfway through and at the end of the load.
+        self.trace = trace
+        #: With ``trace``: instead of tracemalloc, malloc_trim(0) at those points.
+        self.trim_probe = trim_probe
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -119,13 +126,24 @@ def soak(spec: SoakSpec) -> dict[str, Any]:
             PUSHWIRE_HISTORY_META_TTL_SECONDS=str(spec.meta_ttl),
             PUSHWIRE_LOG_LEVEL="warning",
         )
-        command = [sys.executable, "-m", "pushwire", "serve", "--port", str(port),
+        module = "pushwire"
+        if spec.trace is not None:
+            spec.trace.mkdir(parents=True, exist_ok=True)
+            env["PUSHWIRE_SOAK_TRACE_DIR"] = str(spec.trace)
+            env["PUSHWIRE_SOAK_TRACEMALLOC"] = "0" if spec.trim_probe else "1"
+            module = "bench.soak_trace"
+        command = [sys.executable, "-m", module, "serve", "--port", str(port),
                    "--config", str(config)]  # fmt: skip
         if spec.memory:
             command.append("--memory")
         with log_path.open("wb") as log:
             server = subprocess.Popen(
-                command, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT
+                command,
+                cwd=Path(__file__).resolve().parent.parent,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
             )
         load: subprocess.Popen[bytes] | None = None
         try:
@@ -133,7 +151,7 @@ def soak(spec: SoakSpec) -> dict[str, Any]:
             samples: list[dict[str, Any]] = []
             with spec.out.open("w") as out:
                 out.write(json.dumps(spec.to_json()) + "\n")
-                sampler = _Sampler(port, server.pid)
+                sampler = _Sampler(port, server.pid, Path(tmp) / "data")
                 samples.append(sampler.sample(0.0, "idle"))
                 out.write(json.dumps(samples[-1]) + "\n")
                 load = subprocess.Popen(
@@ -146,8 +164,11 @@ def soak(spec: SoakSpec) -> dict[str, Any]:
                 load_ends = started + spec.seconds
                 ends = load_ends + spec.cool_down
                 rounds = int((spec.seconds + spec.cool_down) / spec.interval) + 2
-                for n in range(1, rounds + 1):
-                    due = started + n * spec.interval
+                traces = [spec.warm_up, (spec.warm_up + spec.seconds) / 2, spec.seconds - 1]
+                due = started
+                for _ in range(rounds):
+                    # The next slot; ones missed (a slow scrape of a busy server) are skipped.
+                    due += spec.interval * max(1, -int((due - time.monotonic()) // spec.interval))
                     if due > ends + 0.5 or server.poll() is not None:
                         break
                     time.sleep(max(due - time.monotonic(), 0))
@@ -156,6 +177,9 @@ def soak(spec: SoakSpec) -> dict[str, Any]:
                     samples.append(sampler.sample(t, phase))
                     out.write(json.dumps(samples[-1]) + "\n")
                     out.flush()
+                    if spec.trace is not None and traces and t >= traces[0]:
+                        traces = [x for x in traces if x > t]
+                        server.send_signal(signal.SIGUSR1)
                 load_result = _finish_load(load, timeout=60)
                 summary = summarise(spec, samples, load_result, log_path, server)
                 out.write(json.dumps(summary) + "\n")
@@ -174,9 +198,10 @@ def soak(spec: SoakSpec) -> dict[str, Any]:
 class _Sampler:
     """Reads the server's figures from /proc and /metrics."""
 
-    def __init__(self, port: int, pid: int) -> None:
+    def __init__(self, port: int, pid: int, data_dir: Path) -> None:
         self.port = port
         self.pid = pid
+        self.data_dir = data_dir
         self._lag_before: dict[str, float] = {}
 
     def sample(self, t: float, phase: str) -> dict[str, Any]:
@@ -195,7 +220,9 @@ class _Sampler:
             "t": round(t, 1),
             "phase": phase,
             "rss_mib": round(rss_bytes(self.pid) / MIB, 2),
+            **_rss_parts(self.pid),
             "fds": open_fds(self.pid),
+            "disk_mib": _disk_mib(self.data_dir),
             "cpu_s": round(cpu_seconds(self.pid), 2),
             "health_ms": health_ms,
             "health_status": status,
@@ -211,6 +238,31 @@ class _Sampler:
             "publications": int(_total(metrics, "pushwire_publications_total{")),
             "deliveries": int(_total(metrics, "pushwire_deliveries_total{")),
         }
+
+
+def _rss_parts(pid: int) -> dict[str, float]:
+    """RssAnon (the heap: Python objects, malloc arenas) and RssFile (mapped files) in MiB."""
+    out: dict[str, float] = {}
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return out
+    for line in status.splitlines():
+        name, _, value = line.partition(":")
+        if name in ("RssAnon", "RssFile"):
+            out[f"{name[3:].lower()}_mib"] = round(int(value.split()[0]) / 1024, 2)
+    return out
+
+
+def _disk_mib(data_dir: Path) -> float:
+    """What the history files (SQLite database, its WAL and shared memory) take on disk."""
+    total = 0
+    for path in data_dir.glob("history*"):
+        try:
+            total += path.stat().st_size
+        except OSError:
+            continue
+    return round(total / MIB, 2)
 
 
 def _health_round_trip(port: int) -> tuple[float | None, int | None]:
@@ -383,6 +435,8 @@ def summarise(
         "rss_max_mib": max(rss) if rss else None,
         "rss_steady_min_max_mib": [min(steady_rss), max(steady_rss)] if steady_rss else None,
         "rss_slope_mib_per_10_min": _slope_per_10_min([(s["t"], s["rss_mib"]) for s in steady]),
+        "disk_max_mib": max(s["disk_mib"] for s in samples) if samples else None,
+        "disk_end_mib": last.get("disk_mib"),
         "fds_idle": samples[0]["fds"] if samples else None,
         "fds_max": max(s["fds"] for s in samples) if samples else None,
         "fds_end": last.get("fds"),
