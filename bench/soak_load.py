@@ -242,6 +242,8 @@ class _Load:
                     break
                 # A long poll ends with the actor's lifetime, not up to 20 s after it.
                 timeout = min(wait, max(int(end - time.monotonic()), 0))
+                if wait and not timeout:
+                    break  # under a second left: no short polls in a tight loop
                 path = f"/poll?{query}&timeout={timeout}" + (f"&cursor={cursor}" if cursor else "")
                 writer.write(self._get(path))
                 if vanish and rng.random() < 0.3:

@@ -19,6 +19,7 @@ import gc
 import os
 import signal
 import sys
+import time
 import tracemalloc
 from pathlib import Path
 from types import FrameType
@@ -72,12 +73,14 @@ def _trim(signum: int, frame: FrameType | None) -> None:
     before = _rss_kib()
     gc.collect()
     after_gc = _rss_kib()
+    started = time.perf_counter()
     ctypes.CDLL("libc.so.6").malloc_trim(0)
+    took_ms = (time.perf_counter() - started) * 1000
     after = _rss_kib()
     path = out / f"trim-{n}.txt"
     path.write_text(
         f"RSS {before / 1024:.1f} MiB, after gc.collect() {after_gc / 1024:.1f} MiB, "
-        f"after malloc_trim(0) {after / 1024:.1f} MiB\n\n"
+        f"after malloc_trim(0) {after / 1024:.1f} MiB (the call took {took_ms:.2f} ms)\n\n"
     )
     # pymalloc's own account (arenas allocated and in use, blocks), written to stderr by C.
     sys.stderr.flush()
