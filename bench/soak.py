@@ -88,7 +88,7 @@ class SoakSpec:
         self.out = out
         self.plot = plot
         #: A directory: run the server under tracemalloc (bench.soak_trace) and have it
-        #: write what grew at the end of warm-up, halfway through and at the end of the load.
+        #: write what grew at the end of warm-up, at four steps after it and at the end.
         self.trace = trace
         #: With ``trace``: instead of tracemalloc, malloc_trim(0) at those points.
         self.trim_probe = trim_probe
@@ -164,7 +164,9 @@ def soak(spec: SoakSpec) -> dict[str, Any]:
                 load_ends = started + spec.seconds
                 ends = load_ends + spec.cool_down
                 rounds = int((spec.seconds + spec.cool_down) / spec.interval) + 2
-                traces = [spec.warm_up, (spec.warm_up + spec.seconds) / 2, spec.seconds - 1]
+                # At the end of warm-up, at four even steps after it, and just before the end.
+                step = (spec.seconds - spec.warm_up) / 5
+                traces = [spec.warm_up + k * step for k in range(5)] + [spec.seconds - 1]
                 due = started
                 for _ in range(rounds):
                     # The next slot; ones missed (a slow scrape of a busy server) are skipped.

@@ -77,10 +77,15 @@ def _trim(signum: int, frame: FrameType | None) -> None:
     ctypes.CDLL("libc.so.6").malloc_trim(0)
     took_ms = (time.perf_counter() - started) * 1000
     after = _rss_kib()
+    counts = collections.Counter(type(o).__qualname__ for o in gc.get_objects())
     path = out / f"trim-{n}.txt"
     path.write_text(
         f"RSS {before / 1024:.1f} MiB, after gc.collect() {after_gc / 1024:.1f} MiB, "
-        f"after malloc_trim(0) {after / 1024:.1f} MiB (the call took {took_ms:.2f} ms)\n\n"
+        f"after malloc_trim(0) {after / 1024:.1f} MiB (the call took {took_ms:.2f} ms)\n"
+        f"blocks allocated (sys.getallocatedblocks) {sys.getallocatedblocks()}\n"
+        f"gc-tracked objects {sum(counts.values())}: "
+        + ", ".join(f"{k} {v}" for k, v in counts.most_common(_TOP))
+        + "\n\n"
     )
     # pymalloc's own account (arenas allocated and in use, blocks), written to stderr by C.
     sys.stderr.flush()

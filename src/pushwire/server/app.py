@@ -44,7 +44,6 @@ from pushwire.server.auth import ApiKey, Authenticator
 from pushwire.server.config import Config
 from pushwire.server.demo import DEMO_RULE, DemoLogins, demo_secret as load_demo_secret, static_file
 from pushwire.server.door import Door, open_files_limit, peer_ip
-from pushwire.server.heap import HeapTrimmer
 from pushwire.server.http import HttpConnection, Request
 from pushwire.server.logs import BrokerWatch, LogEvent, RefusalLog
 from pushwire.server.metrics import MetricsAccess, MetricsEndpoint
@@ -244,8 +243,6 @@ class Server:
             pid=str(os.getpid()),
         )
         self._refusal_log = RefusalLog()
-        #: Hands freed heap memory back to the OS every minute (server.heap: why).
-        self.heap_trimmer = HeapTrimmer()
         self._broker_watch = Ticker(1.0, BrokerWatch(self.node.broker).check)
         self._listener: asyncio.Server | None = None
         self._running = False
@@ -308,7 +305,6 @@ class Server:
         self.subscribers.poll_presence.start()
         self._idle_sweep.start()
         self.metrics.start()
-        self.heap_trimmer.start()
         if self.mqtt is not None and self.config.mqtt is not None:
             self.mqtt.start(self.config.mqtt.client_id_for(self.port))
         self._broker_watch.start()
@@ -342,7 +338,6 @@ class Server:
         self.subscribers.poll_presence.stop()
         self._idle_sweep.stop()
         self.metrics.stop()
-        self.heap_trimmer.stop()
         self._broker_watch.stop()
         # Tell every subscriber to go elsewhere: WebSockets get 1001, polls their
         # answer, streams their end; then WebSockets without subscriptions.
