@@ -186,6 +186,36 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--settle-timeout", type=float, default=120.0)
     p.add_argument("--json", type=Path, help="also write the result as JSON here")
 
+    p = sub.add_parser(
+        "soak", help="churning, clumsy clients for N minutes; server RSS, files, lag sampled"
+    )
+    p.add_argument("--minutes", type=float, default=30.0)
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--memory", action="store_true", help="history in memory (default SQLite)")
+    p.add_argument("--actors", type=int, default=800, help="clients at once (each one connection)")
+    p.add_argument("--interval", type=float, default=5.0, help="seconds between samples")
+    p.add_argument("--warm-up", type=float, help="seconds not counted in the slope")
+    p.add_argument("--cool-down", type=float, default=30.0, help="sampling after the load")
+    p.add_argument("--out", type=Path, default=DOCS / "soak.jsonl", help="the samples (JSONL)")
+    p.add_argument("--plot", type=Path, default=DOCS / "images" / "soak-rss.png")
+    p.add_argument("--no-plot", action="store_true")
+    p.add_argument(
+        "--trace", type=Path, metavar="DIR",
+        help="server under tracemalloc; what grew is written to DIR (slows the server)",
+    )  # fmt: skip
+    p.add_argument(
+        "--trim-probe", action="store_true",
+        help="with --trace: no tracemalloc; malloc_trim(0) at those points, RSS before/after",
+    )  # fmt: skip
+
+    p = sub.add_parser(
+        "memory", help="RSS per live channel, subscription and idle connection (per transport)"
+    )
+    p.add_argument("--count", type=int, default=10_000, help="items added per measurement")
+    p.add_argument("--repeat", type=int, default=3, help="fresh servers per case")
+    p.add_argument("--case", nargs="*", help="cases to run (default: all)")
+    p.add_argument("--json", type=Path, help="also write the result as JSON here")
+
     sub.add_parser("selftest", help="check the readers' counting on synthetic streams")
     return parser
 
@@ -233,6 +263,19 @@ def main(argv: list[str] | None = None) -> int:
         if args.json:
             args.json.write_text(json.dumps(found, indent=2) + "\n")
         return 1 if found["errors"] else 0
+    if args.command == "soak":
+        return _run_soak(args)
+    if args.command == "memory":
+        from bench.memory import CASES, measure
+
+        unknown = set(args.case or ()) - set(CASES)
+        if unknown:
+            raise SystemExit(f"unknown case(s) {sorted(unknown)}; choose from {sorted(CASES)}")
+        found = measure(count=args.count, repeat=args.repeat, cases=args.case)
+        print(json.dumps(found, indent=2))
+        if args.json:
+            args.json.write_text(json.dumps(found, indent=2) + "\n")
+        return 0
     set_pinning(not args.no_pin)
     if args.command == "mqtt":
         from bench.mqtt import run_mqtt
@@ -279,6 +322,29 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         args.json.write_text(json.dumps(out, indent=2) + "\n")
     return 1 if result.errors else 0
+
+
+def _run_soak(args: argparse.Namespace) -> int:
+    from bench.soak import SoakSpec, soak
+
+    summary = soak(
+        SoakSpec(
+            seconds=args.minutes * 60,
+            seed=args.seed,
+            memory=args.memory,
+            actors=args.actors,
+            interval=args.interval,
+            warm_up=args.warm_up,
+            cool_down=args.cool_down,
+            out=args.out,
+            plot=None if args.no_plot else args.plot,
+            trace=args.trace,
+            trim_probe=args.trim_probe,
+        )
+    )
+    print(json.dumps(summary, indent=2))
+    healthy = summary["server_exit"] is None and summary["samples"] > 1
+    return 0 if healthy and "error" not in summary["load"] else 1
 
 
 def _run_cluster(args: argparse.Namespace) -> int:

@@ -1,0 +1,62 @@
+"""``python -m bench soak`` works end to end: a short run samples, summarises and stops itself.
+
+The soak's figures are measured, never asserted (they depend on the machine); what is
+checked is that the command runs its server and clients, writes its samples and summary,
+and leaves nothing behind. The half-hour run is in docs/performance.md#soak.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from bench.soak import _lag_since, _slope_per_10_min
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_a_short_soak_writes_samples_and_a_summary_and_stops(tmp_path: Path) -> None:
+    out = tmp_path / "soak.jsonl"
+    png = tmp_path / "soak.png"
+    # The plot needs matplotlib, which is in the bench extra, not the test one.
+    plotting = importlib.util.find_spec("matplotlib") is not None
+    plot = ["--plot", str(png)] if plotting else ["--no-plot"]
+    done = subprocess.run(
+        [sys.executable, "-m", "bench", "soak", "--minutes", "0.12", "--actors", "30",
+         "--interval", "1", "--cool-down", "2", "--out", str(out), *plot],
+        cwd=ROOT, capture_output=True, text=True, timeout=90, check=False,
+    )  # fmt: skip
+
+    assert done.returncode == 0, done.stderr[-3000:]
+    lines = [json.loads(line) for line in out.read_text().splitlines()]
+    assert lines[0]["type"] == "run"
+    samples = [x for x in lines if x["type"] == "sample"]
+    assert len(samples) >= 5
+    assert all(s["rss_mib"] > 0 and s["health_status"] == 200 for s in samples)
+    assert max(s["tcp_connections"] for s in samples) > 0  # the clients did connect
+    summary = lines[-1]
+    assert summary["type"] == "summary"
+    assert summary["server_exit"] is None  # alive until the soak stopped it
+    assert summary["server_log_error_lines"] == 0, summary["server_log_first_errors"]
+    assert summary["load"]["stats"]["publish.api.200"] > 0
+    if plotting:
+        assert png.stat().st_size > 10_000
+
+
+def test_the_worst_lag_is_the_highest_bucket_that_got_an_observation() -> None:
+    name = "pushwire_event_loop_lag_seconds"
+    before = {f"{name}_count": 2, f"{name}_sum": 0.002,
+              f'{name}_bucket{{le="0.001"}}': 1, f'{name}_bucket{{le="0.25"}}': 2}  # fmt: skip
+    now = {f"{name}_count": 5, f"{name}_sum": 0.302,
+           f'{name}_bucket{{le="0.001"}}': 3, f'{name}_bucket{{le="0.25"}}': 5}  # fmt: skip
+
+    assert _lag_since(before, now) == (0.25, 100.0)
+    assert _lag_since(now, now) == (None, None)
+
+
+def test_the_slope_is_in_mib_per_ten_minutes() -> None:
+    assert _slope_per_10_min([(0, 50.0), (300, 51.0), (600, 52.0)]) == 2.0
+    assert _slope_per_10_min([(0, 50.0), (600, 50.0), (1200, 50.0)]) == 0.0
