@@ -158,6 +158,22 @@ async def test_oversize_body_is_413(make_server: ServerFactory) -> None:
     assert still_fine.status_code == 200
 
 
+async def test_a_body_far_over_the_limit_still_gets_its_413_not_a_reset(
+    make_server: ServerFactory,
+) -> None:
+    """The server answers at the limit, while the client is still sending: closing with
+    the rest unread would reset the connection and lose the answer."""
+    server = await make_server(max_message_bytes=1000)
+    body = orjson.dumps({"channel": "a", "data": "x" * (8 << 20)})
+    async with httpx.AsyncClient(base_url=server.url, timeout=10) as http:
+        response = await http.post("/api/publish", content=body, headers=KEY)
+        still_fine = await http.get("/health")
+
+    assert response.status_code == 413
+    assert response.json()["error"] == "message_too_large"
+    assert still_fine.status_code == 200
+
+
 async def test_client_publish_endpoint_follows_channel_rules(make_server: ServerFactory) -> None:
     server = await make_server(channels=(ChannelRule(prefix="ro:", publish="none"),))
     async with httpx.AsyncClient(base_url=server.url) as http:

@@ -40,6 +40,10 @@ MAX_HEADERS = 100
 #: Requests a connection holds (queued, or started and not yet answered) before it
 #: stops reading: what one client can make the server keep is bounded.
 MAX_QUEUED_REQUESTS = 64
+#: After an error answer, how long the client may go on sending (a body too large, say)
+#: before the connection is closed for good: closing with its bytes unread would reset
+#: the connection, and the client could lose the answer it has not read yet.
+LINGER_SECONDS = 2.0
 #: Overlapping requests a connection has started and not answered, and requests it
 #: hands to the router in one go. One chunk of bytes may hold hundreds of requests;
 #: handling them all at once would make one loop iteration (and the wait of every
@@ -643,7 +647,29 @@ class HttpConnection(asyncio.Protocol):
         head = _FAILURE_HEAD % (status, _REASONS.get(status, b"Unknown"), len(body))
         self._out.append(head + body)  # after the answers already due
         self._write_out()
-        self.close()
+        self._linger()
+
+    def _linger(self) -> None:
+        """Close our side once the answer is out, and the whole connection a little later.
+
+        What the client still sends meanwhile is read and dropped (``_CLOSED``), so the
+        kernel never answers it with a reset that would destroy the error answer in the
+        client's receive buffer. The client's own close ends it sooner.
+        """
+        transport = self.transport
+        try:
+            half_close = transport is not None and transport.can_write_eof()
+        except NotImplementedError:  # a transport without half-close (ASGI's)
+            half_close = False
+        if not half_close:
+            self.close()
+            return
+        assert transport is not None
+        transport.write_eof()
+        if self._paused:
+            self._paused = False
+            transport.resume_reading()  # unread bytes at the close would mean a reset
+        asyncio.get_running_loop().call_later(LINGER_SECONDS, self.close)
 
     def check_timeouts(self, now: float, *, request_seconds: float, idle_seconds: float) -> None:
         """Close a connection that idles too long, or answers 408 to one too slow to ask.
