@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from pushwire.brokers.memory import MemoryBroker
-from pushwire.brokers.sqlite_history import SqliteHistoryStore
+from pushwire.brokers.sqlite_history import WAL_SIZE_LIMIT_BYTES, SqliteHistoryStore
 from pushwire.core.broker import HistoryOptions
 from pushwire.core.history import Publication
 from tests.contract.conftest import RecordingEvents
@@ -105,3 +105,24 @@ async def test_publish_soon_joins_the_group_in_call_order_and_is_told_after_the_
     assert told == [(0, 4), (1, 4), (2, 4)]  # all four committed before anyone is told
     assert awaited.position.offset == 4
     assert "a publication's callback failed" in caplog.text
+
+
+async def test_the_write_ahead_log_shrinks_back_after_a_burst(tmp_path: Path) -> None:
+    path = tmp_path / "history.sqlite3"
+    store = SqliteHistoryStore(path)
+    broker = MemoryBroker(store)
+    await broker.start(RecordingEvents())
+    wal = path.with_name(path.name + "-wal")
+    data = b"x" * 4000
+    # 16 MB in one loop iteration: one transaction, which no checkpoint can cut short.
+    await asyncio.gather(
+        *(broker.publish(f"c{n % 100}", data, event=None, options=KEEP) for n in range(4000))
+    )
+    grown = wal.stat().st_size
+    store.checkpoint()  # copies all of it: the next write restarts the log, and cuts it
+    await broker.publish("after", b"1", event=None, options=KEEP)
+    after = wal.stat().st_size
+    await broker.close()
+
+    assert grown > 2 * WAL_SIZE_LIMIT_BYTES
+    assert after <= WAL_SIZE_LIMIT_BYTES

@@ -55,6 +55,10 @@ _MAX_CACHED_TOPS = 50_000
 _LEGACY_TTL_SECONDS = 86400.0
 
 
+#: The size the write-ahead log file is cut back to when it restarts.
+WAL_SIZE_LIMIT_BYTES = 4 << 20
+
+
 class SqliteHistoryStore:
     """Streams and publications in two tables; tops of published channels cached."""
 
@@ -76,6 +80,9 @@ class SqliteHistoryStore:
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=NORMAL")
         db.execute("PRAGMA wal_autocheckpoint=0")  # see checkpoint()
+        # The log is reused from its start once a checkpoint has copied all of it; without
+        # a limit the file keeps its high-water size for ever (50 MB after a soak).
+        db.execute(f"PRAGMA journal_size_limit={WAL_SIZE_LIMIT_BYTES}")
         self._path = path
         self._checkpointer: sqlite3.Connection | None = None
         db.executescript(_SCHEMA)
