@@ -193,3 +193,18 @@ async def test_head_answers_with_the_head_only_and_keeps_the_connection_in_step(
     assert orjson.loads(body)["status"] == "ok"
     assert b"text/event-stream" in stream_head
     assert after == b""
+
+
+@pytest.mark.parametrize(
+    "target", ["/poll?channel=news&timeout=0", "/poll?channel=news&leave=1", "/health"]
+)
+async def test_a_request_that_says_connection_close_is_answered_and_closed(
+    server: Server, target: str
+) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    writer.write(f"GET {target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
+    answer = await asyncio.wait_for(reader.read(), 5)  # to the end: the server closes
+    writer.close()
+
+    assert answer.startswith(b"HTTP/1.1 200 ")
+    assert b"\r\nConnection: close\r\n" in answer

@@ -572,6 +572,7 @@ class HttpConnection(asyncio.Protocol):
             raise RuntimeError(
                 f"{request.method} {request.path[:100]} is not waiting for an answer"
             )
+        keep_alive = keep_alive and request.keep_alive  # the client said close (or HTTP/1.0)
         length = len(body)
         if request.method == "HEAD":
             body = b""  # HEAD: the GET's Content-Length, never its body
