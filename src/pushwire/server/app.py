@@ -423,7 +423,7 @@ class Server:
             if path in _CORS_PATHS:
                 origin, host = request.headers.get("origin"), request.headers.get("host")
                 headers = self.origins.preflight_headers(origin, host)
-            connection.respond(204, b"", headers=headers, keep_alive=request.keep_alive)
+            connection.respond(204, b"", headers=headers)
             return
         if path in _BROWSER_PATHS:
             try:
@@ -453,7 +453,7 @@ class Server:
         if path == "/admin/":
             # The page's links are relative to /admin (so that they work under a mount).
             headers = [(b"Location", b"../admin")]
-            connection.respond(301, b"", headers=headers, keep_alive=request.keep_alive)
+            connection.respond(301, b"", headers=headers)
             return
         if path.startswith("/admin"):
             self._serve_file(request, connection, admin_file(path))
@@ -482,7 +482,6 @@ class Server:
             script,
             content_type=b"text/javascript; charset=utf-8",
             headers=[(b"Access-Control-Allow-Origin", b"*"), (b"Cache-Control", b"no-cache")],
-            keep_alive=request.keep_alive,
         )
 
     def _serve_file(
@@ -498,7 +497,6 @@ class Server:
             data,
             content_type=content_type,
             headers=[(b"Cache-Control", b"no-cache")],
-            keep_alive=request.keep_alive,
         )
 
     def _serve_metrics(self, request: Request, connection: HttpConnection) -> None:
@@ -513,7 +511,6 @@ class Server:
             body,
             content_type=content_type,
             headers=[(b"Cache-Control", b"no-store")],
-            keep_alive=request.keep_alive,
         )
 
     def _serve_page(self, request: Request, connection: HttpConnection) -> None:
@@ -525,7 +522,7 @@ class Server:
                 self._refuse(request, connection, NotFoundError(f"no file {request.path[:100]}"))
                 return
             body = orjson.dumps({"pushwire": _version(), "endpoints": _ENDPOINTS})
-            connection.respond(200, body, keep_alive=request.keep_alive)
+            connection.respond(200, body)
             return
         data, content_type = page
         connection.respond(
@@ -533,7 +530,6 @@ class Server:
             data,
             content_type=content_type,
             headers=[(b"Cache-Control", b"no-cache")],
-            keep_alive=request.keep_alive,
         )
 
     async def _answer(self, handler: Handler, request: Request, connection: HttpConnection) -> None:
@@ -542,7 +538,6 @@ class Server:
             status,
             orjson.dumps(value),
             headers=self._cors_headers(request),
-            keep_alive=request.keep_alive,
             request=request,
         )
 
@@ -550,9 +545,7 @@ class Server:
         """``POST /api/publish``: one publication answered by a callback, a batch by a task."""
 
         def answer(status: int, value: object) -> None:
-            connection.respond(
-                status, orjson.dumps(value), keep_alive=request.keep_alive, request=request
-            )
+            connection.respond(status, orjson.dumps(value), request=request)
 
         def refuse(exc: BaseException) -> None:
             if isinstance(exc, ClientError | ServerError):
@@ -582,7 +575,6 @@ class Server:
             status,
             body,
             headers=self._cors_headers(request),
-            keep_alive=request.keep_alive,
             request=request,
         )
 

@@ -552,6 +552,9 @@ class HttpConnection(asyncio.Protocol):
         """Answer ``request`` (by default the oldest the router holds); the next queued
         request is handled after it.
 
+        The connection is kept open only if ``keep_alive`` and the request both allow
+        it (a ``Connection: close`` or HTTP/1.0 request is always closed after).
+
         With overlapping requests in flight, name the one answered: its answer waits
         until those before it are answered. Does nothing once the connection is
         closed (a long-poll may outlive its client).
