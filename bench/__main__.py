@@ -207,6 +207,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--trim-probe", action="store_true",
         help="with --trace: no tracemalloc; malloc_trim(0) at those points, RSS before/after",
     )  # fmt: skip
+    p.add_argument(
+        "--heap", action="store_true",
+        help="server on jemalloc; its live heap sampled beside RSS (leak or fragmentation?)",
+    )  # fmt: skip
 
     p = sub.add_parser(
         "memory", help="RSS per live channel, subscription and idle connection (per transport)"
@@ -340,6 +344,7 @@ def _run_soak(args: argparse.Namespace) -> int:
             plot=None if args.no_plot else args.plot,
             trace=args.trace,
             trim_probe=args.trim_probe,
+            heap=args.heap,
         )
     )
     print(json.dumps(summary, indent=2))

@@ -75,6 +75,7 @@ class SoakSpec:
         plot: Path | None,
         trace: Path | None = None,
         trim_probe: bool = False,
+        heap: bool = False,
     ) -> None:
         self.seconds = seconds
         self.seed = seed
@@ -92,6 +93,8 @@ class SoakSpec:
         self.trace = trace
         #: With ``trace``: instead of tracemalloc, malloc_trim(0) at those points.
         self.trim_probe = trim_probe
+        #: Run the server on jemalloc (bench.soak_heap) and sample its live heap beside RSS.
+        self.heap = heap
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -104,6 +107,7 @@ class SoakSpec:
             "warm_up_seconds": self.warm_up,
             "cool_down_seconds": self.cool_down,
             "history_meta_ttl_seconds": self.meta_ttl,
+            "allocator": "jemalloc" if self.heap else "default",
             "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
 
@@ -132,6 +136,21 @@ def soak(spec: SoakSpec) -> dict[str, Any]:
             env["PUSHWIRE_SOAK_TRACE_DIR"] = str(spec.trace)
             env["PUSHWIRE_SOAK_TRACEMALLOC"] = "0" if spec.trim_probe else "1"
             module = "bench.soak_trace"
+        heap_file: Path | None = None
+        if spec.heap:
+            from bench.soak_heap import HEAP_FILE_ENV, find_jemalloc
+
+            jemalloc = find_jemalloc()
+            if spec.trace is not None or jemalloc is None:
+                raise SystemExit(
+                    "--heap needs libjemalloc (Debian: apt-get install libjemalloc2)"
+                    if jemalloc is None
+                    else "--heap and --trace measure different things: one at a time"
+                )
+            heap_file = Path(tmp) / "heap.json"
+            env.update({"LD_PRELOAD": jemalloc, "PYTHONMALLOC": "malloc",
+                        HEAP_FILE_ENV: str(heap_file)})  # fmt: skip
+            module = "bench.soak_heap"
         command = [sys.executable, "-m", module, "serve", "--port", str(port),
                    "--config", str(config)]  # fmt: skip
         if spec.memory:
@@ -151,14 +170,15 @@ def soak(spec: SoakSpec) -> dict[str, Any]:
             samples: list[dict[str, Any]] = []
             with spec.out.open("w") as out:
                 out.write(json.dumps(spec.to_json()) + "\n")
-                sampler = _Sampler(port, server.pid, Path(tmp) / "data")
+                sampler = _Sampler(port, server.pid, Path(tmp) / "data", heap_file)
                 samples.append(sampler.sample(0.0, "idle"))
                 out.write(json.dumps(samples[-1]) + "\n")
                 load = subprocess.Popen(
                     [sys.executable, "-m", "bench.soak_load", "--port", str(port),
                      "--seconds", str(spec.seconds), "--seed", str(spec.seed),
                      "--actors", str(spec.actors), "--api-key", api_key, "--secret", secret],
-                    stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                    env=_without_allocator(env), stdin=subprocess.DEVNULL,
+                    stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                 )  # fmt: skip
                 started = time.monotonic()
                 load_ends = started + spec.seconds
@@ -200,10 +220,11 @@ def soak(spec: SoakSpec) -> dict[str, Any]:
 class _Sampler:
     """Reads the server's figures from /proc and /metrics."""
 
-    def __init__(self, port: int, pid: int, data_dir: Path) -> None:
+    def __init__(self, port: int, pid: int, data_dir: Path, heap_file: Path | None) -> None:
         self.port = port
         self.pid = pid
         self.data_dir = data_dir
+        self.heap_file = heap_file
         self._lag_before: dict[str, float] = {}
 
     def sample(self, t: float, phase: str) -> dict[str, Any]:
@@ -239,7 +260,24 @@ class _Sampler:
             "closed": _closed_by_reason(metrics),
             "publications": int(_total(metrics, "pushwire_publications_total{")),
             "deliveries": int(_total(metrics, "pushwire_deliveries_total{")),
+            **_heap(self.heap_file),
         }
+
+
+def _heap(path: Path | None) -> dict[str, float]:
+    """The server's jemalloc account (bench.soak_heap), in MiB; nothing without ``--heap``."""
+    if path is None:
+        return {}
+    try:
+        stats = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return {f"heap_{k}_mib": round(stats[k] / MIB, 2) for k in ("allocated", "active", "resident")}
+
+
+def _without_allocator(env: dict[str, str]) -> dict[str, str]:
+    """The load generator's environment: the server's allocator settings are not for it."""
+    return {k: v for k, v in env.items() if k not in ("LD_PRELOAD", "PYTHONMALLOC")}
 
 
 def _rss_parts(pid: int) -> dict[str, float]:
@@ -437,6 +475,7 @@ def summarise(
         "rss_max_mib": max(rss) if rss else None,
         "rss_steady_min_max_mib": [min(steady_rss), max(steady_rss)] if steady_rss else None,
         "rss_slope_mib_per_10_min": _slope_per_10_min([(s["t"], s["rss_mib"]) for s in steady]),
+        **_heap_summary(steady, cool),
         "disk_max_mib": max(s["disk_mib"] for s in samples) if samples else None,
         "disk_end_mib": last.get("disk_mib"),
         "fds_idle": samples[0]["fds"] if samples else None,
@@ -460,6 +499,22 @@ def summarise(
         "server_log_warning_lines": len(warnings),
         "server_log_first_warnings": warnings[:3],
     }
+
+
+def _heap_summary(steady: list[dict[str, Any]], cool: list[dict[str, Any]]) -> dict[str, Any]:
+    """With ``--heap``: live heap and the pages holding it, their range and slope after warm-up."""
+    out: dict[str, Any] = {}
+    for kind in ("allocated", "active"):
+        key = f"heap_{kind}_mib"
+        points = [(s["t"], s[key]) for s in steady if key in s]
+        if not points:
+            continue
+        values = [y for _, y in points]
+        out[f"{key}_steady_min_max"] = [min(values), max(values)]
+        out[f"heap_{kind}_slope_mib_per_10_min"] = _slope_per_10_min(points)
+        ended = [s[key] for s in cool if key in s]
+        out[f"{key}_after_cool_down"] = ended[-1] if ended else None
+    return out
 
 
 def _mean(values: list[Any]) -> float | None:

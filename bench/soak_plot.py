@@ -24,6 +24,20 @@ def plot(jsonl: Path, png: Path) -> None:
         3, 1, figsize=(9, 7), sharex=True, gridspec_kw={"height_ratios": [3, 1.3, 1.3]}
     )
     ax_rss.plot(minutes, [s["rss_mib"] for s in samples], color="tab:blue", label="RSS")
+    if any("heap_allocated_mib" in s for s in samples):  # --heap: the server on jemalloc
+        for key, label, style in (
+            ("heap_active_mib", "pages holding the heap (jemalloc active)", ":"),
+            ("heap_allocated_mib", "live heap (jemalloc allocated)", "-"),
+        ):
+            ax_rss.plot(
+                minutes,
+                [s.get(key, float("nan")) for s in samples],
+                color="tab:brown",
+                ls=style,
+                lw=1,
+                label=label,
+            )
+        ax_rss.legend(fontsize=7, loc="lower right")
     ax_rss.set_ylabel("server RSS (MiB)")
     top = max((s["rss_mib"] for s in samples), default=1)
     ax_rss.set_ylim(0, top * 1.15)
@@ -60,8 +74,9 @@ def plot(jsonl: Path, png: Path) -> None:
     ax_lag.set_xlabel("minutes")
     ax_lag.legend(fontsize=7, loc="upper right")
     history = run.get("history", "?")
+    allocator = ", on jemalloc" if run.get("allocator") == "jemalloc" else ""
     ax_rss.set_title(
-        f"pushwire serve ({history} history) under the soak mix, "
+        f"pushwire serve ({history} history{allocator}) under the soak mix, "
         f"{run.get('actors', '?')} clients churning, seed {run.get('seed', '?')}",
         fontsize=10,
     )

@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 from bench.soak import _lag_since, _slope_per_10_min
 
@@ -60,3 +63,37 @@ def test_the_worst_lag_is_the_highest_bucket_that_got_an_observation() -> None:
 def test_the_slope_is_in_mib_per_ten_minutes() -> None:
     assert _slope_per_10_min([(0, 50.0), (300, 51.0), (600, 52.0)]) == 2.0
     assert _slope_per_10_min([(0, 50.0), (600, 50.0), (1200, 50.0)]) == 0.0
+
+
+def test_with_heap_the_server_runs_on_jemalloc_and_its_live_heap_is_sampled(
+    tmp_path: Path,
+) -> None:
+    from bench.soak_heap import find_jemalloc
+
+    if find_jemalloc() is None:
+        if os.environ.get("PUSHWIRE_REQUIRE_SERVICES") == "1":
+            pytest.fail("libjemalloc is not installed (Debian: libjemalloc2)")
+        pytest.skip("libjemalloc is not installed")
+    out = tmp_path / "soak.jsonl"
+    done = subprocess.run(
+        [sys.executable, "-m", "bench", "soak", "--heap", "--minutes", "0.1", "--actors", "20",
+         "--interval", "1", "--cool-down", "2", "--out", str(out), "--no-plot"],
+        cwd=ROOT, capture_output=True, text=True, timeout=90, check=False,
+    )  # fmt: skip
+
+    assert done.returncode == 0, done.stderr[-3000:]
+    lines = [json.loads(line) for line in out.read_text().splitlines()]
+    assert lines[0]["allocator"] == "jemalloc"
+    samples = [x for x in lines if x["type"] == "sample"]
+    heap = [s for s in samples if "heap_allocated_mib" in s]
+    assert len(heap) >= len(samples) - 2  # the first sample may come before the first report
+    # Live bytes sit inside the pages holding them, which sit inside the process's RSS.
+    assert all(0 < s["heap_allocated_mib"] <= s["heap_active_mib"] < s["rss_mib"] for s in heap)
+    assert lines[-1]["heap_allocated_mib_steady_min_max"] is not None
+
+
+def test_without_heap_nothing_about_the_heap_is_sampled(tmp_path: Path) -> None:
+    from bench.soak import _heap
+
+    assert _heap(None) == {}
+    assert _heap(tmp_path / "not-written-yet.json") == {}
