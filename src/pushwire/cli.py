@@ -187,6 +187,10 @@ def _tune_garbage_collector() -> None:
     connections, measured). Freezing what start-up created and raising the first
     threshold keeps cycles collected, just in fewer, larger batches. Done by the
     command, not the library: an application embedding pushwire keeps its own.
+
+    The price: under load a full collection comes only every few hours, so whatever a
+    connection leaves in a reference cycle stays that long. Nothing per connection may
+    need the collector to be freed (tests/server/test_reference_cycles.py checks).
     """
     gc.freeze()
     gc.set_threshold(50_000, 20, 100)

@@ -391,6 +391,11 @@ class HttpConnection(asyncio.Protocol):
         self._queue.clear()
         self._started.clear()
         self._out.clear()
+        # The parser holds this connection's callbacks: a reference cycle that only the
+        # cyclic collector frees, and `pushwire serve` runs a full collection rarely
+        # (cli._tune_garbage_collector), so every closed HTTP connection stayed in
+        # memory for hours. Dropped here, the connection goes as its last reference does.
+        self._parser = None
         # A session handed the connection is told even if fail closed it since.
         if self._upgraded is not None:
             self._upgraded.connection_lost()
