@@ -272,7 +272,8 @@ def _heap(path: Path | None) -> dict[str, float]:
         stats = json.loads(path.read_text())
     except (OSError, ValueError):
         return {}
-    return {f"heap_{k}_mib": round(stats[k] / MIB, 2) for k in ("allocated", "active", "resident")}
+    kinds = ("allocated", "active", "resident", "sqlite")
+    return {f"heap_{k}_mib": round(stats[k] / MIB, 2) for k in kinds if k in stats}
 
 
 def _without_allocator(env: dict[str, str]) -> dict[str, str]:
@@ -504,7 +505,7 @@ def summarise(
 def _heap_summary(steady: list[dict[str, Any]], cool: list[dict[str, Any]]) -> dict[str, Any]:
     """With ``--heap``: live heap and the pages holding it, their range and slope after warm-up."""
     out: dict[str, Any] = {}
-    for kind in ("allocated", "active"):
+    for kind in ("allocated", "active", "sqlite"):
         key = f"heap_{kind}_mib"
         points = [(s["t"], s[key]) for s in steady if key in s]
         if not points:

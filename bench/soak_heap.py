@@ -11,7 +11,9 @@ every C library's allocation, goes through one allocator that can say what is li
 A thread writes jemalloc's own account every second to the file named by
 ``PUSHWIRE_SOAK_HEAP_FILE``: ``allocated`` (bytes in live allocations: what a leak
 grows), ``active`` (pages holding them: allocated plus the holes between), ``resident``
-(what jemalloc holds in RAM, metadata included). The sampler puts these beside RSS.
+(what jemalloc holds in RAM, metadata included), and ``sqlite`` (what SQLite itself has
+allocated, its page caches first: part of ``allocated``, bounded by ``cache_size`` per
+connection). The sampler puts these beside RSS.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ import threading
 import time
 from pathlib import Path
 
-__all__ = ["HEAP_FILE_ENV", "find_jemalloc", "heap_stats", "main"]
+__all__ = ["HEAP_FILE_ENV", "find_jemalloc", "heap_stats", "main", "sqlite_bytes"]
 
 HEAP_FILE_ENV = "PUSHWIRE_SOAK_HEAP_FILE"
 _EVERY_SECONDS = 1.0
@@ -59,11 +61,24 @@ def heap_stats() -> dict[str, int] | None:
     return out
 
 
+def sqlite_bytes() -> int | None:
+    """Bytes SQLite has allocated in this process (``sqlite3_memory_used``), if it says."""
+    try:
+        used = ctypes.CDLL(ctypes.util.find_library("sqlite3") or "libsqlite3.so.0")
+        used.sqlite3_memory_used.restype = ctypes.c_int64
+        return int(used.sqlite3_memory_used())
+    except (AttributeError, OSError):
+        return None
+
+
 def _report_forever(path: Path) -> None:
     partial = path.with_suffix(".partial")
     for _ in range(_MAX_REPORTS):
-        stats = heap_stats()
+        stats: dict[str, int] | None = heap_stats()
         if stats is not None:
+            sqlite = sqlite_bytes()
+            if sqlite is not None:
+                stats["sqlite"] = sqlite
             partial.write_text(json.dumps({"time": time.time(), **stats}))
             partial.replace(path)  # the sampler never reads half a line
         time.sleep(_EVERY_SECONDS)

@@ -28,6 +28,7 @@ def plot(jsonl: Path, png: Path) -> None:
         for key, label, style in (
             ("heap_active_mib", "pages holding the heap (jemalloc active)", ":"),
             ("heap_allocated_mib", "live heap (jemalloc allocated)", "-"),
+            ("heap_sqlite_mib", "of which SQLite (page caches)", "--"),
         ):
             ax_rss.plot(
                 minutes,

@@ -90,6 +90,7 @@ def test_with_heap_the_server_runs_on_jemalloc_and_its_live_heap_is_sampled(
     # Live bytes sit inside the pages holding them, which sit inside the process's RSS.
     assert all(0 < s["heap_allocated_mib"] <= s["heap_active_mib"] < s["rss_mib"] for s in heap)
     assert lines[-1]["heap_allocated_mib_steady_min_max"] is not None
+    assert all(0 <= s.get("heap_sqlite_mib", 0) <= s["heap_allocated_mib"] for s in heap)
 
 
 def test_without_heap_nothing_about_the_heap_is_sampled(tmp_path: Path) -> None:
