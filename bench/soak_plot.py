@@ -30,6 +30,8 @@ def plot(jsonl: Path, png: Path) -> None:
             ("heap_allocated_mib", "live heap (jemalloc allocated)", "-"),
             ("heap_sqlite_mib", "of which SQLite (page caches)", "--"),
         ):
+            if not any(key in s for s in samples):
+                continue
             ax_rss.plot(
                 minutes,
                 [s.get(key, float("nan")) for s in samples],
