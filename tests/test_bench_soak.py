@@ -13,6 +13,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -21,20 +22,24 @@ from bench.soak import _lag_since, _slope_per_10_min
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def _short_soak(out: Path, *args: str) -> list[dict[str, Any]]:
+    """Run ``python -m bench soak`` briefly with ``args``; its JSONL lines."""
+    done = subprocess.run(
+        [sys.executable, "-m", "bench", "soak", "--interval", "1", "--cool-down", "2",
+         "--out", str(out), *args],
+        cwd=ROOT, capture_output=True, text=True, timeout=90, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    return [json.loads(line) for line in out.read_text().splitlines()]
+
+
 def test_a_short_soak_writes_samples_and_a_summary_and_stops(tmp_path: Path) -> None:
-    out = tmp_path / "soak.jsonl"
     png = tmp_path / "soak.png"
     # The plot needs matplotlib, which is in the bench extra, not the test one.
     plotting = importlib.util.find_spec("matplotlib") is not None
     plot = ["--plot", str(png)] if plotting else ["--no-plot"]
-    done = subprocess.run(
-        [sys.executable, "-m", "bench", "soak", "--minutes", "0.12", "--actors", "30",
-         "--interval", "1", "--cool-down", "2", "--out", str(out), *plot],
-        cwd=ROOT, capture_output=True, text=True, timeout=90, check=False,
-    )  # fmt: skip
+    lines = _short_soak(tmp_path / "soak.jsonl", "--minutes", "0.12", "--actors", "30", *plot)
 
-    assert done.returncode == 0, done.stderr[-3000:]
-    lines = [json.loads(line) for line in out.read_text().splitlines()]
     assert lines[0]["type"] == "run"
     samples = [x for x in lines if x["type"] == "sample"]
     assert len(samples) >= 5
@@ -74,15 +79,10 @@ def test_with_heap_the_server_runs_on_jemalloc_and_its_live_heap_is_sampled(
         if os.environ.get("PUSHWIRE_REQUIRE_SERVICES") == "1":
             pytest.fail("libjemalloc is not installed (Debian: libjemalloc2)")
         pytest.skip("libjemalloc is not installed")
-    out = tmp_path / "soak.jsonl"
-    done = subprocess.run(
-        [sys.executable, "-m", "bench", "soak", "--heap", "--minutes", "0.1", "--actors", "20",
-         "--interval", "1", "--cool-down", "2", "--out", str(out), "--no-plot"],
-        cwd=ROOT, capture_output=True, text=True, timeout=90, check=False,
-    )  # fmt: skip
+    lines = _short_soak(
+        tmp_path / "soak.jsonl", "--heap", "--minutes", "0.1", "--actors", "20", "--no-plot"
+    )
 
-    assert done.returncode == 0, done.stderr[-3000:]
-    lines = [json.loads(line) for line in out.read_text().splitlines()]
     assert lines[0]["allocator"] == "jemalloc"
     samples = [x for x in lines if x["type"] == "sample"]
     heap = [s for s in samples if "heap_allocated_mib" in s]
