@@ -13,6 +13,7 @@ from pathlib import Path
 
 from bench.affinity import set_enabled as set_pinning
 from bench.scenarios import RunSpec, run
+from bench.soak_load import BEHAVIOURS, PUBLISHERS, names_in
 from bench.targets import TARGETS, ensure_peers_installed
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
@@ -211,6 +212,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--heap", action="store_true",
         help="server on jemalloc; its live heap sampled beside RSS (leak or fragmentation?)",
     )  # fmt: skip
+    p.add_argument(
+        "--behaviours", type=names_in(BEHAVIOURS), default=BEHAVIOURS, metavar="A,B",
+        help=f"only these client behaviours ('' for none): {','.join(BEHAVIOURS)}",
+    )  # fmt: skip
+    p.add_argument(
+        "--publishers", type=names_in(PUBLISHERS), default=PUBLISHERS, metavar="A,B",
+        help=f"only these publishers ('' for none): {','.join(PUBLISHERS)}",
+    )  # fmt: skip
 
     p = sub.add_parser(
         "memory", help="RSS per live channel, subscription and idle connection (per transport)"
@@ -345,6 +354,8 @@ def _run_soak(args: argparse.Namespace) -> int:
             trace=args.trace,
             trim_probe=args.trim_probe,
             heap=args.heap,
+            behaviours=args.behaviours,
+            publishers=args.publishers,
         )
     )
     print(json.dumps(summary, indent=2))

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.procstat import cpu_seconds, open_fds, rss_bytes
-from bench.soak_load import FIREHOSE
+from bench.soak_load import BEHAVIOURS, FIREHOSE, PUBLISHERS
 from bench.targets import HOST, free_port, http_status
 
 __all__ = ["SoakSpec", "scrape_metrics", "soak"]
@@ -76,6 +76,8 @@ class SoakSpec:
         trace: Path | None = None,
         trim_probe: bool = False,
         heap: bool = False,
+        behaviours: tuple[str, ...] = BEHAVIOURS,
+        publishers: tuple[str, ...] = PUBLISHERS,
     ) -> None:
         self.seconds = seconds
         self.seed = seed
@@ -95,6 +97,9 @@ class SoakSpec:
         self.trim_probe = trim_probe
         #: Run the server on jemalloc (bench.soak_heap) and sample its live heap beside RSS.
         self.heap = heap
+        #: Part of the load only (``bench.soak_load``'s names): which part makes it grow?
+        self.behaviours = behaviours
+        self.publishers = publishers
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -108,6 +113,8 @@ class SoakSpec:
             "cool_down_seconds": self.cool_down,
             "history_meta_ttl_seconds": self.meta_ttl,
             "allocator": "jemalloc" if self.heap else "default",
+            "behaviours": list(self.behaviours),
+            "publishers": list(self.publishers),
             "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
 
@@ -176,7 +183,9 @@ def soak(spec: SoakSpec) -> dict[str, Any]:
                 load = subprocess.Popen(
                     [sys.executable, "-m", "bench.soak_load", "--port", str(port),
                      "--seconds", str(spec.seconds), "--seed", str(spec.seed),
-                     "--actors", str(spec.actors), "--api-key", api_key, "--secret", secret],
+                     "--actors", str(spec.actors), "--api-key", api_key, "--secret", secret,
+                     "--behaviours", ",".join(spec.behaviours),
+                     "--publishers", ",".join(spec.publishers)],
                     env=_without_allocator(env), stdin=subprocess.DEVNULL,
                     stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                 )  # fmt: skip

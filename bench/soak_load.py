@@ -34,7 +34,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from bench.targets import HOST
 from bench.wire import ws_upgrade_request
 
-__all__ = ["SHARED_CHANNELS", "LoadSettings", "run_load"]
+__all__ = ["BEHAVIOURS", "PUBLISHERS", "SHARED_CHANNELS", "LoadSettings", "names_in", "run_load"]
 
 SHARED_CHANNELS = 50
 ROOMS = 10
@@ -46,12 +46,37 @@ MAX_ROUNDS = 100_000
 
 _LINGER_RST = struct.pack("ii", 1, 0)
 
+#: Each actor behaviour (a method of ``_Load``) with how often an actor picks it.
+_WEIGHTS = {
+    "ws_reader": 30,
+    "ws_vanish": 10,
+    "ws_member": 8,
+    "sse_reader": 12,
+    "sse_vanish": 5,
+    "poller": 15,
+    "poll_vanish": 4,
+    "slow_reader": 3,
+    "silent_ws": 3,
+}
+BEHAVIOURS = tuple(_WEIGHTS)
+#: The publishers beside the actors: two on the HTTP API (single and batch), the 4 KiB
+#: firehose for slow readers to fall behind on, and one WebSocket.
+PUBLISHERS = ("api", "firehose", "ws")
+
 
 class LoadSettings:
     """What the load process is told on its command line."""
 
     def __init__(
-        self, port: int, seconds: float, seed: int, actors: int, api_key: str, secret: str
+        self,
+        port: int,
+        seconds: float,
+        seed: int,
+        actors: int,
+        api_key: str,
+        secret: str,
+        behaviours: tuple[str, ...] = BEHAVIOURS,
+        publishers: tuple[str, ...] = PUBLISHERS,
     ) -> None:
         self.port = port
         self.seconds = seconds
@@ -59,6 +84,10 @@ class LoadSettings:
         self.actors = actors
         self.api_key = api_key
         self.secret = secret
+        #: The actors' behaviours and the publishers this run has (all of them by default):
+        #: fewer, to find out which part of the mix a server's growth comes from.
+        self.behaviours = behaviours
+        self.publishers = publishers
 
 
 class _Load:
@@ -98,19 +127,10 @@ class _Load:
         rng = random.Random(f"{self.s.seed}-{n}")
         # Spread the first connections over the first seconds instead of one burst.
         await asyncio.sleep(rng.uniform(0, min(10.0, self.s.seconds / 4)))
-        behaviours: list[tuple[Callable[[random.Random, float], Awaitable[None]], int]] = [
-            (self.ws_reader, 30),
-            (self.ws_vanish, 10),
-            (self.ws_member, 8),
-            (self.sse_reader, 12),
-            (self.sse_vanish, 5),
-            (self.poller, 15),
-            (self.poll_vanish, 4),
-            (self.slow_reader, 3),
-            (self.silent_ws, 3),
+        funcs: list[Callable[[random.Random, float], Awaitable[None]]] = [
+            getattr(self, name) for name in self.s.behaviours
         ]
-        funcs = [b[0] for b in behaviours]
-        weights = [b[1] for b in behaviours]
+        weights = [_WEIGHTS[name] for name in self.s.behaviours]
         for _ in range(MAX_ROUNDS):
             if self.left() < 2:
                 return
@@ -442,13 +462,13 @@ def _server_closed(sock: socket.socket) -> str:
 
 async def _main(settings: LoadSettings) -> dict[str, Any]:
     load = _Load(settings)
-    tasks = [load.actor(n) for n in range(settings.actors)]
-    tasks += [
-        load.http_publisher(rate=30, firehose=False),
-        load.http_publisher(rate=30, firehose=False),
-        load.http_publisher(rate=25, firehose=True),
-        load.ws_publisher(rate=20),
-    ]
+    tasks = [load.actor(n) for n in range(settings.actors)] if settings.behaviours else []
+    if "api" in settings.publishers:
+        tasks += [load.http_publisher(rate=30, firehose=False) for _ in range(2)]
+    if "firehose" in settings.publishers:
+        tasks.append(load.http_publisher(rate=25, firehose=True))
+    if "ws" in settings.publishers:
+        tasks.append(load.ws_publisher(rate=20))
     started = time.monotonic()
     await asyncio.gather(*tasks)
     return {
@@ -466,6 +486,21 @@ def run_load(settings: LoadSettings) -> dict[str, Any]:
     return uvloop.run(_main(settings))
 
 
+def names_in(known: tuple[str, ...]) -> Callable[[str], tuple[str, ...]]:
+    """An argparse type: a comma-separated subset of ``known`` ("" for none)."""
+
+    def parse(text: str) -> tuple[str, ...]:
+        names = tuple(n for n in (x.strip() for x in text.split(",")) if n)
+        unknown = [n for n in names if n not in known]
+        if unknown:
+            raise argparse.ArgumentTypeError(
+                f"unknown: {', '.join(unknown)} (choose from {', '.join(known)})"
+            )
+        return names
+
+    return parse
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench.soak_load")
     p.add_argument("--port", type=int, required=True)
@@ -474,8 +509,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--actors", type=int, default=800)
     p.add_argument("--api-key", required=True)
     p.add_argument("--secret", required=True)
+    p.add_argument("--behaviours", type=names_in(BEHAVIOURS), default=BEHAVIOURS)
+    p.add_argument("--publishers", type=names_in(PUBLISHERS), default=PUBLISHERS)
     a = p.parse_args(argv)
-    found = run_load(LoadSettings(a.port, a.seconds, a.seed, a.actors, a.api_key, a.secret))
+    settings = LoadSettings(a.port, a.seconds, a.seed, a.actors, a.api_key, a.secret,
+                            a.behaviours, a.publishers)  # fmt: skip
+    found = run_load(settings)
     sys.stdout.write(orjson.dumps(found).decode() + "\n")
     return 0
 

@@ -98,3 +98,28 @@ def test_without_heap_nothing_about_the_heap_is_sampled(tmp_path: Path) -> None:
 
     assert _heap(None) == {}
     assert _heap(tmp_path / "not-written-yet.json") == {}
+
+
+def test_behaviours_and_publishers_narrow_the_load_to_the_named_parts(tmp_path: Path) -> None:
+    lines = _short_soak(
+        tmp_path / "soak.jsonl", "--minutes", "0.1", "--actors", "10", "--no-plot",
+        "--behaviours", "poller,sse_reader", "--publishers", "ws",
+    )  # fmt: skip
+
+    assert lines[0]["behaviours"] == ["poller", "sse_reader"]
+    assert lines[0]["publishers"] == ["ws"]
+    stats = lines[-1]["load"]["stats"]
+    started = {k.split(".")[0] for k in stats if k.endswith(".started")}
+    assert started
+    assert started <= {"poller", "sse_reader"}
+    assert stats["publish.ws.ok"] > 0
+    assert not [k for k in stats if k.startswith(("publish.api", "publish.firehose"))]
+
+
+def test_an_unknown_behaviour_is_refused_before_anything_starts() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "bench", "soak", "--behaviours", "ws_reader,teleport"],
+        cwd=ROOT, capture_output=True, text=True, timeout=30, check=False,
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert "unknown: teleport" in done.stderr
