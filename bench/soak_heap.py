@@ -20,12 +20,14 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 import json
 import os
 import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 __all__ = ["HEAP_FILE_ENV", "find_jemalloc", "heap_stats", "main", "sqlite_bytes"]
 
@@ -41,11 +43,35 @@ def find_jemalloc() -> str | None:
     return ctypes.util.find_library("jemalloc")
 
 
+@functools.cache
+def _mallctl() -> Any:
+    """jemalloc's ``mallctl``, looked up once, or None if this process is not on jemalloc.
+
+    Once: every ``ctypes.CDLL`` makes a class of its own, in a reference cycle, and the
+    server's collector runs so rarely (``cli._tune_garbage_collector``) that one a
+    second, made by this reporter, was most of the live heap's growth in a soak.
+    """
+    try:
+        return ctypes.CDLL(None).mallctl
+    except (AttributeError, OSError):
+        return None
+
+
+@functools.cache
+def _sqlite_memory_used() -> Any:
+    """SQLite's ``sqlite3_memory_used``, looked up once (see ``_mallctl``), or None."""
+    try:
+        used = ctypes.CDLL(ctypes.util.find_library("sqlite3") or "libsqlite3.so.0")
+        used.sqlite3_memory_used.restype = ctypes.c_int64
+        return used.sqlite3_memory_used
+    except (AttributeError, OSError):
+        return None
+
+
 def heap_stats() -> dict[str, int] | None:
     """jemalloc's ``stats.*`` counters in bytes, or None if this process is not on jemalloc."""
-    try:
-        mallctl = ctypes.CDLL(None).mallctl
-    except (AttributeError, OSError):
+    mallctl = _mallctl()
+    if mallctl is None:
         return None
     size_t = ctypes.c_size_t
     # The counters are a snapshot refreshed by writing "epoch".
@@ -63,12 +89,8 @@ def heap_stats() -> dict[str, int] | None:
 
 def sqlite_bytes() -> int | None:
     """Bytes SQLite has allocated in this process (``sqlite3_memory_used``), if it says."""
-    try:
-        used = ctypes.CDLL(ctypes.util.find_library("sqlite3") or "libsqlite3.so.0")
-        used.sqlite3_memory_used.restype = ctypes.c_int64
-        return int(used.sqlite3_memory_used())
-    except (AttributeError, OSError):
-        return None
+    used = _sqlite_memory_used()
+    return None if used is None else int(used())
 
 
 def _report_forever(path: Path) -> None:

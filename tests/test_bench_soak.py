@@ -123,3 +123,25 @@ def test_an_unknown_behaviour_is_refused_before_anything_starts() -> None:
     )  # fmt: skip
     assert done.returncode == 2
     assert "unknown: teleport" in done.stderr
+
+
+def test_the_heap_reporter_leaves_nothing_for_the_collector() -> None:
+    """It runs once a second inside a server whose collector seldom runs: it must add
+    nothing to the heap it measures (a ctypes library opened per report did)."""
+    import gc
+
+    from bench.soak_heap import heap_stats, sqlite_bytes
+
+    heap_stats()
+    sqlite_bytes()
+    gc.collect()
+    gc.disable()
+    try:
+        before = len(gc.get_objects())
+        for _ in range(100):
+            heap_stats()
+            sqlite_bytes()
+        grown = len(gc.get_objects()) - before
+    finally:
+        gc.enable()
+    assert grown < 10
