@@ -185,12 +185,14 @@ def _tune_garbage_collector() -> None:
     every 35 accepted connections, and keeps re-examining objects that will live
     as long as their connection (10-15% of the CPU of accepting 10,000 WebSocket
     connections, measured). Freezing what start-up created and raising the first
-    threshold keeps cycles collected, just in fewer, larger batches. Done by the
-    command, not the library: an application embedding pushwire keeps its own.
+    threshold collects in fewer, larger batches while connections pile up. Done by
+    the command, not the library: an application embedding pushwire keeps its own.
 
-    The price: under load a full collection comes only every few hours, so whatever a
-    connection leaves in a reference cycle stays that long. Nothing per connection may
-    need the collector to be freed (tests/server/test_reference_cycles.py checks).
+    The price: the first threshold counts allocations minus frees, so in a steady
+    state (as many objects freed as made) even a young collection is rare (the soak:
+    3 in 8 minutes) and a full one hours apart; whatever is left in a reference cycle
+    stays that long. Nothing per connection may need the collector to be freed
+    (tests/server/test_reference_cycles.py checks).
     """
     gc.freeze()
     gc.set_threshold(50_000, 20, 100)
