@@ -449,6 +449,30 @@ def _slope_per_10_min(points: list[tuple[float, float]]) -> float | None:
     return round(cov / var * 600, 2)
 
 
+def _medians_by_window(points: list[tuple[float, float]], window: float) -> list[float]:
+    """The median of each ``window`` seconds of (seconds, MiB), from the first point on.
+
+    A saw-tooth (a cache filling, then cleared) moves a least-squares slope by as much as
+    the tooth, depending on where the run starts and stops in it; the median of each
+    window shows whether the level itself moves. Windows without a point are skipped.
+    """
+    if not points:
+        return []
+    start = points[0][0]
+    groups: dict[int, list[float]] = {}
+    for t, y in points:
+        groups.setdefault(int((t - start) // window), []).append(y)
+    return [round(_median(groups[k]) or 0.0, 1) for k in sorted(groups)]
+
+
+def _second_half(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    """The points in the later half of the time they span."""
+    if not points:
+        return []
+    middle = (points[0][0] + points[-1][0]) / 2
+    return [(t, y) for t, y in points if t >= middle]
+
+
 def summarise(
     spec: SoakSpec,
     samples: list[dict[str, Any]],
@@ -474,6 +498,7 @@ def summarise(
     warnings = [line for line in lines if " WARNING " in line]
     last = samples[-1] if samples else {}
     steady_rss = [s["rss_mib"] for s in steady]
+    steady_points = [(s["t"], s["rss_mib"]) for s in steady]
     return {
         "type": "summary",
         "samples": len(samples),
@@ -484,7 +509,10 @@ def summarise(
         "rss_after_cool_down_mib": cool[-1]["rss_mib"] if cool else None,
         "rss_max_mib": max(rss) if rss else None,
         "rss_steady_min_max_mib": [min(steady_rss), max(steady_rss)] if steady_rss else None,
-        "rss_slope_mib_per_10_min": _slope_per_10_min([(s["t"], s["rss_mib"]) for s in steady]),
+        "rss_slope_mib_per_10_min": _slope_per_10_min(steady_points),
+        # Is it still rising once the high-water marks are reached, or level?
+        "rss_slope_second_half_mib_per_10_min": _slope_per_10_min(_second_half(steady_points)),
+        "rss_median_by_5_min_mib": _medians_by_window(steady_points, 300),
         **_heap_summary(steady, cool),
         "disk_max_mib": max(s["disk_mib"] for s in samples) if samples else None,
         "disk_end_mib": last.get("disk_mib"),
@@ -522,6 +550,10 @@ def _heap_summary(steady: list[dict[str, Any]], cool: list[dict[str, Any]]) -> d
         values = [y for _, y in points]
         out[f"{key}_steady_min_max"] = [min(values), max(values)]
         out[f"heap_{kind}_slope_mib_per_10_min"] = _slope_per_10_min(points)
+        out[f"heap_{kind}_slope_second_half_mib_per_10_min"] = _slope_per_10_min(
+            _second_half(points)
+        )
+        out[f"heap_{kind}_median_by_5_min_mib"] = _medians_by_window(points, 300)
         ended = [s[key] for s in cool if key in s]
         out[f"{key}_after_cool_down"] = ended[-1] if ended else None
     return out

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from bench.soak import _lag_since, _slope_per_10_min
+from bench.soak import _lag_since, _medians_by_window, _second_half, _slope_per_10_min
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -68,6 +68,21 @@ def test_the_worst_lag_is_the_highest_bucket_that_got_an_observation() -> None:
 def test_the_slope_is_in_mib_per_ten_minutes() -> None:
     assert _slope_per_10_min([(0, 50.0), (300, 51.0), (600, 52.0)]) == 2.0
     assert _slope_per_10_min([(0, 50.0), (600, 50.0), (1200, 50.0)]) == 0.0
+
+
+def test_a_saw_tooth_on_a_level_shows_as_level_window_medians() -> None:
+    # Up 1 MiB a minute for five minutes, then back: the level does not move.
+    tooth = [(t * 60.0, 50.0 + t % 5) for t in range(30)]
+    assert _medians_by_window(tooth, 300) == [52.0] * 6
+    rising = [(t * 60.0, 50.0 + t) for t in range(10)]
+    assert _medians_by_window(rising, 300) == [52.0, 57.0]
+    assert _medians_by_window([], 300) == []
+
+
+def test_the_second_half_is_the_later_half_of_the_time_spanned() -> None:
+    points = [(180.0, 1.0), (600.0, 2.0), (1000.0, 3.0), (1800.0, 4.0)]
+    assert _second_half(points) == [(1000.0, 3.0), (1800.0, 4.0)]
+    assert _slope_per_10_min(_second_half([(t * 60.0, 50.0) for t in range(20)])) == 0.0
 
 
 def test_with_heap_the_server_runs_on_jemalloc_and_its_live_heap_is_sampled(
