@@ -13,7 +13,12 @@ from pushwire.core.history import HistoryPage, Publication, StreamPosition
 from pushwire.core.hub import ChannelState
 from pushwire.core.node import Node
 from pushwire.core.recovery import Recovery, recover
-from pushwire.core.replay_window import KEEP_SECONDS, MAX_WINDOWS, ReplayWindows
+from pushwire.core.replay_window import (
+    KEEP_SECONDS,
+    MAX_WINDOW_BYTES,
+    MAX_WINDOWS,
+    ReplayWindows,
+)
 from pushwire.testing import FakeClock
 from tests.relaying_broker import RelayingBroker
 
@@ -36,7 +41,7 @@ def offsets(run: tuple[Publication, ...] | None) -> list[int] | None:
 
 def test_a_run_inside_the_window_is_handed_out_without_a_read() -> None:
     windows = ReplayWindows(FakeClock().time)
-    windows.add("c", StreamPosition("e", 10), publications("e", 11, 20), keep=100)
+    windows.add("c", StreamPosition("e", 10), publications("e", 11, 20), keep=100, oldest_time=0)
 
     assert offsets(windows.take("c", StreamPosition("e", 12), StreamPosition("e", 15), 0)) == [
         13,
@@ -63,7 +68,7 @@ def test_anything_the_window_does_not_wholly_hold_is_refused(
     since: StreamPosition, upto: StreamPosition
 ) -> None:
     windows = ReplayWindows(FakeClock().time)
-    windows.add("c", StreamPosition("e", 10), publications("e", 11, 20), keep=100)
+    windows.add("c", StreamPosition("e", 10), publications("e", 11, 20), keep=100, oldest_time=0)
 
     assert windows.take("c", since, upto, 0) is None
     assert windows.take("other", StreamPosition("e", 12), StreamPosition("e", 15), 0) is None
@@ -71,7 +76,9 @@ def test_anything_the_window_does_not_wholly_hold_is_refused(
 
 def test_a_run_past_the_history_ttl_is_refused() -> None:
     windows = ReplayWindows(FakeClock().time)
-    windows.add("c", StreamPosition("e", 0), publications("e", 1, 5, time=100.0), keep=100)
+    windows.add(
+        "c", StreamPosition("e", 0), publications("e", 1, 5, time=100.0), keep=100, oldest_time=0
+    )
 
     assert windows.take("c", StreamPosition("e", 0), StreamPosition("e", 5), 100.5) is None
     assert windows.take("c", StreamPosition("e", 0), StreamPosition("e", 5), 99.5) is not None
@@ -79,13 +86,13 @@ def test_a_run_past_the_history_ttl_is_refused() -> None:
 
 def test_a_read_that_continues_the_window_extends_it_and_the_oldest_go_past_keep() -> None:
     windows = ReplayWindows(FakeClock().time)
-    windows.add("c", StreamPosition("e", 0), publications("e", 1, 5), keep=8)
+    windows.add("c", StreamPosition("e", 0), publications("e", 1, 5), keep=8, oldest_time=0)
 
     assert windows.resume_point("c", StreamPosition("e", 3)) == StreamPosition("e", 5)
     assert windows.resume_point("c", StreamPosition("e", 7)) == StreamPosition("e", 5)  # past it
     assert windows.resume_point("c", StreamPosition("e", -1)) is None  # before it
     assert windows.resume_point("c", StreamPosition("x", 3)) is None  # another epoch
-    windows.add("c", StreamPosition("e", 5), publications("e", 6, 10), keep=8)
+    windows.add("c", StreamPosition("e", 5), publications("e", 6, 10), keep=8, oldest_time=0)
 
     assert offsets(windows.take("c", StreamPosition("e", 2), StreamPosition("e", 10), 0)) == list(
         range(3, 11)
@@ -93,10 +100,49 @@ def test_a_read_that_continues_the_window_extends_it_and_the_oldest_go_past_keep
     assert windows.take("c", StreamPosition("e", 1), StreamPosition("e", 10), 0) is None
 
 
+def test_publications_past_the_history_ttl_are_not_held_but_the_newest_is() -> None:
+    windows = ReplayWindows(FakeClock().time)
+    old = publications("e", 1, 5, time=100.0)
+    new = publications("e", 6, 8, time=200.0)
+    windows.add("c", StreamPosition("e", 0), old + new, keep=100, oldest_time=150.0)
+
+    assert windows.take("c", StreamPosition("e", 4), StreamPosition("e", 8), 0) is None  # cut
+    assert offsets(windows.take("c", StreamPosition("e", 5), StreamPosition("e", 8), 0)) == [
+        6,
+        7,
+        8,
+    ]
+    # All of it past the TTL: the newest stays, so the window still knows where it ends.
+    windows.add("d", StreamPosition("e", 0), old, keep=100, oldest_time=150.0)
+    assert windows.resume_point("d", StreamPosition("e", 4)) == StreamPosition("e", 5)
+    assert windows.resume_point("d", StreamPosition("e", 3)) is None
+
+
+def test_a_window_holds_at_most_max_window_bytes_of_the_newest_payload() -> None:
+    windows = ReplayWindows(FakeClock().time)
+    big = MAX_WINDOW_BYTES // 4 + 1  # so four do not fit, three do
+    run = tuple(
+        Publication("c", StreamPosition("e", n), b"x" * big, None, 1000.0) for n in range(1, 11)
+    )
+    windows.add("c", StreamPosition("e", 0), run[:6], keep=100, oldest_time=0)
+    windows.add("c", StreamPosition("e", 6), run[6:], keep=100, oldest_time=0)
+
+    assert offsets(windows.take("c", StreamPosition("e", 7), StreamPosition("e", 10), 0)) == [
+        8,
+        9,
+        10,
+    ]
+    assert windows.take("c", StreamPosition("e", 6), StreamPosition("e", 10), 0) is None
+    # One publication larger than the bound is still held: a window is never empty.
+    huge = (Publication("c", StreamPosition("e", 1), b"x" * (MAX_WINDOW_BYTES + 1)),)
+    windows.add("h", StreamPosition("e", 0), huge, keep=100, oldest_time=0)
+    assert windows.take("h", StreamPosition("e", 0), StreamPosition("e", 1), 0) == huge
+
+
 def test_a_read_that_does_not_continue_the_window_replaces_it() -> None:
     windows = ReplayWindows(FakeClock().time)
-    windows.add("c", StreamPosition("e", 10), publications("e", 11, 20), keep=100)
-    windows.add("c", StreamPosition("e", 2), publications("e", 3, 12), keep=100)
+    windows.add("c", StreamPosition("e", 10), publications("e", 11, 20), keep=100, oldest_time=0)
+    windows.add("c", StreamPosition("e", 2), publications("e", 3, 12), keep=100, oldest_time=0)
 
     assert windows.take("c", StreamPosition("e", 12), StreamPosition("e", 15), 0) is None
     assert offsets(windows.take("c", StreamPosition("e", 2), StreamPosition("e", 4), 0)) == [3, 4]
@@ -105,10 +151,12 @@ def test_a_read_that_does_not_continue_the_window_replaces_it() -> None:
 def test_windows_unused_for_a_while_are_dropped_and_their_number_is_bounded() -> None:
     clock = FakeClock()
     windows = ReplayWindows(clock.time)
-    windows.add("old", StreamPosition("e", 0), publications("e", 1, 3), keep=100)
+    windows.add("old", StreamPosition("e", 0), publications("e", 1, 3), keep=100, oldest_time=0)
     clock.advance(KEEP_SECONDS + 1)
     for n in range(MAX_WINDOWS + 10):
-        windows.add(f"c{n}", StreamPosition("e", 0), publications("e", 1, 3), keep=100)
+        windows.add(
+            f"c{n}", StreamPosition("e", 0), publications("e", 1, 3), keep=100, oldest_time=0
+        )
 
     assert len(windows) == MAX_WINDOWS
     assert windows.take("old", StreamPosition("e", 0), StreamPosition("e", 3), 0) is None

@@ -297,11 +297,11 @@ class Node:
             found = recover(read_from, page, live_from)
             if read_from == since:
                 if found.recovered:
-                    windows.add(name, since, found.publications, options.size)
+                    windows.add(name, since, found.publications, options.size, oldest_time)
                 return found
             # The window's run, extended up to live delivery.
             if found.recovered:
-                windows.add(name, read_from, found.publications, options.size)
+                windows.add(name, read_from, found.publications, options.size, oldest_time)
                 held = windows.take(name, since, live_from, oldest_time)
                 if held is not None:
                     return Recovery(held, recovered=True)

@@ -13,6 +13,14 @@ keeps at least those), and a run whose oldest wanted publication is past the his
 is not used (history would report the gap). Windows live a few seconds after their last
 use and only for channels being recovered, a bounded number of them: an idle channel
 costs nothing here.
+
+What a window holds is bounded too, since it is the only copy in memory of history kept
+on disk: publications past the history TTL are dropped from its front (no cursor could be
+served from them), and so are the oldest beyond ``MAX_WINDOW_BYTES`` of payload. Before
+the TTL cut, the soak's long polls (a recovery every few seconds on the same channels)
+kept the windows of its 50 shared channels alive for the whole run, each growing towards
+its history size of 1,000 publications, most of them past the 120 s TTL: 13,600 held
+publications and a live heap that crept for half an hour.
 """
 
 from __future__ import annotations
@@ -28,6 +36,9 @@ __all__ = ["ReplayWindows"]
 KEEP_SECONDS = 5.0
 #: At most this many channels have a window; the least recently used goes first.
 MAX_WINDOWS = 64
+#: A window holds at most this much payload (its newest publications): 64 MiB at most in
+#: all, however large the messages and the history sizes.
+MAX_WINDOW_BYTES = 1 << 20
 
 
 @dataclass(slots=True)
@@ -38,10 +49,31 @@ class _Window:
     start: int
     publications: list[Publication]
     used_at: float
+    #: The payload bytes of ``publications``, kept up to date for the byte bound.
+    size: int = 0
 
     @property
     def end(self) -> int:
         return self.start + len(self.publications)
+
+    def extend(self, publications: tuple[Publication, ...]) -> None:
+        self.publications.extend(publications)
+        self.size += sum(len(p.data) for p in publications)
+
+    def cut(self, keep: int, oldest_time: float) -> None:
+        """Drop from the front past ``keep``, past ``MAX_WINDOW_BYTES``, or older than
+        ``oldest_time``; the newest publication stays, so a window is never empty."""
+        held = self.publications
+        drop = max(len(held) - max(keep, 1), 0)
+        size = self.size - sum(len(p.data) for p in held[:drop])
+        last = len(held) - 1
+        while drop < last and (size > MAX_WINDOW_BYTES or held[drop].time < oldest_time):
+            size -= len(held[drop].data)
+            drop += 1
+        if drop:
+            del held[:drop]
+            self.start += drop
+            self.size = size
 
 
 class ReplayWindows:
@@ -101,29 +133,29 @@ class ReplayWindows:
         after: StreamPosition,
         publications: tuple[Publication, ...],
         keep: int,
+        oldest_time: float,
     ) -> None:
         """Hold ``publications`` (the whole, unbroken run after ``after``, read from history).
 
         They extend the window when they continue it; otherwise they replace it. At
-        most ``keep`` (the channel's history size) are held, the newest.
+        most ``keep`` (the channel's history size) are held, the newest, and none from
+        before ``oldest_time`` (wall clock: past the history TTL) but the newest.
         """
         now = self._clock()
         self._expire(now)
         window = self._windows.get(channel)
         if window is not None and window.epoch == after.epoch and window.end == after.offset:
-            window.publications.extend(publications)
+            window.extend(publications)
         elif publications:
-            window = _Window(after.epoch, after.offset, list(publications), now)
+            window = _Window(after.epoch, after.offset, [], now)
+            window.extend(publications)
             self._windows.pop(channel, None)
             self._windows[channel] = window
             while len(self._windows) > MAX_WINDOWS:
                 del self._windows[next(iter(self._windows))]
         else:
             return
-        excess = len(window.publications) - max(keep, 1)
-        if excess > 0:
-            del window.publications[:excess]
-            window.start += excess
+        window.cut(keep, oldest_time)
         self._use(channel, window)
 
     def drop(self, channel: str) -> None:
