@@ -36,8 +36,8 @@ __all__ = ["ReplayWindows"]
 KEEP_SECONDS = 5.0
 #: At most this many channels have a window; the least recently used goes first.
 MAX_WINDOWS = 64
-#: A window holds at most this much payload (its newest publications): 64 MiB at most in
-#: all, however large the messages and the history sizes.
+#: A window holds at most this much payload (its newest publications), or its newest
+#: publication alone when that is larger: about 64 MiB in all, whatever the history sizes.
 MAX_WINDOW_BYTES = 1 << 20
 
 
@@ -64,10 +64,12 @@ class _Window:
         """Drop from the front past ``keep``, past ``MAX_WINDOW_BYTES``, or older than
         ``oldest_time``; the newest publication stays, so a window is never empty."""
         held = self.publications
-        drop = max(len(held) - max(keep, 1), 0)
-        size = self.size - sum(len(p.data) for p in held[:drop])
-        last = len(held) - 1
-        while drop < last and (size > MAX_WINDOW_BYTES or held[drop].time < oldest_time):
+        keep = max(keep, 1)
+        size = self.size
+        drop = 0
+        while drop < len(held) - 1 and (
+            len(held) - drop > keep or size > MAX_WINDOW_BYTES or held[drop].time < oldest_time
+        ):
             size -= len(held[drop].data)
             drop += 1
         if drop:
