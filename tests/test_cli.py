@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import os
+import platform
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -130,6 +132,23 @@ def test_config_file_and_environment(tmp_path: Path, server_process: Launch) -> 
 
     assert denied.status_code == 403
     assert too_big.status_code == 413
+
+
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="malloc_trim is glibc's")
+@pytest.mark.parametrize(("interval", "trims"), [("0.2", True), ("0", False)])
+def test_serve_trims_freed_memory_on_its_interval(
+    tmp_path: Path, server_process: Launch, interval: str, trims: bool
+) -> None:
+    config = tmp_path / "pushwire.toml"
+    config.write_text(f'history = "memory"\nmemory_trim_interval_seconds = {interval}\n')
+    process = server_process("--config", str(config), "--log-level", "debug")
+
+    time.sleep(1.0)
+    code, stderr = process.stop(signal.SIGTERM)
+
+    assert code == 0
+    lines = [line for line in stderr.splitlines() if "malloc_trim returned" in line]
+    assert (len(lines) >= 2) if trims else not lines, stderr[-2000:]
 
 
 def test_bad_configuration_is_a_clear_message_not_a_traceback(tmp_path: Path) -> None:

@@ -19,6 +19,7 @@ from pushwire.errors import PushwireError, UsageError
 from pushwire.server.app import Server
 from pushwire.server.config import Config, load_config
 from pushwire.server.logs import configure_logging
+from pushwire.server.memory_trim import MemoryTrimmer
 from pushwire.server.workers import WorkerSetup, follow_supervisor, run_workers, worker_setup
 
 __all__ = ["main"]
@@ -217,6 +218,8 @@ async def _run_until_signal(server: Server, lifeline_fd: int | None = None) -> N
     except OSError as exc:
         address = f"{server.config.host}:{server.config.port}"
         raise UsageError(f"cannot listen on {address}: {exc}") from None
+    trimmer = MemoryTrimmer(server.config.memory_trim_interval_seconds)
+    trimmer.start()
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -224,6 +227,7 @@ async def _run_until_signal(server: Server, lifeline_fd: int | None = None) -> N
     if lifeline_fd is not None:
         follow_supervisor(lifeline_fd, stop.set)
     await stop.wait()
+    trimmer.stop()
     await server.stop()
 
 

@@ -50,6 +50,7 @@ def test_channel_rules_from_file_and_environment(tmp_path: Path) -> None:
         ({"PUSHWIRE_WS_PING_INTERVAL_SECONDS": "inf"}, "ws_ping_interval_seconds"),
         ({"PUSHWIRE_REQUEST_HEAD_TIMEOUT_SECONDS": "-inf"}, "request_head_timeout_seconds"),
         ({"PUSHWIRE_MAX_PUBLISHES_PER_SECOND": "1e999"}, "max_publishes_per_second"),
+        ({"PUSHWIRE_MEMORY_TRIM_INTERVAL_SECONDS": "-1"}, "memory_trim_interval_seconds must"),
     ],
 )
 def test_bad_values_name_the_option(environ: dict[str, str], message: str) -> None:

@@ -63,6 +63,7 @@ class Config:
     max_connections_per_ip: int = 0  # 0: no limit (behind a proxy every client is one IP)
     request_head_timeout_seconds: float = 10.0  # a request must arrive whole within this
     keep_alive_timeout_seconds: float = 60.0  # an idle keep-alive HTTP connection is closed
+    memory_trim_interval_seconds: float = 60.0  # `pushwire serve`: malloc_trim(0) (glibc); 0: off
     max_connections_per_user: int = 100  # WebSockets and SSE streams at once; 0: no limit
     max_publishes_per_second: float = 100.0  # per /ws connection; 0: no limit
     presence_poll_grace_seconds: float = 10.0  # a polling user stays a member between polls
@@ -116,6 +117,7 @@ class Config:
             "ws_ping_timeout_seconds",
             "sse_retry_ms",
             "token_refresh_timeout_seconds",
+            "memory_trim_interval_seconds",
         ):
             if getattr(self, name) < 0:
                 raise UsageError(f"{name} must not be negative")
