@@ -6,9 +6,10 @@
 (tracemalloc, 8 frames) and the object counts by type that grew most (``gc``), as
 ``trace-N.txt``. tracemalloc makes the server slower and bigger; use it to find a leak,
 not to measure. With ``PUSHWIRE_SOAK_TRACEMALLOC=0`` tracemalloc stays off and SIGUSR1
-instead asks glibc to hand free memory back (``malloc_trim(0)``) and writes RSS before and
-after: memory that comes back was free (fragmentation, not a leak); memory that does not
-is held by live allocations.
+instead counts the cyclic garbage a full collection frees (by type), asks glibc to hand
+free memory back (``malloc_trim(0)``) and writes RSS before and after: memory that comes
+back was free (fragmentation, not a leak); memory that does not is held by live
+allocations.
 """
 
 from __future__ import annotations
@@ -65,14 +66,48 @@ def _rss_kib() -> int:
     return 0
 
 
+class _Mallinfo2(ctypes.Structure):
+    _fields_ = [
+        (name, ctypes.c_size_t)
+        for name in (
+            "arena", "ordblks", "smblks", "hblks", "hblkhd",
+            "usmblks", "fsmblks", "uordblks", "fordblks", "keepcost",
+        )
+    ]  # fmt: skip
+
+
+def _glibc_heap() -> str:
+    """glibc's own account: bytes in use and free in its heaps, and in mmapped blocks."""
+    mallinfo2 = ctypes.CDLL(None).mallinfo2
+    mallinfo2.restype = _Mallinfo2
+    info = mallinfo2()
+    mib = 2**20
+    return (
+        f"glibc: heaps {info.arena / mib:.1f} MiB ({info.uordblks / mib:.1f} in use, "
+        f"{info.fordblks / mib:.1f} free), mmapped blocks {info.hblks} "
+        f"({info.hblkhd / mib:.1f} MiB)"
+    )
+
+
 def _trim(signum: int, frame: FrameType | None) -> None:
     del signum, frame
     out = Path(os.environ["PUSHWIRE_SOAK_TRACE_DIR"])
     n = int(str(_state["n"]))
     _state["n"] = n + 1
     before = _rss_kib()
+    # What only the collector could free, by type: kept aside (DEBUG_SAVEALL) to be
+    # counted, then let go. ``pushwire serve``'s thresholds make full collections rare.
+    gc.set_debug(gc.DEBUG_SAVEALL)
+    gc.collect()
+    gc.set_debug(0)
+    garbage = collections.Counter(type(o).__qualname__ for o in gc.garbage)
+    modules = collections.Counter(
+        getattr(type(o), "__module__", "?") for o in gc.garbage if not isinstance(o, dict)
+    )
+    gc.garbage.clear()
     gc.collect()
     after_gc = _rss_kib()
+    glibc_before = _glibc_heap()
     started = time.perf_counter()
     ctypes.CDLL("libc.so.6").malloc_trim(0)
     took_ms = (time.perf_counter() - started) * 1000
@@ -82,7 +117,13 @@ def _trim(signum: int, frame: FrameType | None) -> None:
     path.write_text(
         f"RSS {before / 1024:.1f} MiB, after gc.collect() {after_gc / 1024:.1f} MiB, "
         f"after malloc_trim(0) {after / 1024:.1f} MiB (the call took {took_ms:.2f} ms)\n"
+        f"{glibc_before} before the trim\n"
         f"blocks allocated (sys.getallocatedblocks) {sys.getallocatedblocks()}\n"
+        f"cyclic garbage the collection freed {sum(garbage.values())}: "
+        + ", ".join(f"{k} {v}" for k, v in garbage.most_common(_TOP))
+        + "\nby module: "
+        + ", ".join(f"{k} {v}" for k, v in modules.most_common(_TOP))
+        + "\n"
         f"gc-tracked objects {sum(counts.values())}: "
         + ", ".join(f"{k} {v}" for k, v in counts.most_common(_TOP))
         + "\n\n"
