@@ -83,3 +83,18 @@ async def test_an_interval_of_zero_schedules_nothing() -> None:
 )
 def test_a_slow_trim_pushes_the_next_one_back(took: float, delay: float) -> None:
     assert next_delay(60.0, took) == pytest.approx(delay)
+
+
+async def test_trims_turning_slow_are_a_warning_once(caplog: pytest.LogCaptureFixture) -> None:
+    trimmer = MemoryTrimmer(interval=0.01, trim=_trim_taking(0.00005))
+
+    with caplog.at_level("INFO", logger="pushwire.server.memory_trim"):
+        trimmer.start()
+        await asyncio.sleep(0.4)
+        trimmer.stop()
+
+    said = [r for r in caplog.records if "malloc_trim took" in r.message]
+    assert trimmer.trims >= 2
+    assert len(said) == 1
+    assert said[0].levelname == "WARNING"
+    assert "the event loop waited" in said[0].message
