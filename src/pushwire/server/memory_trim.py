@@ -5,8 +5,8 @@ age out of history and recovery windows. glibc's allocator keeps what was freed
 inside its heap for reuse and only returns the top of the heap, so the free pages
 between live allocations stay resident: a 30-minute soak with a level live heap
 still saw RSS climb about 1.5 MiB every 10 minutes. ``malloc_trim(0)`` returns those
-pages (up to 3 MiB a call there, in under a millisecond); trimming every minute, an
-hour of the soak is flat after its first 10 minutes (docs/performance.md#soak).
+pages (up to 3 MiB a call there, in under a millisecond); with a trim every minute,
+an hour of the soak is flat after its first 10 minutes (docs/performance.md#soak).
 
 The call runs on the event loop: glibc locks each arena while it trims, so a
 thread would only move the wait to the loop's next allocation. Its cost grows with
