@@ -229,6 +229,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--case", nargs="*", help="cases to run (default: all)")
     p.add_argument("--json", type=Path, help="also write the result as JSON here")
 
+    p = sub.add_parser(
+        "trim-cost", help="how long glibc's malloc_trim(0) takes on fragmented heaps"
+    )
+    p.add_argument("--heap", type=int, nargs="*", default=[100, 500, 2000], metavar="MIB")
+
     sub.add_parser("selftest", help="check the readers' counting on synthetic streams")
     return parser
 
@@ -240,6 +245,11 @@ def main(argv: list[str] | None = None) -> int:
         from bench.selftest import selftest
 
         return selftest()
+    if args.command == "trim-cost":
+        from bench.trim_cost import measure_trims
+
+        print(json.dumps(measure_trims(args.heap), indent=2))
+        return 0
     if args.command == "report":
         from bench.report import render_all
 

@@ -10,8 +10,8 @@ an hour of the soak is flat after its first 10 minutes (docs/performance.md#soak
 
 The call runs on the event loop: glibc locks each arena while it trims, so a
 thread would only move the wait to the loop's next allocation. Its cost grows with
-the heap's free fragments (measured on a heap of 2 KiB blocks, two in three freed:
-7-16 ms at 100 MiB, 160-340 ms at 2 GiB), so each trim is timed and the next waits at
+the heap's free fragments (``python -m bench trim-cost``, blocks of about 2 KiB, two in
+three freed: 8-18 ms at 100 MiB, 120-320 ms at 2 GiB), so each trim is timed and the next waits at
 least a thousand times as long: trimming never takes more than 0.1% of the loop's
 time, however big the heap.
 
