@@ -16,14 +16,18 @@ from __future__ import annotations
 
 import collections
 import ctypes
+import functools
 import gc
 import os
 import signal
 import sys
 import time
 import tracemalloc
+from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
+
+from pushwire.server.memory_trim import malloc_trim, rss_bytes
 
 _TOP = 25
 _state: dict[str, object] = {"n": 0}
@@ -59,13 +63,6 @@ def _dump(signum: int, frame: FrameType | None) -> None:
     (out / f"trace-{n}.txt").write_text("\n".join(lines) + "\n")
 
 
-def _rss_kib() -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    return 0
-
-
 class _Mallinfo2(ctypes.Structure):
     _fields_ = [
         (name, ctypes.c_size_t)
@@ -76,11 +73,17 @@ class _Mallinfo2(ctypes.Structure):
     ]  # fmt: skip
 
 
+@functools.cache
+def _mallinfo2() -> Callable[[], _Mallinfo2]:
+    """Looked up once: each ctypes lookup makes objects only the collector frees."""
+    mallinfo2: Callable[[], _Mallinfo2] = ctypes.CDLL(None).mallinfo2
+    mallinfo2.restype = _Mallinfo2  # type: ignore[attr-defined]
+    return mallinfo2
+
+
 def _glibc_heap() -> str:
     """glibc's own account: bytes in use and free in its heaps, and in mmapped blocks."""
-    mallinfo2 = ctypes.CDLL(None).mallinfo2
-    mallinfo2.restype = _Mallinfo2
-    info = mallinfo2()
+    info = _mallinfo2()()
     mib = 2**20
     return (
         f"glibc: heaps {info.arena / mib:.1f} MiB ({info.uordblks / mib:.1f} in use, "
@@ -94,7 +97,7 @@ def _trim(signum: int, frame: FrameType | None) -> None:
     out = Path(os.environ["PUSHWIRE_SOAK_TRACE_DIR"])
     n = int(str(_state["n"]))
     _state["n"] = n + 1
-    before = _rss_kib()
+    before = rss_bytes()
     # What only the collector could free, by type: kept aside (DEBUG_SAVEALL) to be
     # counted, then let go. ``pushwire serve``'s thresholds make full collections rare.
     gc.set_debug(gc.DEBUG_SAVEALL)
@@ -106,17 +109,19 @@ def _trim(signum: int, frame: FrameType | None) -> None:
     )
     gc.garbage.clear()
     gc.collect()
-    after_gc = _rss_kib()
+    after_gc = rss_bytes()
     glibc_before = _glibc_heap()
     started = time.perf_counter()
-    ctypes.CDLL("libc.so.6").malloc_trim(0)
+    trim = malloc_trim()
+    if trim is not None:
+        trim(0)
     took_ms = (time.perf_counter() - started) * 1000
-    after = _rss_kib()
+    after = rss_bytes()
     counts = collections.Counter(type(o).__qualname__ for o in gc.get_objects())
     path = out / f"trim-{n}.txt"
     path.write_text(
-        f"RSS {before / 1024:.1f} MiB, after gc.collect() {after_gc / 1024:.1f} MiB, "
-        f"after malloc_trim(0) {after / 1024:.1f} MiB (the call took {took_ms:.2f} ms)\n"
+        f"RSS {before / 2**20:.1f} MiB, after gc.collect() {after_gc / 2**20:.1f} MiB, "
+        f"after malloc_trim(0) {after / 2**20:.1f} MiB (the call took {took_ms:.2f} ms)\n"
         f"{glibc_before} before the trim\n"
         f"blocks allocated (sys.getallocatedblocks) {sys.getallocatedblocks()}\n"
         f"cyclic garbage the collection freed {sum(garbage.values())}: "

@@ -14,7 +14,7 @@ from __future__ import annotations
 import random
 from typing import Any
 
-from pushwire.server.memory_trim import MemoryTrimmer, _rss_bytes, malloc_trim
+from pushwire.server.memory_trim import MemoryTrimmer, malloc_trim, rss_bytes
 
 _SIZES = (600, 1500, 3000, 5000)
 
@@ -32,7 +32,7 @@ def measure_trims(heaps_mib: list[int], seed: int = 1) -> dict[str, Any]:
             (kept if i % 3 == 0 else freed).append(bytearray(choose(_SIZES)))
         freed.clear()
         trimmer = MemoryTrimmer(interval=60)
-        rss_mib = _rss_bytes() / 2**20
+        rss_mib = rss_bytes() / 2**20
         first = trimmer.trim_now()
         second = trimmer.trim_now()
         rows.append(

@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 import pytest
 
-from pushwire.server.memory_trim import MemoryTrimmer, _rss_bytes, malloc_trim, next_delay
+from pushwire.server.memory_trim import MemoryTrimmer, malloc_trim, next_delay, rss_bytes
 
 glibc = pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="malloc_trim is glibc's")
 
@@ -23,7 +23,7 @@ def test_freed_memory_between_live_allocations_comes_back() -> None:
     kept = blocks[::10]
     blocks.clear()
     trimmer = MemoryTrimmer(interval=60)
-    before = _rss_bytes()
+    before = rss_bytes()
 
     took = trimmer.trim_now()
 

@@ -26,12 +26,13 @@ import asyncio
 import ctypes
 import functools
 import logging
+import mmap
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 
-__all__ = ["MemoryTrimmer", "malloc_trim", "next_delay"]
+__all__ = ["MemoryTrimmer", "malloc_trim", "next_delay", "rss_bytes"]
 
 log = logging.getLogger(__name__)
 
@@ -58,20 +59,13 @@ def malloc_trim() -> Callable[[int], int] | None:
     return trim
 
 
-def _rss_bytes() -> int:
-    """Resident set size from /proc (one small read), 0 if it cannot be read."""
+def rss_bytes() -> int:
+    """This process's resident set size from /proc (one small read), 0 if unreadable."""
     try:
         resident_pages = int(Path("/proc/self/statm").read_bytes().split()[1])
     except (OSError, IndexError, ValueError):
         return 0
-    return resident_pages * _page_size()
-
-
-@functools.cache
-def _page_size() -> int:
-    import resource
-
-    return resource.getpagesize()
+    return resident_pages * mmap.PAGESIZE
 
 
 class MemoryTrimmer:
@@ -104,11 +98,11 @@ class MemoryTrimmer:
         """Trim once and return how long it took (seconds)."""
         if self._trim is None:
             return 0.0
-        before = _rss_bytes()
+        before = rss_bytes()
         started = time.perf_counter()
         self._trim(0)
         took = time.perf_counter() - started
-        returned = max(0, before - _rss_bytes())
+        returned = max(0, before - rss_bytes())
         self.trims += 1
         self.returned_bytes += returned
         self.longest_seconds = max(self.longest_seconds, took)
